@@ -1,0 +1,105 @@
+//! The per-thread "what is running here" context: the sequence token that
+//! `runs_tasks_in_current_sequence`, `SequencedTaskRunner::current` and `SequenceChecker` read.
+//!
+//! A worker installs the context for the duration of each task and restores the previous one
+//! afterwards. Sequenced tasks install their sequence (so `current()` works); one-off parallel
+//! tasks install only a token unique to that task (Chromium: "no handle from an unsequenced
+//! task"). A thread that is not running any pool task has a token of its own, so checkers
+//! degrade to thread checks there, as in Chromium.
+
+use std::cell::{Cell, RefCell};
+
+use crate::pool::Inner;
+use crate::scheduler::Sequence;
+use crate::sync::Arc;
+use crate::task::next_id;
+
+thread_local! {
+    /// The token of the task running on this thread, or 0 when none is.
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// A token for this thread when it is not running a pool task (lazily assigned).
+    static THREAD_TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// The sequence of the running task, when it is sequenced.
+    static SEQUENCE: RefCell<Option<Arc<Sequence>>> = const { RefCell::new(None) };
+    /// The pool this thread works for (set once per worker or dedicated thread).
+    static POOL: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// Whether the running task was posted with the may-block trait.
+    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The token of whatever is running on this thread: the running task's sequence, or this
+/// thread's own token when no pool task runs here.
+pub(crate) fn current_token() -> u64 {
+    let t = TOKEN.with(Cell::get);
+    if t != 0 {
+        return t;
+    }
+    THREAD_TOKEN.with(|c| {
+        if c.get() == 0 {
+            c.set(next_id());
+        }
+        c.get()
+    })
+}
+
+/// `true` while a pool task runs on this thread.
+pub(crate) fn in_task() -> bool {
+    TOKEN.with(Cell::get) != 0
+}
+
+/// Whether the task running on this thread declared may-block (false outside tasks).
+#[allow(dead_code)] // read by the blocking-scope check
+pub(crate) fn may_block() -> bool {
+    MAY_BLOCK.with(Cell::get)
+}
+
+/// The running task's sequence and pool, if the running task is sequenced.
+pub(crate) fn current_sequence() -> Option<(Arc<Sequence>, Arc<Inner>)> {
+    let seq = SEQUENCE.with(|s| s.borrow().clone())?;
+    let pool = POOL.with(|p| p.borrow().clone())?;
+    Some((seq, pool))
+}
+
+/// The pool this thread works for, if it is one of a pool's threads.
+pub(crate) fn current_pool() -> Option<Arc<Inner>> {
+    POOL.with(|p| p.borrow().clone())
+}
+
+/// Marks this thread as a thread of `pool` for its lifetime.
+pub(crate) fn set_thread_pool(pool: Arc<Inner>) {
+    POOL.with(|p| *p.borrow_mut() = Some(pool));
+}
+
+/// Forgets the pool (on thread exit, so the `Arc` is released before the thread's TLS dies).
+pub(crate) fn clear_thread_pool() {
+    let old = POOL.with(|p| p.borrow_mut().take());
+    drop(old);
+}
+
+/// Installs a task's context; `exit` restores what was there before. Moves the sequence `Arc`
+/// in and out of TLS rather than cloning it, so installing costs no reference-count traffic.
+pub(crate) struct TaskScope {
+    prev_token: u64,
+    prev_may_block: bool,
+    prev_seq: Option<Arc<Sequence>>,
+}
+
+impl TaskScope {
+    pub(crate) fn enter(token: u64, seq: Option<Arc<Sequence>>, may_block: bool) -> Self {
+        let prev_token = TOKEN.with(|t| t.replace(token));
+        let prev_may_block = MAY_BLOCK.with(|m| m.replace(may_block));
+        let prev_seq = SEQUENCE.with(|s| std::mem::replace(&mut *s.borrow_mut(), seq));
+        TaskScope {
+            prev_token,
+            prev_may_block,
+            prev_seq,
+        }
+    }
+
+    /// Restores the previous context and gives back the sequence that was installed.
+    pub(crate) fn exit(self) -> Option<Arc<Sequence>> {
+        TOKEN.with(|t| t.set(self.prev_token));
+        MAY_BLOCK.with(|m| m.set(self.prev_may_block));
+        SEQUENCE.with(|s| std::mem::replace(&mut *s.borrow_mut(), self.prev_seq))
+    }
+}

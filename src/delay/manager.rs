@@ -1,0 +1,161 @@
+//! `DelayManager`: the heap behind a lock, and its service thread.
+//!
+//! | flag | meaning |
+//! |---|---|
+//! | `thread_running` | a service thread exists (started lazily by the first delayed post) |
+//! | `stopped` | shutdown started or the pool was dropped: nothing is accepted or forwarded, the heap was emptied, the thread exits |
+//!
+//! The service thread pops every ripe task under the lock, releases it, and forwards them in
+//! (run time, post number) order, so equal deadlines run in posting order and a ripe task lands
+//! at the *tail* of its sequence, after tasks posted before it ripened. It never forwards
+//! early: a task is ripe only when `clock.now() >= run_at`. Wake-ups (a new earliest task, a
+//! manual clock moving, stop) are signalled after the lock is released.
+
+use std::time::Instant;
+
+use crate::clock::Clock;
+use crate::delay::{DelayHeap, Delayed, Destination};
+use crate::pool::Inner;
+use crate::sync::{thread, Arc, Condvar, Mutex};
+use crate::task::Task;
+
+#[derive(Debug, Default)]
+struct Synced {
+    heap: DelayHeap,
+    thread_running: bool,
+    stopped: bool,
+    waker_registered: bool,
+}
+
+/// The lock and condition variable, shared with a manual clock's waker (which must not keep
+/// the whole pool alive).
+#[derive(Debug)]
+struct Shared {
+    synced: Mutex<Synced>,
+    cv: Condvar,
+}
+
+#[derive(Debug)]
+pub(crate) struct DelayManager {
+    shared: Arc<Shared>,
+}
+
+impl DelayManager {
+    pub(crate) fn new() -> Self {
+        DelayManager {
+            shared: Arc::new(Shared {
+                synced: Mutex::new(Synced::default()),
+                cv: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Adds a delayed task. Hands the task back if the manager is stopped.
+    pub(crate) fn add(
+        &self,
+        inner: &Arc<Inner>,
+        run_at: Instant,
+        task: Task,
+        dest: Destination,
+    ) -> Result<(), Task> {
+        let mut s = self.shared.synced.lock();
+        if s.stopped {
+            return Err(task);
+        }
+        let seq = task.order;
+        let earliest = s.heap.push(Delayed {
+            run_at,
+            seq,
+            task,
+            dest,
+        });
+        let start = !s.thread_running;
+        if start {
+            s.thread_running = true;
+        }
+        let register = !s.waker_registered;
+        s.waker_registered = true;
+        drop(s);
+        if register {
+            self.register_clock_waker(&*inner.clock);
+        }
+        if start {
+            let inner2 = Arc::clone(inner);
+            let spawned = thread::Builder::new()
+                .name(inner.config.service_thread_name())
+                .spawn(move || service_main(inner2));
+            if let Err(e) = spawned {
+                self.shared.synced.lock().thread_running = false;
+                tracing::error!(target: "taskrunner", error = %e, "failed to spawn the delay service thread");
+            }
+        } else if earliest {
+            self.shared.cv.notify_one();
+        }
+        Ok(())
+    }
+
+    #[cfg(not(loom))]
+    fn register_clock_waker(&self, clock: &dyn Clock) {
+        let shared = Arc::clone(&self.shared);
+        clock.register_waker(std::sync::Arc::new(move || {
+            // Taking the lock orders this wake-up after the waiter's check of the clock.
+            drop(shared.synced.lock());
+            shared.cv.notify_all();
+        }));
+    }
+
+    #[cfg(loom)]
+    fn register_clock_waker(&self, _clock: &dyn Clock) {}
+
+    /// Stops forwarding and returns every pending task (for the caller to drop outside the
+    /// lock). `reopen` undoes a stop caused by the pool being dropped when a handle comes back.
+    pub(crate) fn stop(&self) -> Vec<Delayed> {
+        let mut s = self.shared.synced.lock();
+        s.stopped = true;
+        let all = s.heap.take_all();
+        drop(s);
+        self.shared.cv.notify_all();
+        all
+    }
+
+    pub(crate) fn reopen(&self) {
+        self.shared.synced.lock().stopped = false;
+    }
+
+    /// Pending delayed tasks (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.shared.synced.lock().heap.len()
+    }
+}
+
+fn service_main(inner: Arc<Inner>) {
+    let shared = Arc::clone(&inner.delay.shared);
+    let mut ripe = Vec::new();
+    loop {
+        {
+            let mut s = shared.synced.lock();
+            loop {
+                if s.stopped {
+                    s.thread_running = false;
+                    return;
+                }
+                s.heap.pop_ripe(inner.clock.now(), &mut ripe);
+                if !ripe.is_empty() {
+                    break;
+                }
+                match s.heap.next_run_at() {
+                    None => shared.cv.wait(&mut s),
+                    Some(at) => match inner.clock.real_time_until(at) {
+                        Some(d) => {
+                            shared.cv.wait_for(&mut s, d);
+                        }
+                        None => shared.cv.wait(&mut s),
+                    },
+                }
+            }
+        }
+        for d in ripe.drain(..) {
+            inner.forward_ripe(d.dest, d.task);
+        }
+    }
+}

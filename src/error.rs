@@ -1,0 +1,175 @@
+//! Error types: refused posts hand the closure back; build errors say what was wrong.
+
+use std::error::Error;
+use std::fmt;
+
+/// Why a post was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PostRefusal {
+    /// The pool's shutdown has started: only immediate `BlockShutdown` tasks are still
+    /// accepted, until shutdown completes.
+    ShutdownStarted,
+    /// The pool's shutdown has completed: nothing is accepted any more.
+    ShutdownCompleted,
+}
+
+/// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
+/// nothing is lost silently: take it back with [`into_inner`](PostError::into_inner).
+///
+/// ```
+/// use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// pool.shutdown();
+/// let err = pool.post_task(TaskTraits::default(), || 42).unwrap_err();
+/// assert_eq!(err.reason(), PostRefusal::ShutdownCompleted);
+/// assert!(err.is_shutdown());
+/// let f = err.into_inner();
+/// assert_eq!(f(), 42);
+/// ```
+pub struct PostError<F> {
+    reason: PostRefusal,
+    task: F,
+}
+
+impl<F> PostError<F> {
+    pub(crate) fn new(reason: PostRefusal, task: F) -> Self {
+        PostError { reason, task }
+    }
+
+    /// Why the post was refused.
+    ///
+    /// ```
+    /// # use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown();
+    /// let err = pool.post_task(TaskTraits::default(), || ()).unwrap_err();
+    /// assert_eq!(err.reason(), PostRefusal::ShutdownCompleted);
+    /// ```
+    pub fn reason(&self) -> PostRefusal {
+        self.reason
+    }
+
+    /// `true` if the post was refused because of shutdown (started or completed).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.post_task(TaskTraits::default(), || ()).unwrap_err().is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        matches!(
+            self.reason,
+            PostRefusal::ShutdownStarted | PostRefusal::ShutdownCompleted
+        )
+    }
+
+    /// Gives back the closure that was not posted.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown();
+    /// let f = pool.post_task(TaskTraits::default(), || 7).unwrap_err().into_inner();
+    /// assert_eq!(f(), 7);
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.task
+    }
+}
+
+impl<F> fmt::Debug for PostError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostError")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for PostError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            PostRefusal::ShutdownStarted => f.write_str(
+                "task refused: the thread pool is shutting down (only immediate BlockShutdown tasks are accepted)",
+            ),
+            PostRefusal::ShutdownCompleted => {
+                f.write_str("task refused: the thread pool has shut down")
+            }
+        }
+    }
+}
+
+impl<F> Error for PostError<F> {}
+
+#[derive(Debug)]
+pub(crate) enum BuildErrorKind {
+    ZeroWorkers,
+    BestEffortCap { cap: usize, max_workers: usize },
+    GlobalAlreadyInstalled,
+}
+
+/// The thread pool could not be built or installed.
+///
+/// ```
+/// use taskrunner::ThreadPool;
+/// let err = ThreadPool::builder().max_workers(0).build().unwrap_err();
+/// assert!(err.is_invalid_config());
+/// assert!(err.to_string().contains("max_workers"));
+/// ```
+#[derive(Debug)]
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+impl BuildError {
+    pub(crate) fn new(kind: BuildErrorKind) -> Self {
+        BuildError { kind }
+    }
+
+    /// `true` if a global pool was already installed (or already built lazily by
+    /// [`ThreadPool::global`](crate::ThreadPool::global)) when `build_global` was called.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let _ = ThreadPool::global(); // builds the default global pool
+    /// let err = ThreadPool::builder().build_global().unwrap_err();
+    /// assert!(err.is_global_already_installed());
+    /// ```
+    pub fn is_global_already_installed(&self) -> bool {
+        matches!(self.kind, BuildErrorKind::GlobalAlreadyInstalled)
+    }
+
+    /// `true` if the builder's settings were invalid (zero workers, a best-effort cap of zero
+    /// or above `max_workers`).
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// assert!(ThreadPool::builder().max_workers(0).build().unwrap_err().is_invalid_config());
+    /// ```
+    pub fn is_invalid_config(&self) -> bool {
+        matches!(
+            self.kind,
+            BuildErrorKind::ZeroWorkers | BuildErrorKind::BestEffortCap { .. }
+        )
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BuildErrorKind::ZeroWorkers => {
+                f.write_str("invalid thread pool: max_workers must be at least 1")
+            }
+            BuildErrorKind::BestEffortCap { cap, max_workers } => write!(
+                f,
+                "invalid thread pool: max_best_effort_workers ({cap}) must be between 1 and max_workers ({max_workers})"
+            ),
+            BuildErrorKind::GlobalAlreadyInstalled => f.write_str(
+                "the global thread pool is already installed (build_global may be called once, before any use of the global pool)",
+            ),
+        }
+    }
+}
+
+impl Error for BuildError {}

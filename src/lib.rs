@@ -1,0 +1,146 @@
+//! # taskrunner
+//!
+//! Chromium's threading-and-tasks model for Rust: a worker pool with a **priority
+//! scheduler**, **sequenced task runners** (many logical sequences multiplexed on a few
+//! threads, each running its tasks one at a time in posting order), and a **delay manager**.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+//!
+//! let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+//! let ui = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserBlocking));
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let tx2 = tx.clone();
+//! ui.post_delayed_task(Duration::from_millis(5), move || tx2.send("delayed").unwrap()).unwrap();
+//! ui.post_task(move || tx.send("first").unwrap()).unwrap();
+//! assert_eq!(rx.recv().unwrap(), "first");
+//! assert_eq!(rx.recv().unwrap(), "delayed");
+//! pool.shutdown();
+//! ```
+//!
+//! ## Model
+//!
+//! * **Traits say what a task is** ([`TaskTraits`]): priority (`BestEffort < UserVisible <
+//!   UserBlocking`), shutdown behaviour, may-block. The pool decides how to run it.
+//! * **Data flow**: post → sequence → priority queue of sequences → worker → run one task →
+//!   re-queue; delayed → delay manager → ripe → tail of its sequence. See `DESIGN.md`.
+//! * **Guarantees**: tasks of a sequence run in posting order, never concurrently, and each
+//!   sees the effects of the previous one. A panicking task is caught and reported; its worker
+//!   and its sequence carry on. A refused post hands the closure back in [`PostError`].
+//! * **Shutdown** follows Chromium's contract ([`ThreadPool::shutdown`], [`ShutdownBehavior`]).
+//!
+//! The free functions ([`post_task`], [`create_sequenced_task_runner`], ...) use the global
+//! pool ([`ThreadPool::global`]); install a configured one first with
+//! [`ThreadPoolBuilder::build_global`].
+
+#![warn(missing_docs)]
+
+mod checker;
+mod clock;
+mod current;
+mod delay;
+mod error;
+mod pool;
+mod runner;
+mod scheduler;
+mod sync;
+mod task;
+mod tracker;
+mod traits;
+mod worker;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use std::panic::Location;
+use std::time::Duration;
+
+pub use checker::SequenceChecker;
+pub use clock::{Clock, ClockWaker, SystemClock};
+pub use error::{BuildError, PostError, PostRefusal};
+pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+pub use runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+pub use traits::{ShutdownBehavior, TaskPriority, TaskTraits};
+pub use worker::RunningTask;
+
+use pool::PostDest;
+
+/// Posts a one-off parallel task to the global pool. See [`ThreadPool::post_task`].
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// taskrunner::post_task(taskrunner::TaskTraits::default(), move || tx.send(3).unwrap()).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 3);
+/// ```
+#[track_caller]
+pub fn post_task<F>(traits: TaskTraits, f: F) -> Result<(), PostError<F>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    ThreadPool::global().pool_ref().inner().post(
+        PostDest::Parallel(traits),
+        Duration::ZERO,
+        f,
+        Location::caller(),
+    )
+}
+
+/// Posts a delayed one-off task to the global pool. See [`ThreadPool::post_delayed_task`].
+///
+/// ```
+/// # use std::time::{Duration, Instant};
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let t0 = Instant::now();
+/// taskrunner::post_delayed_task(Default::default(), Duration::from_millis(5), move || tx.send(Instant::now()).unwrap()).unwrap();
+/// assert!(rx.recv().unwrap() - t0 >= Duration::from_millis(5));
+/// ```
+#[track_caller]
+pub fn post_delayed_task<F>(traits: TaskTraits, delay: Duration, f: F) -> Result<(), PostError<F>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    ThreadPool::global().pool_ref().inner().post(
+        PostDest::Parallel(traits),
+        delay,
+        f,
+        Location::caller(),
+    )
+}
+
+/// A parallel runner on the global pool. See [`ThreadPool::create_task_runner`].
+///
+/// ```
+/// let r = taskrunner::create_task_runner(Default::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// r.post_task(move || tx.send(1).unwrap()).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 1);
+/// ```
+pub fn create_task_runner(traits: TaskTraits) -> TaskRunner {
+    ThreadPool::global().create_task_runner(traits)
+}
+
+/// A sequenced runner on the global pool. See [`ThreadPool::create_sequenced_task_runner`].
+///
+/// ```
+/// let seq = taskrunner::create_sequenced_task_runner(Default::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// for i in 0..3 { let tx = tx.clone(); seq.post_task(move || tx.send(i).unwrap()).unwrap(); }
+/// assert_eq!((rx.recv().unwrap(), rx.recv().unwrap(), rx.recv().unwrap()), (0, 1, 2));
+/// ```
+pub fn create_sequenced_task_runner(traits: TaskTraits) -> SequencedTaskRunner {
+    ThreadPool::global().create_sequenced_task_runner(traits)
+}
+
+/// A single-thread runner on the global pool. See
+/// [`ThreadPool::create_single_thread_task_runner`].
+///
+/// ```
+/// let st = taskrunner::create_single_thread_task_runner(Default::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// st.post_task(move || tx.send(()).unwrap()).unwrap();
+/// rx.recv().unwrap();
+/// ```
+pub fn create_single_thread_task_runner(traits: TaskTraits) -> SingleThreadTaskRunner {
+    ThreadPool::global().create_single_thread_task_runner(traits)
+}

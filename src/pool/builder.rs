@@ -1,0 +1,266 @@
+//! `ThreadPoolBuilder`: worker count, names, clock, panic handler.
+
+use std::fmt;
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{BuildError, BuildErrorKind};
+use crate::pool::{Config, PanicHandler, TaskPanic, ThreadPool};
+
+/// Configures and builds a [`ThreadPool`].
+///
+/// Defaults: `max_workers` = available parallelism; `max_best_effort_workers` =
+/// `max(1, min(2, max_workers - 1))` (so best-effort work never occupies every worker when
+/// there are at least two); thread names `taskrunner-worker-N`; [`SystemClock`]; idle workers
+/// exit after 30 s; panics are reported through `tracing` only.
+///
+/// ```
+/// use taskrunner::ThreadPool;
+/// let pool = ThreadPool::builder().max_workers(2).thread_name("app").build().unwrap();
+/// assert_eq!(pool.max_workers(), 2);
+/// assert_eq!(pool.max_best_effort_workers(), 1);
+/// ```
+pub struct ThreadPoolBuilder {
+    max_workers: Option<usize>,
+    max_best_effort: Option<usize>,
+    thread_name: Option<StdArc<dyn Fn(usize) -> String + Send + Sync>>,
+    name_prefix: String,
+    stack_size: Option<usize>,
+    clock: StdArc<dyn Clock>,
+    panic_handler: Option<PanicHandler>,
+    idle_timeout: Duration,
+}
+
+impl Default for ThreadPoolBuilder {
+    fn default() -> Self {
+        ThreadPoolBuilder {
+            max_workers: None,
+            max_best_effort: None,
+            thread_name: None,
+            name_prefix: "taskrunner".to_owned(),
+            stack_size: None,
+            clock: StdArc::new(SystemClock),
+            panic_handler: None,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("max_workers", &self.max_workers)
+            .field("max_best_effort", &self.max_best_effort)
+            .field("name_prefix", &self.name_prefix)
+            .field("stack_size", &self.stack_size)
+            .field("clock", &self.clock)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// A builder with the defaults.
+    ///
+    /// ```
+    /// let b = taskrunner::ThreadPoolBuilder::new();
+    /// assert!(b.max_workers(1).build().is_ok());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most workers (OS threads) the pool will run at once. Must be at least 1.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// assert_eq!(ThreadPool::builder().max_workers(3).build().unwrap().max_workers(), 3);
+    /// ```
+    #[must_use]
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// The most `BestEffort` tasks that run at once (Chromium's max best-effort tasks). Must be
+    /// between 1 and `max_workers`; keep it below `max_workers` so higher priorities always find
+    /// a free worker.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().max_workers(4).max_best_effort_workers(1).build().unwrap();
+    /// assert_eq!(pool.max_best_effort_workers(), 1);
+    /// ```
+    #[must_use]
+    pub fn max_best_effort_workers(mut self, n: usize) -> Self {
+        self.max_best_effort = Some(n);
+        self
+    }
+
+    /// Names worker threads `{prefix}-worker-{index}` (and the delay thread `{prefix}-delay`).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).thread_name("app").build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.post_task(TaskTraits::default(), move || {
+    ///     tx.send(std::thread::current().name().map(str::to_owned)).unwrap();
+    /// }).unwrap();
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("app-worker-0"));
+    /// ```
+    #[must_use]
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.name_prefix = prefix.into();
+        self
+    }
+
+    /// Names worker threads with a function of the worker index.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().thread_name_fn(|i| format!("w{i}")).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    #[must_use]
+    pub fn thread_name_fn(mut self, f: impl Fn(usize) -> String + Send + Sync + 'static) -> Self {
+        self.thread_name = Some(StdArc::new(f));
+        self
+    }
+
+    /// Stack size of worker and dedicated threads.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// assert!(ThreadPool::builder().stack_size(1 << 20).build().is_ok());
+    /// ```
+    #[must_use]
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The clock every delayed task of this pool ripens against (default [`SystemClock`]).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, SystemClock};
+    /// let pool = ThreadPool::builder().clock(SystemClock).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = StdArc::new(clock);
+        self
+    }
+
+    /// The clock, shared with the caller (who may keep a handle to move a manual clock).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use taskrunner::{ThreadPool, SystemClock, Clock};
+    /// let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    /// let pool = ThreadPool::builder().clock_arc(clock.clone()).build().unwrap();
+    /// assert!(pool.now() <= clock.now());
+    /// ```
+    #[must_use]
+    pub fn clock_arc(mut self, clock: StdArc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Called (on the worker) for every task that panics, after the panic is logged through
+    /// `tracing`. A panic inside the handler is caught and logged.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+    /// let panics = Arc::new(AtomicUsize::new(0));
+    /// let p2 = panics.clone();
+    /// let pool = ThreadPool::builder()
+    ///     .max_workers(1)
+    ///     .panic_handler(move |p| {
+    ///         assert!(p.message().contains("boom"));
+    ///         p2.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let block = TaskTraits::new().shutdown_behavior(ShutdownBehavior::BlockShutdown);
+    /// pool.post_task(block, || panic!("boom")).unwrap();
+    /// pool.shutdown();
+    /// assert_eq!(panics.load(Ordering::SeqCst), 1);
+    /// ```
+    #[must_use]
+    pub fn panic_handler(mut self, f: impl Fn(&TaskPanic) + Send + Sync + 'static) -> Self {
+        self.panic_handler = Some(StdArc::new(f));
+        self
+    }
+
+    /// How long an idle worker waits for work before its thread exits (default 30 s). Workers
+    /// are re-created on demand.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::ThreadPool;
+    /// assert!(ThreadPool::builder().idle_timeout(Duration::from_secs(5)).build().is_ok());
+    /// ```
+    #[must_use]
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    fn into_config(self) -> Result<(usize, usize, Config, StdArc<dyn Clock>), BuildError> {
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if max_workers == 0 {
+            return Err(BuildError::new(BuildErrorKind::ZeroWorkers));
+        }
+        let be = self
+            .max_best_effort
+            .unwrap_or_else(|| max_workers.saturating_sub(1).clamp(1, 2));
+        if be == 0 || be > max_workers {
+            return Err(BuildError::new(BuildErrorKind::BestEffortCap {
+                cap: be,
+                max_workers,
+            }));
+        }
+        let config = Config {
+            name_prefix: self.name_prefix,
+            thread_name: self.thread_name,
+            stack_size: self.stack_size,
+            panic_handler: self.panic_handler,
+            idle_timeout: self.idle_timeout,
+        };
+        Ok((max_workers, be, config, self.clock))
+    }
+
+    /// Builds a pool instance (for a library or a test). No thread starts until work arrives.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.post_task(TaskTraits::default(), move || tx.send(1).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// ```
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let (max_workers, be, config, clock) = self.into_config()?;
+        Ok(ThreadPool::from_parts(max_workers, be, config, clock))
+    }
+
+    /// Builds the pool and installs it as the process-wide global pool used by the free
+    /// functions ([`post_task`](crate::post_task) and friends). Fails if a global pool already
+    /// exists, including one built lazily by [`ThreadPool::global`].
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// ThreadPool::builder().max_workers(2).build_global().unwrap();
+    /// assert_eq!(ThreadPool::global().max_workers(), 2);
+    /// assert!(ThreadPool::builder().build_global().unwrap_err().is_global_already_installed());
+    /// ```
+    pub fn build_global(self) -> Result<(), BuildError> {
+        let pool = self.build()?;
+        crate::pool::global::install(pool)
+    }
+}

@@ -1,0 +1,783 @@
+//! `ThreadPool`: owns the tracker, the thread group and the delay manager, and routes every
+//! post: admission (tracker) → delayed? (delay manager) → sequence or parallel queue (group).
+
+mod builder;
+pub(crate) mod global;
+
+use std::any::Any;
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc as StdArc;
+use std::time::{Duration, Instant};
+
+pub use builder::ThreadPoolBuilder;
+
+use crate::clock::Clock;
+use crate::current;
+use crate::delay::{DelayManager, Destination};
+use crate::error::PostError;
+use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+use crate::scheduler::{OneOff, Push, Sequence, Source};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::task::Task;
+use crate::tracker::{Completion, Tracker};
+use crate::traits::{ShutdownBehavior, TaskTraits};
+use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
+
+pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
+
+/// A task's panic, as given to the pool's panic handler.
+///
+/// ```
+/// # use std::sync::{Arc, Mutex};
+/// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+/// let seen = Arc::new(Mutex::new(None));
+/// let s2 = seen.clone();
+/// let pool = ThreadPool::builder()
+///     .max_workers(1)
+///     .panic_handler(move |p| *s2.lock().unwrap() = Some((p.message().to_owned(), p.posted_from().line())))
+///     .build()
+///     .unwrap();
+/// let line = line!() + 1;
+/// pool.post_task(TaskTraits::new().shutdown_behavior(ShutdownBehavior::BlockShutdown), || panic!("oops")).unwrap();
+/// pool.shutdown();
+/// assert_eq!(*seen.lock().unwrap(), Some(("oops".to_owned(), line)));
+/// ```
+#[derive(Debug)]
+pub struct TaskPanic {
+    message: String,
+    posted_from: &'static Location<'static>,
+}
+
+impl TaskPanic {
+    /// The panic message (`"<non-string panic payload>"` if the payload was not a string).
+    ///
+    /// See [`TaskPanic`] for an example.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where the panicking task was posted from.
+    ///
+    /// See [`TaskPanic`] for an example.
+    pub fn posted_from(&self) -> &'static Location<'static> {
+        self.posted_from
+    }
+}
+
+/// `shutdown_timeout` gave up waiting: what was still running or pending then.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use taskrunner::{ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// let (started_tx, started) = std::sync::mpsc::channel();
+/// pool.post_task(TaskTraits::default(), move || { started_tx.send(()).unwrap(); let _ = rx.recv(); }).unwrap();
+/// started.recv().unwrap();
+/// let err = pool.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
+/// assert_eq!(err.running().len(), 1);
+/// drop(tx); // let the task finish; shutdown then completes by itself
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShutdownTimedOut {
+    running: Vec<RunningTask>,
+    pending: usize,
+}
+
+impl ShutdownTimedOut {
+    /// The tasks that were running when the timeout expired.
+    ///
+    /// See [`ShutdownTimedOut`] for an example.
+    pub fn running(&self) -> &[RunningTask] {
+        &self.running
+    }
+
+    /// The number of items still blocking shutdown (running skip-on-shutdown tasks and
+    /// block-shutdown sources not yet drained).
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(pool.shutdown_timeout(std::time::Duration::from_secs(1)).is_ok());
+    /// ```
+    pub fn pending_items(&self) -> usize {
+        self.pending
+    }
+}
+
+impl fmt::Display for ShutdownTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "thread pool shutdown timed out with {} item(s) blocking it; still running:",
+            self.pending
+        )?;
+        for r in &self.running {
+            write!(
+                f,
+                " [{:?} {:?} task posted from {}]",
+                r.priority, r.shutdown_behavior, r.posted_from
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ShutdownTimedOut {}
+
+pub(crate) struct Config {
+    pub(crate) name_prefix: String,
+    pub(crate) thread_name: Option<StdArc<dyn Fn(usize) -> String + Send + Sync>>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) idle_timeout: Duration,
+}
+
+impl Config {
+    pub(crate) fn thread_name(&self, index: usize) -> String {
+        match &self.thread_name {
+            Some(f) => f(index),
+            None => format!("{}-worker-{index}", self.name_prefix),
+        }
+    }
+
+    pub(crate) fn service_thread_name(&self) -> String {
+        format!("{}-delay", self.name_prefix)
+    }
+
+    pub(crate) fn dedicated_thread_name(&self, index: usize) -> String {
+        format!("{}-single-{index}", self.name_prefix)
+    }
+}
+
+/// The pool's shared state. Runners and `ThreadPool` hold it through a counted [`PoolRef`];
+/// worker, service and dedicated threads hold plain `Arc`s.
+pub(crate) struct Inner {
+    pub(crate) group: Group,
+    pub(crate) tracker: Tracker,
+    pub(crate) delay: DelayManager,
+    pub(crate) clock: StdArc<dyn Clock>,
+    pub(crate) config: Config,
+    /// Live user handles (`ThreadPool`, runners). At zero the pool winds down.
+    handles: AtomicUsize,
+    dedicated: Mutex<Vec<Arc<Dedicated>>>,
+    next_dedicated: AtomicUsize,
+    /// Serialises last-handle-dropped against handle-revived.
+    lifecycle: Mutex<()>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolInner")
+            .field("max_workers", &self.group.max_workers)
+            .field("shutdown_started", &self.tracker.shutdown_started())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn new(
+        max_workers: usize,
+        be: usize,
+        config: Config,
+        clock: StdArc<dyn Clock>,
+    ) -> Self {
+        Inner {
+            group: Group::new(max_workers, be),
+            tracker: Tracker::new(),
+            delay: DelayManager::new(),
+            clock,
+            config,
+            handles: AtomicUsize::new(0),
+            dedicated: Mutex::new(Vec::new()),
+            next_dedicated: AtomicUsize::new(0),
+            lifecycle: Mutex::new(()),
+        }
+    }
+
+    // ---- posting -------------------------------------------------------------------------
+
+    /// Posts an immediate task to a sequence (admission already passed).
+    pub(crate) fn push_to_sequence(self: &Arc<Self>, seq: &Arc<Sequence>, task: Task) {
+        match seq.push(task, &self.tracker) {
+            Push::Enqueue(key) => match &seq.home {
+                crate::scheduler::Home::Pool => {
+                    self.group.push_sequence(key, Arc::clone(seq)).run(self);
+                }
+                crate::scheduler::Home::Dedicated(d) => d.schedule(seq),
+            },
+            Push::Done => {}
+            // Admission passed but shutdown started before registration: the task never runs
+            // (the post raced with shutdown, which is allowed to skip it).
+            Push::Refused(task) => drop_quietly(task),
+        }
+    }
+
+    /// Posts an immediate one-off task (admission already passed).
+    pub(crate) fn push_one_off(self: &Arc<Self>, traits: TaskTraits, task: Task, ripe: bool) {
+        if traits.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
+            && self.tracker.register_block().is_err()
+        {
+            drop_quietly(task);
+            return;
+        }
+        self.group
+            .push_one_off(OneOff { task, traits }, ripe)
+            .run(self);
+    }
+
+    /// The common posting path of every runner. `F` is handed back on refusal.
+    pub(crate) fn post<F>(
+        self: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let delayed = !delay.is_zero();
+        let behavior = match &dest {
+            PostDest::Sequence(s) => s.shutdown,
+            PostDest::Parallel(t) => t.get_shutdown_behavior(),
+        };
+        if let Err(reason) = self.tracker.will_post(behavior, delayed) {
+            return Err(PostError::new(reason, f));
+        }
+        let mut task = Task::new(Box::new(f), posted_from);
+        if !delayed {
+            match dest {
+                PostDest::Sequence(s) => self.push_to_sequence(s, task),
+                PostDest::Parallel(t) => self.push_one_off(t, task, false),
+            }
+            return Ok(());
+        }
+        task.was_delayed = true;
+        let run_at = self.clock.now() + delay;
+        let dest = match dest {
+            PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
+            PostDest::Parallel(t) => Destination::Parallel(t),
+        };
+        if let Err(task) = self.delay.add(self, run_at, task, dest) {
+            // Shutdown stopped the delay manager after admission: the task never runs.
+            drop_quietly(task);
+        }
+        Ok(())
+    }
+
+    /// Called by the delay service thread for each ripe task, in (run time, post) order.
+    pub(crate) fn forward_ripe(self: &Arc<Self>, dest: Destination, mut task: Task) {
+        if self.tracker.shutdown_started() {
+            drop_quietly((dest, task));
+            return;
+        }
+        task.mark_ready();
+        match dest {
+            Destination::Sequence(s) => self.push_to_sequence(&s, task),
+            Destination::Parallel(t) => self.push_one_off(t, task, true),
+        }
+    }
+
+    /// Drops a source that will never run (shutdown completed).
+    pub(crate) fn discard(&self, s: Source) {
+        match s {
+            Source::Sequence(seq) => drop_quietly(seq.clear()),
+            Source::Single(one) => drop_quietly(one),
+        }
+    }
+
+    // ---- panics ----------------------------------------------------------------------------
+
+    pub(crate) fn report_panic(
+        &self,
+        posted_from: &'static Location<'static>,
+        payload: Box<dyn Any + Send>,
+    ) {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "<non-string panic payload>".to_owned()
+        };
+        tracing::error!(target: "taskrunner", posted_from = %posted_from, "task panicked: {message}");
+        if let Some(h) = &self.config.panic_handler {
+            let p = TaskPanic {
+                message,
+                posted_from,
+            };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&p))).is_err() {
+                tracing::error!(target: "taskrunner", "the pool's panic handler panicked");
+            }
+        }
+        drop_quietly(payload);
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------
+
+    /// Starts shutdown (idempotent).
+    fn start_shutdown(self: &Arc<Self>) {
+        let (first, completion) = self.tracker.start_shutdown();
+        if first {
+            tracing::debug!(target: "taskrunner", "thread pool shutdown started");
+            // Delayed tasks never block shutdown and never run after it starts.
+            drop_quietly(self.delay.stop());
+        }
+        if completion == Completion::Completed {
+            self.complete_shutdown();
+        }
+    }
+
+    /// The completion duties, run by whoever completed shutdown: discard everything queued,
+    /// wake every worker so it exits, stop dedicated threads, release waiters.
+    pub(crate) fn complete_shutdown(self: &Arc<Self>) {
+        self.group.complete().run(self);
+        drop_quietly(self.delay.stop());
+        let dedicated: Vec<_> = self.dedicated.lock().clone();
+        for d in dedicated {
+            d.request_exit();
+        }
+        tracing::debug!(target: "taskrunner", "thread pool shutdown completed");
+        self.tracker.signal_completed();
+    }
+
+    fn shutdown_and_wait(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
+    ) -> Result<(), ShutdownTimedOut> {
+        if timeout.is_none() {
+            if let Some(p) = current::current_pool() {
+                if Arc::ptr_eq(&p, self) && current::in_task() {
+                    panic!(
+                        "ThreadPool::shutdown() was called from inside a task of the same pool: it would wait for that task forever. \
+                         Call it from outside the pool, or use shutdown_timeout()"
+                    );
+                }
+            }
+        }
+        self.start_shutdown();
+        if !self.tracker.wait_completed(timeout) {
+            let mut running: Vec<RunningTask> = self
+                .group
+                .workers()
+                .iter()
+                .filter_map(|w| w.running())
+                .collect();
+            running.extend(
+                self.dedicated
+                    .lock()
+                    .iter()
+                    .filter_map(|d| d.worker.running()),
+            );
+            return Err(ShutdownTimedOut {
+                running,
+                pending: self.tracker.pending_items(),
+            });
+        }
+        self.join_threads();
+        Ok(())
+    }
+
+    /// Joins worker and dedicated threads that have no continue-on-shutdown task running
+    /// (those may outlive shutdown, as in Chromium). Never joins the calling thread.
+    fn join_threads(&self) {
+        let me = std::thread::current().id();
+        for w in self.group.workers() {
+            if w.running()
+                .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown)
+            {
+                continue;
+            }
+            let h = w.join.lock().take();
+            if let Some(h) = h {
+                if h.thread().id() != me {
+                    let _ = h.join();
+                } else {
+                    *w.join.lock() = Some(h);
+                }
+            }
+        }
+        let dedicated: Vec<_> = self.dedicated.lock().clone();
+        for d in dedicated {
+            if d.worker
+                .running()
+                .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown)
+            {
+                continue;
+            }
+            d.join();
+        }
+    }
+
+    pub(crate) fn forget_dedicated(&self, d: &Arc<Dedicated>) {
+        self.dedicated.lock().retain(|x| !Arc::ptr_eq(x, d));
+    }
+
+    // ---- handles ---------------------------------------------------------------------------
+
+    /// The last user handle was dropped: wind down (queued immediate work still runs, pending
+    /// delayed tasks are dropped, idle workers exit). Serialised with [`handle_revived`] by the
+    /// lifecycle lock, and re-checks the count under it, so a handle that came back in between
+    /// (`SequencedTaskRunner::current()` inside a still-running task) wins.
+    fn last_handle_dropped(self: &Arc<Self>) {
+        let _g = self.lifecycle.lock();
+        if self.handles.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        drop_quietly(self.delay.stop());
+        self.group.set_terminating(true).run(self);
+    }
+
+    fn handle_revived(self: &Arc<Self>) {
+        let _g = self.lifecycle.lock();
+        if !self.tracker.shutdown_started() {
+            self.delay.reopen();
+        }
+        self.group.set_terminating(false).run(self);
+    }
+}
+
+/// Where a post goes.
+pub(crate) enum PostDest<'a> {
+    Sequence(&'a Arc<Sequence>),
+    Parallel(TaskTraits),
+}
+
+/// A counted handle to the pool: when the last one drops, the pool winds down (queued
+/// immediate tasks still run, pending delayed tasks are dropped, threads exit).
+pub(crate) struct PoolRef(Arc<Inner>);
+
+impl PoolRef {
+    fn new(inner: Arc<Inner>) -> Self {
+        if inner.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            // First handle, or a handle coming back after the last one dropped.
+            inner.handle_revived();
+        }
+        PoolRef(inner)
+    }
+
+    pub(crate) fn from_inner(inner: &Arc<Inner>) -> Self {
+        Self::new(Arc::clone(inner))
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.0
+    }
+}
+
+impl Clone for PoolRef {
+    fn clone(&self) -> Self {
+        self.0.handles.fetch_add(1, Ordering::Relaxed);
+        PoolRef(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for PoolRef {
+    fn drop(&mut self) {
+        if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.last_handle_dropped();
+        }
+    }
+}
+
+impl fmt::Debug for PoolRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A pool of worker threads with a priority scheduler, sequenced runners and a delay manager.
+///
+/// Build one with [`ThreadPool::builder`] (for a library or a test), or use the process-wide
+/// pool through [`ThreadPool::global`] and the crate's free functions. Cloning is cheap (a
+/// reference count); all clones and all runners created from the pool share it.
+///
+/// **Lifetime.** [`shutdown`](ThreadPool::shutdown) applies Chromium's contract (see
+/// [`ShutdownBehavior`]). Without it, when the last `ThreadPool` clone and the last runner of a
+/// non-global pool are dropped, the pool winds down like rayon's: tasks already queued still
+/// run, pending delayed tasks are dropped unrun, and the threads exit once idle.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+///
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let seq = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserVisible));
+/// let (tx, rx) = mpsc::channel();
+/// for i in 0..5 {
+///     let tx = tx.clone();
+///     seq.post_task(move || tx.send(i).unwrap()).unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(rx.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+/// pool.shutdown();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ThreadPool {
+    r: PoolRef,
+}
+
+impl ThreadPool {
+    pub(crate) fn from_parts(
+        max_workers: usize,
+        be: usize,
+        config: Config,
+        clock: StdArc<dyn Clock>,
+    ) -> Self {
+        ThreadPool {
+            r: PoolRef::new(Arc::new(Inner::new(max_workers, be, config, clock))),
+        }
+    }
+
+    /// A builder with the defaults.
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert_eq!(pool.max_workers(), 1);
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    /// The process-wide pool. Built with the defaults on first use unless
+    /// [`ThreadPoolBuilder::build_global`] installed one first.
+    ///
+    /// ```
+    /// let g = taskrunner::ThreadPool::global();
+    /// assert!(g.max_workers() >= 1);
+    /// ```
+    pub fn global() -> &'static ThreadPool {
+        global::get()
+    }
+
+    /// Posts a one-off task that runs in parallel with everything else (no ordering).
+    ///
+    /// Refused (closure handed back) once shutdown has started, unless `traits` say
+    /// `BlockShutdown` and shutdown has not completed. A panic in the task is caught, reported,
+    /// and does not affect the worker.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.post_task(TaskTraits::default(), move || tx.send("hi").unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), "hi");
+    /// ```
+    #[track_caller]
+    pub fn post_task<F>(&self, traits: TaskTraits, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.r.inner().post(
+            PostDest::Parallel(traits),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a one-off task that runs no sooner than `delay` from now (by the pool's clock).
+    /// Refused once shutdown has started (delayed tasks never block shutdown).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let start = Instant::now();
+    /// pool.post_delayed_task(TaskTraits::default(), Duration::from_millis(20), move || tx.send(Instant::now()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap() - start >= Duration::from_millis(20));
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task<F>(
+        &self,
+        traits: TaskTraits,
+        delay: Duration,
+        f: F,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.r
+            .inner()
+            .post(PostDest::Parallel(traits), delay, f, Location::caller())
+    }
+
+    /// A runner whose tasks run in parallel, in no particular order.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// r.post_task(move || tx.send(5).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 5);
+    /// ```
+    pub fn create_task_runner(&self, traits: TaskTraits) -> TaskRunner {
+        TaskRunner::new(self.r.clone(), traits)
+    }
+
+    /// A runner whose tasks run one at a time, in posting order, on any worker.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let s2 = seq.clone();
+    /// seq.post_task(move || tx.send(s2.runs_tasks_in_current_sequence()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap());
+    /// ```
+    pub fn create_sequenced_task_runner(&self, traits: TaskTraits) -> SequencedTaskRunner {
+        SequencedTaskRunner::new(self.r.clone(), traits)
+    }
+
+    /// A runner with a dedicated thread of its own. The thread is joined when the last clone of
+    /// the runner is dropped (after it has run what was queued) or at shutdown.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// for _ in 0..2 {
+    ///     let tx = tx.clone();
+    ///     st.post_task(move || tx.send(std::thread::current().id()).unwrap()).unwrap();
+    /// }
+    /// assert_eq!(rx.recv().unwrap(), rx.recv().unwrap());
+    /// ```
+    pub fn create_single_thread_task_runner(&self, traits: TaskTraits) -> SingleThreadTaskRunner {
+        let inner = self.r.inner();
+        let index = inner.next_dedicated.fetch_add(1, Ordering::Relaxed);
+        let d = Arc::new(Dedicated::new());
+        let seq = Arc::new(Sequence::new(
+            traits,
+            crate::scheduler::Home::Dedicated(Arc::clone(&d)),
+        ));
+        inner.dedicated.lock().push(Arc::clone(&d));
+        Dedicated::start(
+            inner,
+            &d,
+            Arc::clone(&seq),
+            inner.config.dedicated_thread_name(index),
+        );
+        SingleThreadTaskRunner::new(self.r.clone(), seq, d)
+    }
+
+    /// Shuts the pool down and blocks until shutdown completes (Chromium's contract):
+    ///
+    /// 1. From now on posts are refused, except immediate `BlockShutdown` tasks (until
+    ///    completion); pending delayed tasks are dropped unrun.
+    /// 2. Queued `SkipOnShutdown` / `ContinueOnShutdown` tasks never run (they are dropped).
+    /// 3. Running `SkipOnShutdown` tasks and every `BlockShutdown` task posted before completion
+    ///    run to the end, and this call waits for them.
+    /// 4. Running `ContinueOnShutdown` tasks are not waited for.
+    ///
+    /// Then worker threads are joined (except any still running a continue-on-shutdown task).
+    /// Idempotent. Panics if called from inside a task of this pool (it would wait for itself);
+    /// use [`shutdown_timeout`](ThreadPool::shutdown_timeout) there.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let r2 = ran.clone();
+    /// let block = TaskTraits::new().shutdown_behavior(ShutdownBehavior::BlockShutdown);
+    /// pool.post_task(block, move || r2.store(true, Ordering::SeqCst)).unwrap();
+    /// pool.shutdown();
+    /// assert!(ran.load(Ordering::SeqCst)); // block-shutdown work always runs
+    /// assert!(pool.post_task(TaskTraits::default(), || ()).is_err());
+    /// ```
+    pub fn shutdown(&self) {
+        let _ = self.r.inner().shutdown_and_wait(None);
+    }
+
+    /// Like [`shutdown`](ThreadPool::shutdown) but gives up waiting after `timeout` and reports
+    /// what was still running. Shutdown still completes later, by itself, when those finish.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(pool.shutdown_timeout(Duration::from_secs(1)).is_ok());
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+        self.r.inner().shutdown_and_wait(Some(timeout))
+    }
+
+    /// `true` once shutdown has started.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.r.inner().tracker.shutdown_started()
+    }
+
+    /// The most workers that run at once.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// assert_eq!(ThreadPool::builder().max_workers(3).build().unwrap().max_workers(), 3);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.r.inner().group.max_workers
+    }
+
+    /// The most best-effort tasks that run at once.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// assert_eq!(ThreadPool::builder().max_workers(8).build().unwrap().max_best_effort_workers(), 2);
+    /// ```
+    pub fn max_best_effort_workers(&self) -> usize {
+        self.r.inner().group.max_best_effort
+    }
+
+    /// Worker threads alive right now (workers start lazily and exit when idle too long).
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// assert_eq!(pool.live_workers(), 0); // nothing posted yet
+    /// ```
+    pub fn live_workers(&self) -> usize {
+        self.r.inner().group.workers().len()
+    }
+
+    /// Delayed tasks waiting in the delay manager.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(3600), || ()).unwrap();
+    /// assert_eq!(pool.pending_delayed_tasks(), 1);
+    /// ```
+    pub fn pending_delayed_tasks(&self) -> usize {
+        self.r.inner().delay.len()
+    }
+
+    /// "Now" by this pool's clock.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let pool = ThreadPool::builder().build().unwrap();
+    /// assert!(pool.now() <= std::time::Instant::now());
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.r.inner().clock.now()
+    }
+
+    pub(crate) fn pool_ref(&self) -> &PoolRef {
+        &self.r
+    }
+}

@@ -1,0 +1,100 @@
+//! `TaskRunner`: posts one-off parallel tasks with fixed traits.
+
+use std::panic::Location;
+use std::time::Duration;
+
+use crate::error::PostError;
+use crate::pool::{PoolRef, PostDest};
+use crate::traits::TaskTraits;
+
+/// Posts tasks that run in parallel, in no particular order, with the traits it was created
+/// with. Get one from [`ThreadPool::create_task_runner`](crate::ThreadPool::create_task_runner)
+/// or [`create_task_runner`](crate::create_task_runner).
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let runner = pool.create_task_runner(TaskTraits::default());
+/// let n = Arc::new(AtomicUsize::new(0));
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// for _ in 0..10 {
+///     let (n, tx) = (n.clone(), tx.clone());
+///     runner.post_task(move || { n.fetch_add(1, Ordering::SeqCst); tx.send(()).unwrap(); }).unwrap();
+/// }
+/// for _ in 0..10 { rx.recv().unwrap(); }
+/// assert_eq!(n.load(Ordering::SeqCst), 10);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TaskRunner {
+    pool: PoolRef,
+    traits: TaskTraits,
+}
+
+impl TaskRunner {
+    pub(crate) fn new(pool: PoolRef, traits: TaskTraits) -> Self {
+        TaskRunner { pool, traits }
+    }
+
+    /// Posts a task. Never runs it synchronously inside the call. Refused (closure handed
+    /// back) after shutdown started, unless the runner is `BlockShutdown` and shutdown has not
+    /// completed.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// r.post_task(move || tx.send(1).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.inner().post(
+            PostDest::Parallel(self.traits),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a task that runs no sooner than `delay` from now (by the pool's clock).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let t0 = Instant::now();
+    /// r.post_delayed_task(Duration::from_millis(10), move || tx.send(Instant::now()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap() - t0 >= Duration::from_millis(10));
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.inner().post(
+            PostDest::Parallel(self.traits),
+            delay,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// The traits every task of this runner gets.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let t = TaskTraits::new().priority(TaskPriority::BestEffort);
+    /// assert_eq!(pool.create_task_runner(t).traits(), t);
+    /// ```
+    pub fn traits(&self) -> TaskTraits {
+        self.traits
+    }
+}

@@ -1,0 +1,195 @@
+//! `SequencedTaskRunner`: posts to one sequence.
+
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use crate::current;
+use crate::error::PostError;
+use crate::pool::{PoolRef, PostDest};
+use crate::scheduler::{Home, Sequence};
+use crate::sync::Arc;
+use crate::traits::{TaskPriority, TaskTraits};
+use crate::worker::ThreadOwner;
+use std::sync::Arc as StdArc;
+
+/// Posts tasks that run **one at a time, in posting order**, on whichever worker is free
+/// (a "strand"). Each task sees every side effect of the tasks before it (happens-before), so
+/// state touched only by one sequence needs no lock.
+///
+/// Delayed tasks are appended to the tail of the sequence when they ripen: a task posted with
+/// a delay runs after tasks posted (without delay) before it ripened.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
+/// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+/// let (tx, rx) = mpsc::channel();
+/// for i in 0..100 {
+///     let tx = tx.clone();
+///     seq.post_task(move || tx.send(i).unwrap()).unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(rx.iter().collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+/// ```
+#[derive(Clone)]
+pub struct SequencedTaskRunner {
+    pool: PoolRef,
+    seq: Arc<Sequence>,
+    /// Keeps a single-thread runner's thread alive while this view exists.
+    _owner: Option<StdArc<ThreadOwner>>,
+}
+
+impl fmt::Debug for SequencedTaskRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SequencedTaskRunner")
+            .field("sequence", &self.seq.token)
+            .field("priority", &self.seq.priority())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SequencedTaskRunner {
+    pub(crate) fn new(pool: PoolRef, traits: TaskTraits) -> Self {
+        SequencedTaskRunner {
+            pool,
+            seq: Arc::new(Sequence::new(traits, Home::Pool)),
+            _owner: None,
+        }
+    }
+
+    pub(crate) fn from_parts(
+        pool: PoolRef,
+        seq: Arc<Sequence>,
+        owner: Option<StdArc<ThreadOwner>>,
+    ) -> Self {
+        SequencedTaskRunner {
+            pool,
+            seq,
+            _owner: owner,
+        }
+    }
+
+    /// Posts a task to the end of the sequence. Never runs it synchronously inside the call.
+    /// Refused (closure handed back) after shutdown started, unless the runner is
+    /// `BlockShutdown` and shutdown has not completed.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// seq.post_task(move || tx.send(1).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.inner().post(
+            PostDest::Sequence(&self.seq),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a task that is appended to the sequence no sooner than `delay` from now (by the
+    /// pool's clock). Delayed tasks with equal deadlines run in posting order. Refused once
+    /// shutdown has started.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let t1 = tx.clone();
+    /// seq.post_delayed_task(Duration::from_millis(30), move || t1.send("late").unwrap()).unwrap();
+    /// seq.post_task(move || tx.send("now").unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), "now");
+    /// assert_eq!(rx.recv().unwrap(), "late");
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool
+            .inner()
+            .post(PostDest::Sequence(&self.seq), delay, f, Location::caller())
+    }
+
+    /// `true` if called from a task running on this sequence.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// assert!(!seq.runs_tasks_in_current_sequence());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let s2 = seq.clone();
+    /// seq.post_task(move || tx.send(s2.runs_tasks_in_current_sequence()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap());
+    /// ```
+    pub fn runs_tasks_in_current_sequence(&self) -> bool {
+        current::current_token() == self.seq.token
+    }
+
+    /// The runner of the sequence whose task is running on this thread. `None` outside
+    /// sequenced tasks, including inside one-off parallel tasks (as in Chromium).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits, SequencedTaskRunner};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(SequencedTaskRunner::current().is_none());
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let s2 = seq.clone();
+    /// seq.post_task(move || {
+    ///     let cur = SequencedTaskRunner::current().unwrap();
+    ///     tx.send(cur.is_same_sequence(&s2)).unwrap();
+    /// }).unwrap();
+    /// assert!(rx.recv().unwrap());
+    /// ```
+    pub fn current() -> Option<SequencedTaskRunner> {
+        let (seq, inner) = current::current_sequence()?;
+        let owner = match &seq.home {
+            Home::Dedicated(d) => d.owner(),
+            Home::Pool => None,
+        };
+        Some(SequencedTaskRunner::from_parts(
+            PoolRef::from_inner(&inner),
+            seq,
+            owner,
+        ))
+    }
+
+    /// `true` if both runners post to the same sequence.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let a = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let b = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// assert!(a.is_same_sequence(&a.clone()));
+    /// assert!(!a.is_same_sequence(&b));
+    /// ```
+    pub fn is_same_sequence(&self, other: &SequencedTaskRunner) -> bool {
+        Arc::ptr_eq(&self.seq, &other.seq)
+    }
+
+    /// The sequence's current priority.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskPriority::BestEffort.into());
+    /// assert_eq!(seq.priority(), TaskPriority::BestEffort);
+    /// ```
+    pub fn priority(&self) -> TaskPriority {
+        self.seq.priority()
+    }
+}

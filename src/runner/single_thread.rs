@@ -1,0 +1,142 @@
+//! `SingleThreadTaskRunner`: a sequence with a dedicated thread.
+
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use crate::current;
+use crate::error::PostError;
+use crate::pool::{PoolRef, PostDest};
+use crate::runner::SequencedTaskRunner;
+use crate::scheduler::Sequence;
+use crate::sync::Arc;
+use crate::worker::{Dedicated, ThreadOwner};
+use std::sync::Arc as StdArc;
+
+/// Posts tasks that run one at a time, in posting order, always on the same dedicated thread
+/// (for thread-affine resources). The thread is created with the runner and joined when the
+/// last clone of the runner is dropped (after it has run everything queued) or at shutdown.
+///
+/// ```
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let st2 = st.clone();
+/// st.post_task(move || tx.send(st2.belongs_to_current_thread()).unwrap()).unwrap();
+/// assert!(rx.recv().unwrap());
+/// assert!(!st.belongs_to_current_thread());
+/// ```
+#[derive(Clone)]
+pub struct SingleThreadTaskRunner {
+    pool: PoolRef,
+    seq: Arc<Sequence>,
+    owner: StdArc<ThreadOwner>,
+}
+
+impl fmt::Debug for SingleThreadTaskRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SingleThreadTaskRunner")
+            .field("sequence", &self.seq.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SingleThreadTaskRunner {
+    pub(crate) fn new(pool: PoolRef, seq: Arc<Sequence>, d: Arc<Dedicated>) -> Self {
+        SingleThreadTaskRunner {
+            pool,
+            seq,
+            owner: ThreadOwner::new(d),
+        }
+    }
+
+    /// Posts a task to run on the runner's thread, after everything posted before it.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// st.post_task(move || tx.send(2).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 2);
+    /// ```
+    #[track_caller]
+    pub fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.inner().post(
+            PostDest::Sequence(&self.seq),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a task that runs on the runner's thread no sooner than `delay` from now.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let t0 = Instant::now();
+    /// st.post_delayed_task(Duration::from_millis(10), move || tx.send(Instant::now()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap() - t0 >= Duration::from_millis(10));
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool
+            .inner()
+            .post(PostDest::Sequence(&self.seq), delay, f, Location::caller())
+    }
+
+    /// `true` if called from a task of this runner.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// assert!(!st.runs_tasks_in_current_sequence());
+    /// ```
+    pub fn runs_tasks_in_current_sequence(&self) -> bool {
+        current::current_token() == self.seq.token
+    }
+
+    /// `true` if the calling thread is this runner's dedicated thread.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// assert!(!st.belongs_to_current_thread());
+    /// ```
+    pub fn belongs_to_current_thread(&self) -> bool {
+        self.owner.dedicated().is_current_thread()
+    }
+
+    /// This runner viewed as a [`SequencedTaskRunner`] (same sequence, same thread). While a
+    /// task of this runner runs, [`SequencedTaskRunner::current`] returns this view.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
+    /// let seq = st.as_sequenced();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// seq.post_task(move || tx.send(()).unwrap()).unwrap();
+    /// rx.recv().unwrap();
+    /// ```
+    pub fn as_sequenced(&self) -> SequencedTaskRunner {
+        SequencedTaskRunner::from_parts(
+            self.pool.clone(),
+            Arc::clone(&self.seq),
+            Some(StdArc::clone(&self.owner)),
+        )
+    }
+}

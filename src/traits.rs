@@ -1,0 +1,212 @@
+//! Task traits: what a task *is* (priority, shutdown behaviour, may-block); the pool decides how
+//! to run it.
+
+use std::fmt;
+
+/// How important a task is. Higher priorities always run first; there is no ageing between
+/// priorities (Chromium's rule), so sustained `UserBlocking` load can delay `BestEffort` work
+/// indefinitely.
+///
+/// `BestEffort < UserVisible < UserBlocking`.
+///
+/// ```
+/// use taskrunner::TaskPriority;
+/// assert!(TaskPriority::BestEffort < TaskPriority::UserVisible);
+/// assert!(TaskPriority::UserVisible < TaskPriority::UserBlocking);
+/// assert_eq!(TaskPriority::default(), TaskPriority::UserBlocking);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum TaskPriority {
+    /// Work the user will not notice if it is late: metrics, persisting, prefetching. At most
+    /// [`ThreadPoolBuilder::max_best_effort_workers`](crate::ThreadPoolBuilder::max_best_effort_workers)
+    /// such tasks run at once, so they never occupy every worker.
+    BestEffort = 0,
+    /// Work whose result the user will see soon: progress UI, a requested download.
+    UserVisible = 1,
+    /// Work the user is waiting for right now (the response to input). The default, as in
+    /// Chromium, so that tasks posted with default traits run in order of posting.
+    #[default]
+    UserBlocking = 2,
+}
+
+impl TaskPriority {
+    /// Every priority, lowest first.
+    ///
+    /// ```
+    /// use taskrunner::TaskPriority;
+    /// assert_eq!(TaskPriority::ALL.len(), 3);
+    /// assert_eq!(TaskPriority::ALL[0], TaskPriority::BestEffort);
+    /// ```
+    pub const ALL: [TaskPriority; 3] = [
+        TaskPriority::BestEffort,
+        TaskPriority::UserVisible,
+        TaskPriority::UserBlocking,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn from_index(i: u8) -> Self {
+        match i {
+            0 => TaskPriority::BestEffort,
+            1 => TaskPriority::UserVisible,
+            _ => TaskPriority::UserBlocking,
+        }
+    }
+}
+
+/// What [`ThreadPool::shutdown`](crate::ThreadPool::shutdown) does with a task.
+///
+/// | behaviour | not started at shutdown | running at shutdown |
+/// |---|---|---|
+/// | `ContinueOnShutdown` | never runs | not waited for |
+/// | `SkipOnShutdown` (default) | never runs | waited for |
+/// | `BlockShutdown` | runs (if posted before shutdown completes); waited for | waited for |
+///
+/// Delayed tasks never block shutdown: once shutdown starts, a delayed task that has not been
+/// forwarded to its sequence is dropped, whatever its behaviour.
+///
+/// ```
+/// use taskrunner::ShutdownBehavior;
+/// assert_eq!(ShutdownBehavior::default(), ShutdownBehavior::SkipOnShutdown);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ShutdownBehavior {
+    /// Not started: never runs. Running: shutdown does not wait for it, so it may still be
+    /// running after `shutdown()` returns.
+    ContinueOnShutdown,
+    /// Not started: never runs. Running: shutdown waits for it to finish. The default.
+    #[default]
+    SkipOnShutdown,
+    /// Every task posted before shutdown completes runs, and shutdown waits for all of them.
+    BlockShutdown,
+}
+
+/// The traits of a task runner or a one-off task. `Copy`, cheap, built with chained setters.
+///
+/// Defaults: [`TaskPriority::UserBlocking`], [`ShutdownBehavior::SkipOnShutdown`], may-block
+/// `false` (Chromium's defaults).
+///
+/// Traits belong to a runner (a sequence), not to the individual tasks posted to it, as in
+/// Chromium.
+///
+/// ```
+/// use taskrunner::{ShutdownBehavior, TaskPriority, TaskTraits};
+/// let t = TaskTraits::new()
+///     .priority(TaskPriority::BestEffort)
+///     .shutdown_behavior(ShutdownBehavior::BlockShutdown)
+///     .may_block(true);
+/// assert_eq!(t.get_priority(), TaskPriority::BestEffort);
+/// assert_eq!(t.get_shutdown_behavior(), ShutdownBehavior::BlockShutdown);
+/// assert!(t.get_may_block());
+/// assert_eq!(TaskTraits::default(), TaskTraits::new());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TaskTraits {
+    priority: TaskPriority,
+    shutdown: ShutdownBehavior,
+    may_block: bool,
+}
+
+impl TaskTraits {
+    /// The default traits (user-blocking, skip-on-shutdown, no blocking).
+    ///
+    /// ```
+    /// use taskrunner::{TaskPriority, TaskTraits};
+    /// assert_eq!(TaskTraits::new().get_priority(), TaskPriority::UserBlocking);
+    /// ```
+    pub const fn new() -> Self {
+        Self {
+            priority: TaskPriority::UserBlocking,
+            shutdown: ShutdownBehavior::SkipOnShutdown,
+            may_block: false,
+        }
+    }
+
+    /// Sets the priority.
+    ///
+    /// ```
+    /// use taskrunner::{TaskPriority, TaskTraits};
+    /// let t = TaskTraits::new().priority(TaskPriority::UserVisible);
+    /// assert_eq!(t.get_priority(), TaskPriority::UserVisible);
+    /// ```
+    #[must_use]
+    pub const fn priority(mut self, p: TaskPriority) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Sets the shutdown behaviour.
+    ///
+    /// ```
+    /// use taskrunner::{ShutdownBehavior, TaskTraits};
+    /// let t = TaskTraits::new().shutdown_behavior(ShutdownBehavior::ContinueOnShutdown);
+    /// assert_eq!(t.get_shutdown_behavior(), ShutdownBehavior::ContinueOnShutdown);
+    /// ```
+    #[must_use]
+    pub const fn shutdown_behavior(mut self, b: ShutdownBehavior) -> Self {
+        self.shutdown = b;
+        self
+    }
+
+    /// Declares that tasks may block (file or network I/O, waiting on locks held elsewhere).
+    ///
+    /// ```
+    /// use taskrunner::TaskTraits;
+    /// assert!(TaskTraits::new().may_block(true).get_may_block());
+    /// ```
+    #[must_use]
+    pub const fn may_block(mut self, may_block: bool) -> Self {
+        self.may_block = may_block;
+        self
+    }
+
+    /// The priority.
+    ///
+    /// ```
+    /// use taskrunner::{TaskPriority, TaskTraits};
+    /// assert_eq!(TaskTraits::default().get_priority(), TaskPriority::UserBlocking);
+    /// ```
+    pub const fn get_priority(&self) -> TaskPriority {
+        self.priority
+    }
+
+    /// The shutdown behaviour.
+    ///
+    /// ```
+    /// use taskrunner::{ShutdownBehavior, TaskTraits};
+    /// assert_eq!(TaskTraits::default().get_shutdown_behavior(), ShutdownBehavior::SkipOnShutdown);
+    /// ```
+    pub const fn get_shutdown_behavior(&self) -> ShutdownBehavior {
+        self.shutdown
+    }
+
+    /// Whether tasks may block.
+    ///
+    /// ```
+    /// use taskrunner::TaskTraits;
+    /// assert!(!TaskTraits::default().get_may_block());
+    /// ```
+    pub const fn get_may_block(&self) -> bool {
+        self.may_block
+    }
+}
+
+impl fmt::Debug for TaskTraits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskTraits")
+            .field("priority", &self.priority)
+            .field("shutdown_behavior", &self.shutdown)
+            .field("may_block", &self.may_block)
+            .finish()
+    }
+}
+
+impl From<TaskPriority> for TaskTraits {
+    /// Default traits with the given priority.
+    fn from(p: TaskPriority) -> Self {
+        TaskTraits::new().priority(p)
+    }
+}

@@ -1,0 +1,163 @@
+//! `Dedicated`: the one thread of a `SingleThreadTaskRunner`.
+//!
+//! Its sequence has `Home::Dedicated`: the idle → queued transition calls [`Dedicated::schedule`]
+//! instead of pushing into the group. The thread runs the sequence until it is idle, then waits.
+//!
+//! | flag | set by | effect |
+//! |---|---|---|
+//! | `scheduled` | poster on `Push::Enqueue` | the thread wakes and runs the sequence until idle |
+//! | `exit` | last runner handle dropped, or shutdown completed | the thread finishes what is queued (or discards it after shutdown) and exits |
+
+use std::sync::{Arc as StdArc, Weak as StdWeak};
+
+use crate::current;
+use crate::pool::Inner;
+use crate::scheduler::Sequence;
+use crate::sync::{thread, Arc, Condvar, Mutex};
+use crate::worker::{run_sequence_task, WorkerShared};
+
+#[derive(Debug, Default)]
+struct Flags {
+    scheduled: bool,
+    exit: bool,
+    /// The thread has exited: a late schedule discards the tasks instead of stranding them.
+    dead: bool,
+}
+
+/// Owns the dedicated thread: when the last runner holding it drops, the thread finishes what
+/// is queued and is joined (unless the drop happens on that very thread). A plain std `Arc`:
+/// this is ownership, not part of any protocol loom models.
+#[derive(Debug)]
+pub(crate) struct ThreadOwner {
+    d: Arc<Dedicated>,
+}
+
+impl ThreadOwner {
+    pub(crate) fn new(d: Arc<Dedicated>) -> StdArc<Self> {
+        let owner = StdArc::new(ThreadOwner { d });
+        *owner.d.owner.lock() = Some(StdArc::downgrade(&owner));
+        owner
+    }
+
+    pub(crate) fn dedicated(&self) -> &Arc<Dedicated> {
+        &self.d
+    }
+}
+
+impl Drop for ThreadOwner {
+    fn drop(&mut self) {
+        self.d.request_exit();
+        self.d.join();
+    }
+}
+
+/// A dedicated thread's shared state.
+#[derive(Debug)]
+pub(crate) struct Dedicated {
+    flags: Mutex<Flags>,
+    cv: Condvar,
+    pub(crate) worker: WorkerShared,
+    pub(crate) thread_id: Mutex<Option<std::thread::ThreadId>>,
+    owner: Mutex<Option<StdWeak<ThreadOwner>>>,
+}
+
+impl Dedicated {
+    pub(crate) fn new() -> Self {
+        Dedicated {
+            flags: Mutex::new(Flags::default()),
+            cv: Condvar::new(),
+            worker: WorkerShared::new(usize::MAX),
+            thread_id: Mutex::new(None),
+            owner: Mutex::new(None),
+        }
+    }
+
+    /// The sequence went idle → queued. If the thread is gone (a stale handle posted after
+    /// it exited), the tasks are discarded rather than stranded.
+    pub(crate) fn schedule(&self, seq: &Sequence) {
+        let mut f = self.flags.lock();
+        if f.dead {
+            drop(f);
+            tracing::warn!(target: "taskrunner", "task posted to a single-thread runner whose thread has exited; dropped");
+            crate::worker::drop_quietly(seq.clear());
+            return;
+        }
+        f.scheduled = true;
+        drop(f);
+        self.cv.notify_one();
+    }
+
+    /// The owner, if any runner still holds it.
+    pub(crate) fn owner(&self) -> Option<StdArc<ThreadOwner>> {
+        self.owner.lock().as_ref().and_then(StdWeak::upgrade)
+    }
+
+    /// Asks the thread to exit once it has nothing queued.
+    pub(crate) fn request_exit(&self) {
+        let mut f = self.flags.lock();
+        f.exit = true;
+        drop(f);
+        self.cv.notify_one();
+    }
+
+    /// `true` if the calling thread is this dedicated thread.
+    pub(crate) fn is_current_thread(&self) -> bool {
+        *self.thread_id.lock() == Some(std::thread::current().id())
+    }
+
+    /// Starts the thread.
+    pub(crate) fn start(inner: &Arc<Inner>, d: &Arc<Dedicated>, seq: Arc<Sequence>, name: String) {
+        let inner2 = Arc::clone(inner);
+        let d2 = Arc::clone(d);
+        let mut b = thread::Builder::new().name(name);
+        if let Some(sz) = inner.config.stack_size {
+            b = b.stack_size(sz);
+        }
+        match b.spawn(move || dedicated_main(inner2, d2, seq)) {
+            Ok(h) => *d.worker.join.lock() = Some(h),
+            Err(e) => {
+                // Without its thread the runner can never run anything: fail loudly.
+                panic!("taskrunner: failed to spawn the thread of a SingleThreadTaskRunner: {e}")
+            }
+        }
+    }
+
+    /// Joins the thread (unless called from it).
+    pub(crate) fn join(&self) {
+        if self.is_current_thread() {
+            return;
+        }
+        let h = self.worker.join.lock().take();
+        if let Some(h) = h {
+            let _ = h.join();
+        }
+    }
+}
+
+fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
+    *d.thread_id.lock() = Some(std::thread::current().id());
+    current::set_thread_pool(Arc::clone(&inner));
+    loop {
+        {
+            let mut f = d.flags.lock();
+            while !f.scheduled && !f.exit {
+                d.cv.wait(&mut f);
+            }
+            if !f.scheduled {
+                f.dead = true; // exit requested and nothing queued
+                break;
+            }
+            f.scheduled = false;
+        }
+        // Run the sequence until it goes idle: it competes with nothing on this thread.
+        while let Some((_key, s)) = run_sequence_task(&inner, Arc::clone(&seq), &d.worker) {
+            if inner.tracker.shutdown_completed() {
+                // Shutdown completed while tasks were still queued: they never run.
+                crate::worker::drop_quietly(s.clear());
+                break;
+            }
+        }
+    }
+    inner.forget_dedicated(&d);
+    current::clear_thread_pool();
+}
