@@ -53,6 +53,7 @@ mod worker;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+use crate::pool::Inner;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -78,7 +79,8 @@ pub fn post_task<F>(traits: TaskTraits, f: F) -> Result<(), PostError<F>>
 where
     F: FnOnce() + Send + 'static,
 {
-    ThreadPool::global().pool_ref().inner().post(
+    Inner::post(
+        ThreadPool::global().pool_ref().inner(),
         PostDest::Parallel(traits),
         Duration::ZERO,
         f,
@@ -100,7 +102,8 @@ pub fn post_delayed_task<F>(traits: TaskTraits, delay: Duration, f: F) -> Result
 where
     F: FnOnce() + Send + 'static,
 {
-    ThreadPool::global().pool_ref().inner().post(
+    Inner::post(
+        ThreadPool::global().pool_ref().inner(),
         PostDest::Parallel(traits),
         delay,
         f,

@@ -155,7 +155,7 @@ fn service_main(inner: Arc<Inner>) {
             }
         }
         for d in ripe.drain(..) {
-            inner.forward_ripe(d.dest, d.task);
+            Inner::forward_ripe(&inner, d.dest, d.task);
         }
     }
 }

@@ -199,11 +199,11 @@ impl Inner {
     // ---- posting -------------------------------------------------------------------------
 
     /// Posts an immediate task to a sequence (admission already passed).
-    pub(crate) fn push_to_sequence(self: &Arc<Self>, seq: &Arc<Sequence>, task: Task) {
-        match seq.push(task, &self.tracker) {
+    pub(crate) fn push_to_sequence(this: &Arc<Self>, seq: &Arc<Sequence>, task: Task) {
+        match seq.push(task, &this.tracker) {
             Push::Enqueue(key) => match &seq.home {
                 crate::scheduler::Home::Pool => {
-                    self.group.push_sequence(key, Arc::clone(seq)).run(self);
+                    this.group.push_sequence(key, Arc::clone(seq)).run(this);
                 }
                 crate::scheduler::Home::Dedicated(d) => d.schedule(seq),
             },
@@ -215,21 +215,21 @@ impl Inner {
     }
 
     /// Posts an immediate one-off task (admission already passed).
-    pub(crate) fn push_one_off(self: &Arc<Self>, traits: TaskTraits, task: Task, ripe: bool) {
+    pub(crate) fn push_one_off(this: &Arc<Self>, traits: TaskTraits, task: Task, ripe: bool) {
         if traits.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
-            && self.tracker.register_block().is_err()
+            && this.tracker.register_block().is_err()
         {
             drop_quietly(task);
             return;
         }
-        self.group
+        this.group
             .push_one_off(OneOff { task, traits }, ripe)
-            .run(self);
+            .run(this);
     }
 
     /// The common posting path of every runner. `F` is handed back on refusal.
     pub(crate) fn post<F>(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         dest: PostDest<'_>,
         delay: Duration,
         f: F,
@@ -243,24 +243,24 @@ impl Inner {
             PostDest::Sequence(s) => s.shutdown,
             PostDest::Parallel(t) => t.get_shutdown_behavior(),
         };
-        if let Err(reason) = self.tracker.will_post(behavior, delayed) {
+        if let Err(reason) = this.tracker.will_post(behavior, delayed) {
             return Err(PostError::new(reason, f));
         }
         let mut task = Task::new(Box::new(f), posted_from);
         if !delayed {
             match dest {
-                PostDest::Sequence(s) => self.push_to_sequence(s, task),
-                PostDest::Parallel(t) => self.push_one_off(t, task, false),
+                PostDest::Sequence(s) => Inner::push_to_sequence(this, s, task),
+                PostDest::Parallel(t) => Inner::push_one_off(this, t, task, false),
             }
             return Ok(());
         }
         task.was_delayed = true;
-        let run_at = self.clock.now() + delay;
+        let run_at = this.clock.now() + delay;
         let dest = match dest {
             PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
             PostDest::Parallel(t) => Destination::Parallel(t),
         };
-        if let Err(task) = self.delay.add(self, run_at, task, dest) {
+        if let Err(task) = this.delay.add(this, run_at, task, dest) {
             // Shutdown stopped the delay manager after admission: the task never runs.
             drop_quietly(task);
         }
@@ -268,15 +268,15 @@ impl Inner {
     }
 
     /// Called by the delay service thread for each ripe task, in (run time, post) order.
-    pub(crate) fn forward_ripe(self: &Arc<Self>, dest: Destination, mut task: Task) {
-        if self.tracker.shutdown_started() {
+    pub(crate) fn forward_ripe(this: &Arc<Self>, dest: Destination, mut task: Task) {
+        if this.tracker.shutdown_started() {
             drop_quietly((dest, task));
             return;
         }
         task.mark_ready();
         match dest {
-            Destination::Sequence(s) => self.push_to_sequence(&s, task),
-            Destination::Parallel(t) => self.push_one_off(t, task, true),
+            Destination::Sequence(s) => Inner::push_to_sequence(this, &s, task),
+            Destination::Parallel(t) => Inner::push_one_off(this, t, task, true),
         }
     }
 
@@ -318,38 +318,38 @@ impl Inner {
     // ---- shutdown --------------------------------------------------------------------------
 
     /// Starts shutdown (idempotent).
-    fn start_shutdown(self: &Arc<Self>) {
-        let (first, completion) = self.tracker.start_shutdown();
+    fn start_shutdown(this: &Arc<Self>) {
+        let (first, completion) = this.tracker.start_shutdown();
         if first {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
             // Delayed tasks never block shutdown and never run after it starts.
-            drop_quietly(self.delay.stop());
+            drop_quietly(this.delay.stop());
         }
         if completion == Completion::Completed {
-            self.complete_shutdown();
+            Inner::complete_shutdown(this);
         }
     }
 
     /// The completion duties, run by whoever completed shutdown: discard everything queued,
     /// wake every worker so it exits, stop dedicated threads, release waiters.
-    pub(crate) fn complete_shutdown(self: &Arc<Self>) {
-        self.group.complete().run(self);
-        drop_quietly(self.delay.stop());
-        let dedicated: Vec<_> = self.dedicated.lock().clone();
+    pub(crate) fn complete_shutdown(this: &Arc<Self>) {
+        this.group.complete().run(this);
+        drop_quietly(this.delay.stop());
+        let dedicated: Vec<_> = this.dedicated.lock().clone();
         for d in dedicated {
             d.request_exit();
         }
         tracing::debug!(target: "taskrunner", "thread pool shutdown completed");
-        self.tracker.signal_completed();
+        this.tracker.signal_completed();
     }
 
     fn shutdown_and_wait(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         timeout: Option<Duration>,
     ) -> Result<(), ShutdownTimedOut> {
         if timeout.is_none() {
             if let Some(p) = current::current_pool() {
-                if Arc::ptr_eq(&p, self) && current::in_task() {
+                if Arc::ptr_eq(&p, this) && current::in_task() {
                     panic!(
                         "ThreadPool::shutdown() was called from inside a task of the same pool: it would wait for that task forever. \
                          Call it from outside the pool, or use shutdown_timeout()"
@@ -357,31 +357,35 @@ impl Inner {
                 }
             }
         }
-        self.start_shutdown();
-        if !self.tracker.wait_completed(timeout) {
-            let mut running: Vec<RunningTask> = self
+        Inner::start_shutdown(this);
+        if !this.tracker.wait_completed(timeout) {
+            let mut running: Vec<RunningTask> = this
                 .group
                 .workers()
                 .iter()
                 .filter_map(|w| w.running())
                 .collect();
             running.extend(
-                self.dedicated
+                this.dedicated
                     .lock()
                     .iter()
                     .filter_map(|d| d.worker.running()),
             );
             return Err(ShutdownTimedOut {
                 running,
-                pending: self.tracker.pending_items(),
+                pending: this.tracker.pending_items(),
             });
         }
-        self.join_threads();
+        this.join_threads();
         Ok(())
     }
 
     /// Joins worker and dedicated threads that have no continue-on-shutdown task running
     /// (those may outlive shutdown, as in Chromium). Never joins the calling thread.
+    #[cfg(loom)]
+    fn join_threads(&self) {}
+
+    #[cfg(not(loom))]
     fn join_threads(&self) {
         let me = std::thread::current().id();
         for w in self.group.workers() {
@@ -421,21 +425,21 @@ impl Inner {
     /// delayed tasks are dropped, idle workers exit). Serialised with [`handle_revived`] by the
     /// lifecycle lock, and re-checks the count under it, so a handle that came back in between
     /// (`SequencedTaskRunner::current()` inside a still-running task) wins.
-    fn last_handle_dropped(self: &Arc<Self>) {
-        let _g = self.lifecycle.lock();
-        if self.handles.load(Ordering::Acquire) != 0 {
+    fn last_handle_dropped(this: &Arc<Self>) {
+        let _g = this.lifecycle.lock();
+        if this.handles.load(Ordering::Acquire) != 0 {
             return;
         }
-        drop_quietly(self.delay.stop());
-        self.group.set_terminating(true).run(self);
+        drop_quietly(this.delay.stop());
+        this.group.set_terminating(true).run(this);
     }
 
-    fn handle_revived(self: &Arc<Self>) {
-        let _g = self.lifecycle.lock();
-        if !self.tracker.shutdown_started() {
-            self.delay.reopen();
+    fn handle_revived(this: &Arc<Self>) {
+        let _g = this.lifecycle.lock();
+        if !this.tracker.shutdown_started() {
+            this.delay.reopen();
         }
-        self.group.set_terminating(false).run(self);
+        this.group.set_terminating(false).run(this);
     }
 }
 
@@ -453,7 +457,7 @@ impl PoolRef {
     fn new(inner: Arc<Inner>) -> Self {
         if inner.handles.fetch_add(1, Ordering::AcqRel) == 0 {
             // First handle, or a handle coming back after the last one dropped.
-            inner.handle_revived();
+            Inner::handle_revived(&inner);
         }
         PoolRef(inner)
     }
@@ -477,7 +481,7 @@ impl Clone for PoolRef {
 impl Drop for PoolRef {
     fn drop(&mut self) {
         if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.last_handle_dropped();
+            Inner::last_handle_dropped(&self.0);
         }
     }
 }
@@ -570,7 +574,8 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.r.inner().post(
+        Inner::post(
+            self.r.inner(),
             PostDest::Parallel(traits),
             Duration::ZERO,
             f,
@@ -600,9 +605,13 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.r
-            .inner()
-            .post(PostDest::Parallel(traits), delay, f, Location::caller())
+        Inner::post(
+            self.r.inner(),
+            PostDest::Parallel(traits),
+            delay,
+            f,
+            Location::caller(),
+        )
     }
 
     /// A runner whose tasks run in parallel, in no particular order.
@@ -692,7 +701,7 @@ impl ThreadPool {
     /// assert!(pool.post_task(TaskTraits::default(), || ()).is_err());
     /// ```
     pub fn shutdown(&self) {
-        let _ = self.r.inner().shutdown_and_wait(None);
+        let _ = Inner::shutdown_and_wait(self.r.inner(), None);
     }
 
     /// Like [`shutdown`](ThreadPool::shutdown) but gives up waiting after `timeout` and reports
@@ -706,7 +715,7 @@ impl ThreadPool {
     /// assert!(pool.is_shutdown());
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
-        self.r.inner().shutdown_and_wait(Some(timeout))
+        Inner::shutdown_and_wait(self.r.inner(), Some(timeout))
     }
 
     /// `true` once shutdown has started.

@@ -1,5 +1,6 @@
 //! `TaskRunner`: posts one-off parallel tasks with fixed traits.
 
+use crate::pool::Inner;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -53,7 +54,8 @@ impl TaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.inner().post(
+        Inner::post(
+            self.pool.inner(),
             PostDest::Parallel(self.traits),
             Duration::ZERO,
             f,
@@ -78,7 +80,8 @@ impl TaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.inner().post(
+        Inner::post(
+            self.pool.inner(),
             PostDest::Parallel(self.traits),
             delay,
             f,

@@ -1,5 +1,6 @@
 //! `SequencedTaskRunner`: posts to one sequence.
 
+use crate::pool::Inner;
 use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
@@ -88,7 +89,8 @@ impl SequencedTaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.inner().post(
+        Inner::post(
+            self.pool.inner(),
             PostDest::Sequence(&self.seq),
             Duration::ZERO,
             f,
@@ -117,9 +119,13 @@ impl SequencedTaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool
-            .inner()
-            .post(PostDest::Sequence(&self.seq), delay, f, Location::caller())
+        Inner::post(
+            self.pool.inner(),
+            PostDest::Sequence(&self.seq),
+            delay,
+            f,
+            Location::caller(),
+        )
     }
 
     /// `true` if called from a task running on this sequence.

@@ -1,5 +1,6 @@
 //! `SingleThreadTaskRunner`: a sequence with a dedicated thread.
 
+use crate::pool::Inner;
 use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
@@ -66,7 +67,8 @@ impl SingleThreadTaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.inner().post(
+        Inner::post(
+            self.pool.inner(),
             PostDest::Sequence(&self.seq),
             Duration::ZERO,
             f,
@@ -91,9 +93,13 @@ impl SingleThreadTaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool
-            .inner()
-            .post(PostDest::Sequence(&self.seq), delay, f, Location::caller())
+        Inner::post(
+            self.pool.inner(),
+            PostDest::Sequence(&self.seq),
+            delay,
+            f,
+            Location::caller(),
+        )
     }
 
     /// `true` if called from a task of this runner.

@@ -204,7 +204,7 @@ fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
 
 fn complete_if(inner: &Arc<Inner>, c: Completion) {
     if c == Completion::Completed {
-        inner.complete_shutdown();
+        Inner::complete_shutdown(inner);
     }
 }
 
