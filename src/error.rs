@@ -21,11 +21,13 @@ pub enum PostRefusal {
 /// use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// pool.shutdown();
-/// let err = pool.post_task(TaskTraits::default(), || 42).unwrap_err();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let err = pool.post_task(TaskTraits::default(), move || tx.send(42).unwrap()).unwrap_err();
 /// assert_eq!(err.reason(), PostRefusal::ShutdownCompleted);
 /// assert!(err.is_shutdown());
-/// let f = err.into_inner();
-/// assert_eq!(f(), 42);
+/// let f = err.into_inner(); // nothing was lost: run it here instead
+/// f();
+/// assert_eq!(rx.recv().unwrap(), 42);
 /// ```
 pub struct PostError<F> {
     reason: PostRefusal,
@@ -71,8 +73,10 @@ impl<F> PostError<F> {
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.shutdown();
-    /// let f = pool.post_task(TaskTraits::default(), || 7).unwrap_err().into_inner();
-    /// assert_eq!(f(), 7);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let f = pool.post_task(TaskTraits::default(), move || tx.send(7).unwrap()).unwrap_err().into_inner();
+    /// f();
+    /// assert_eq!(rx.recv().unwrap(), 7);
     /// ```
     pub fn into_inner(self) -> F {
         self.task

@@ -30,6 +30,19 @@
 //!   and its sequence carry on. A refused post hands the closure back in [`PostError`].
 //! * **Shutdown** follows Chromium's contract ([`ThreadPool::shutdown`], [`ShutdownBehavior`]).
 //!
+//! ## What the types enforce
+//!
+//! Chromium checks at run time that a task's bound state is safe to move to another thread;
+//! here the compiler does. A closure that captures something not `Send` cannot be posted:
+//!
+//! ```compile_fail
+//! use std::rc::Rc;
+//! let pool = taskrunner::ThreadPool::builder().build().unwrap();
+//! let seq = pool.create_sequenced_task_runner(Default::default());
+//! let not_send = Rc::new(5);
+//! seq.post_task(move || println!("{not_send}")).unwrap(); // error: `Rc<i32>` cannot be sent between threads
+//! ```
+//!
 //! The free functions ([`post_task`], [`create_sequenced_task_runner`], ...) use the global
 //! pool ([`ThreadPool::global`]); install a configured one first with
 //! [`ThreadPoolBuilder::build_global`].

@@ -441,6 +441,27 @@ impl Inner {
         }
         this.group.set_terminating(false).run(this);
     }
+
+    /// Loom models: an `Inner` that starts no thread by itself (no handle, so no lifecycle
+    /// calls; models take worker spawn requests out of `Wakeups` and run them as model threads).
+    #[cfg(all(test, loom))]
+    pub(crate) fn new_for_loom(max_workers: usize, max_best_effort: usize) -> Arc<Self> {
+        let config = Config {
+            name_prefix: "loom".to_owned(),
+            thread_name: None,
+            stack_size: None,
+            panic_handler: None,
+            idle_timeout: Duration::from_secs(1),
+        };
+        let clock: StdArc<dyn Clock> = StdArc::new(crate::clock::SystemClock);
+        Arc::new(Inner::new(max_workers, max_best_effort, config, clock))
+    }
+
+    /// Loom models: the real (private) shutdown entry point, without the wait.
+    #[cfg(all(test, loom))]
+    pub(crate) fn start_shutdown_for_loom(this: &Arc<Self>) {
+        Inner::start_shutdown(this);
+    }
 }
 
 /// Where a post goes.

@@ -73,6 +73,13 @@ impl Wakeups {
     pub(crate) fn unparks(&self) -> usize {
         usize::from(self.unpark_one.is_some()) + self.unpark_more.len()
     }
+
+    /// Loom models: takes the worker spawn requests out, so that `run` only unparks and
+    /// discards; the model runs each returned worker as a model thread of its own.
+    #[cfg(all(test, loom))]
+    pub(crate) fn take_spawns(&mut self) -> Vec<Arc<WorkerShared>> {
+        std::mem::take(&mut self.spawn)
+    }
 }
 
 #[derive(Debug, Default)]

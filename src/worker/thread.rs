@@ -202,6 +202,12 @@ fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
     }
 }
 
+/// Loom models: the real one-off running path.
+#[cfg(all(test, loom))]
+pub(crate) fn run_one_off_for_loom(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
+    run_one_off(inner, one, me);
+}
+
 fn complete_if(inner: &Arc<Inner>, c: Completion) {
     if c == Completion::Completed {
         Inner::complete_shutdown(inner);
