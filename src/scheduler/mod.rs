@@ -10,5 +10,7 @@ mod sequence;
 mod sort_key;
 
 pub(crate) use queue::{OneOff, ReadyQueue, Source};
+#[cfg(all(test, loom))]
+pub(crate) use sequence::State;
 pub(crate) use sequence::{AfterRun, Home, Push, Sequence};
 pub(crate) use sort_key::SortKey;

@@ -25,5 +25,7 @@ mod thread;
 pub(crate) use dedicated::{Dedicated, ThreadOwner};
 pub(crate) use group::{Finished, Group, Work};
 pub(crate) use parker::Parker;
+#[cfg(all(test, loom))]
+pub(crate) use thread::run_one_off_for_loom;
 pub use thread::RunningTask;
 pub(crate) use thread::{drop_quietly, run_sequence_task, spawn_worker, WorkerShared};
