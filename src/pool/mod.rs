@@ -20,7 +20,7 @@ use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::scheduler::{OneOff, Push, Sequence, Source};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::task::Task;
-use crate::tracker::{Completion, Tracker};
+use crate::tracker::Tracker;
 use crate::traits::{ShutdownBehavior, TaskTraits};
 use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
 
@@ -165,6 +165,8 @@ pub(crate) struct Inner {
     next_dedicated: AtomicUsize,
     /// Serialises last-handle-dropped against handle-revived.
     lifecycle: Mutex<()>,
+    /// Serialises completion checks.
+    completion: Mutex<()>,
 }
 
 impl fmt::Debug for Inner {
@@ -193,6 +195,7 @@ impl Inner {
             dedicated: Mutex::new(Vec::new()),
             next_dedicated: AtomicUsize::new(0),
             lifecycle: Mutex::new(()),
+            completion: Mutex::new(()),
         }
     }
 
@@ -319,13 +322,33 @@ impl Inner {
 
     /// Starts shutdown (idempotent).
     fn start_shutdown(this: &Arc<Self>) {
-        let (first, completion) = this.tracker.start_shutdown();
-        if first {
+        if this.tracker.start_shutdown() {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
             // Delayed tasks never block shutdown and never run after it starts.
             drop_quietly(this.delay.stop());
         }
-        if completion == Completion::Completed {
+        Inner::maybe_complete_shutdown(this);
+    }
+
+    /// The completion check (see `tracker.rs`): shutdown started, no block item left, no skip
+    /// task running in any slot. Serialised by the completion lock; the tracker's CAS picks
+    /// exactly one winner, who runs the completion duties.
+    pub(crate) fn maybe_complete_shutdown(this: &Arc<Self>) {
+        if !this.tracker.shutdown_started() || this.tracker.shutdown_completed() {
+            return;
+        }
+        let won = {
+            let _g = this.completion.lock();
+            this.tracker.pending_items() == 0
+                && !this.group.workers().iter().any(|w| w.runs_skip_task())
+                && !this
+                    .dedicated
+                    .lock()
+                    .iter()
+                    .any(|d| d.worker.runs_skip_task())
+                && this.tracker.try_complete()
+        };
+        if won {
             Inner::complete_shutdown(this);
         }
     }
@@ -371,9 +394,13 @@ impl Inner {
                     .iter()
                     .filter_map(|d| d.worker.running()),
             );
+            let running_skip = running
+                .iter()
+                .filter(|r| r.shutdown_behavior == ShutdownBehavior::SkipOnShutdown)
+                .count();
             return Err(ShutdownTimedOut {
                 running,
-                pending: this.tracker.pending_items(),
+                pending: this.tracker.pending_items() + running_skip,
             });
         }
         this.join_threads();
