@@ -197,7 +197,8 @@ impl Tracker {
 
     /// Waits (in real time) until the completion duties have run; `false` on timeout.
     pub(crate) fn wait_completed(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for `Instant` waits forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut done = self.done.lock();
         while !*done {
             match deadline {

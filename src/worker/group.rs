@@ -156,6 +156,9 @@ struct Synced {
     idle: Vec<Arc<WorkerShared>>,
     /// Every live worker (for shutdown reports and joins).
     workers: Vec<Arc<WorkerShared>>,
+    /// Workers that left their loop for good (completion or wind-down), still to be joined.
+    /// Reclaimed idle workers are not kept: their threads are detached.
+    exited: Vec<Arc<WorkerShared>>,
     next_index: usize,
     /// Shutdown completed: queued work is discarded, workers exit.
     completed: bool,
@@ -292,6 +295,7 @@ impl Group {
 
     /// `true` if something may be waiting in the inbox (a racy hint for spinning workers).
     #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Relaxed)
     }
@@ -325,6 +329,11 @@ impl Group {
             Some(work) => work,
             None if s.completed || (s.terminating && s.queue.is_empty()) => {
                 Self::remove_worker(&mut s, me);
+                s.exited.push(Arc::clone(me));
+                // Workers parked earlier (e.g. by the best-effort cap) must exit too.
+                for idle in std::mem::take(&mut s.idle) {
+                    w.unpark(idle);
+                }
                 self.update_sleepy(&s);
                 Work::Exit
             }
@@ -445,6 +454,12 @@ impl Group {
             self.update_sleepy(&s);
         }
         w
+    }
+
+    /// Takes the workers that exited and were not joined yet.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take_exited(&self) -> Vec<Arc<WorkerShared>> {
+        std::mem::take(&mut self.synced.lock().exited)
     }
 
     /// A snapshot of every live worker.

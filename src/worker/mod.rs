@@ -26,4 +26,6 @@ pub(crate) use dedicated::{Dedicated, ThreadOwner};
 pub(crate) use group::{Finished, Group, Work};
 pub(crate) use parker::Parker;
 pub use thread::RunningTask;
-pub(crate) use thread::{drop_quietly, run_sequence_task, spawn_worker, WorkerShared};
+pub(crate) use thread::{
+    drop_quietly, run_sequence_task, spawn_worker, AbortOnUnwind, WorkerShared,
+};

@@ -26,13 +26,21 @@ pub struct RunningTask {
     pub sequenced: bool,
 }
 
+/// What a worker is running right now.
+#[derive(Debug, Default)]
+struct Slot {
+    task: Option<RunningTask>,
+    /// For a continue-on-shutdown sequenced task: its sequence (see `continue_sequence`).
+    continue_seq: Option<Arc<Sequence>>,
+}
+
 /// The part of a worker that other threads may touch.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) index: usize,
     pub(crate) parker: Parker,
-    /// Set while a task runs (read by shutdown reports and joins).
-    running: Mutex<Option<RunningTask>>,
+    /// Set while a task runs (read by shutdown reports, joins and the completion check).
+    running: Mutex<Slot>,
     /// The thread's handle, for joining at shutdown.
     pub(crate) join: Mutex<Option<thread::JoinHandle<()>>>,
     /// The thread has left its loop for good.
@@ -44,40 +52,60 @@ impl WorkerShared {
         WorkerShared {
             index,
             parker: Parker::new(),
-            running: Mutex::new(None),
+            running: Mutex::new(Slot::default()),
             join: Mutex::new(None),
             exited: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn running(&self) -> Option<RunningTask> {
-        *self.running.lock()
+        self.running.lock().task
     }
 
     /// Records `task` as running if the tracker lets it start; `false` means skip it. The
     /// check is made under the slot lock: that is what orders a starting skip task against
     /// shutdown's scan of the slots (see `tracker.rs`).
     #[inline]
-    fn begin(&self, tracker: &Tracker, task: RunningTask, was_delayed: bool) -> bool {
+    fn begin(
+        &self,
+        tracker: &Tracker,
+        task: RunningTask,
+        was_delayed: bool,
+        seq: Option<&Arc<Sequence>>,
+    ) -> bool {
         let mut slot = self.running.lock();
         if !tracker.may_run(task.shutdown_behavior, was_delayed) {
             return false;
         }
-        *slot = Some(task);
+        if task.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown {
+            slot.continue_seq = seq.cloned();
+        }
+        slot.task = Some(task);
         true
     }
 
     /// Clears the slot after the task ran.
     #[inline]
     fn end(&self) {
-        *self.running.lock() = None;
+        let mut slot = self.running.lock();
+        slot.task = None;
+        let seq = slot.continue_seq.take();
+        drop(slot);
+        drop(seq);
     }
 
     /// `true` while a skip-on-shutdown task runs here (shutdown must wait for it).
     pub(crate) fn runs_skip_task(&self) -> bool {
         self.running
             .lock()
+            .task
             .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::SkipOnShutdown)
+    }
+
+    /// The sequence of the continue-on-shutdown task running here, if any (shutdown drops the
+    /// tasks queued behind it, which would otherwise live until that task ends).
+    pub(crate) fn continue_sequence(&self) -> Option<Arc<Sequence>> {
+        self.running.lock().continue_seq.clone()
     }
 }
 
@@ -101,7 +129,7 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
 
 /// Aborts the process if the scheduler itself unwinds: a panic there would leave the group's
 /// counters and sequence states inconsistent (task panics are caught long before this).
-struct AbortOnUnwind;
+pub(crate) struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {
     fn drop(&mut self) {
@@ -145,9 +173,14 @@ fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
             }
             Work::Idle => {
                 may_park = false;
-                if !me.parker.park(Some(inner.config.idle_timeout)) && inner.group.try_reclaim(&me)
-                {
-                    break;
+                if !me.parker.park(Some(inner.config.idle_timeout)) {
+                    if inner.group.try_reclaim(&me) {
+                        break;
+                    }
+                    // Not on the idle stack any more: whoever popped us is about to unpark us.
+                    // Consume that wake-up now, or it would linger and make a later park return
+                    // at once (and the worker would push itself onto the idle stack twice).
+                    me.parker.park(None);
                 }
             }
             Work::Exit => break,
@@ -201,20 +234,26 @@ pub(crate) fn run_sequence_task(
         shutdown_behavior: behavior,
         sequenced: true,
     };
+    let token = seq.token;
+    let may_block = seq.may_block;
     let mut seq = seq;
-    if me.begin(&inner.tracker, info, task.was_delayed) {
-        let token = seq.token;
-        let may_block = seq.may_block;
+    if me.begin(&inner.tracker, info, task.was_delayed, Some(&seq)) {
         let scope = TaskScope::enter(token, Some(seq), may_block);
         run_task(inner, task, token, priority);
         seq = scope.exit().expect("the task scope keeps the sequence");
         me.end();
         after_run(inner, behavior);
     } else {
+        // Skipped (shutdown started). Captures are still dropped in the sequence's context.
+        let scope = TaskScope::enter(token, Some(seq), may_block);
         drop_quietly(task);
+        seq = scope.exit().expect("the task scope keeps the sequence");
         if behavior != ShutdownBehavior::BlockShutdown {
-            // Shutdown started: everything behind it would be skipped too; drop it all now.
-            drop_quietly(seq.clear());
+            // Everything behind it would be skipped too: drop it all now, in context.
+            let rest = seq.clear();
+            let scope = TaskScope::enter(token, Some(seq), may_block);
+            drop_quietly(rest);
+            let _ = scope.exit();
             return None;
         }
         // A delayed task of a block sequence: skipped, the rest of the sequence still runs.
@@ -238,15 +277,17 @@ fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
         shutdown_behavior: behavior,
         sequenced: false,
     };
-    if me.begin(&inner.tracker, info, task.was_delayed) {
-        let token = task.order;
+    let token = task.order;
+    if me.begin(&inner.tracker, info, task.was_delayed, None) {
         let scope = TaskScope::enter(token, None, traits.get_may_block());
         run_task(inner, task, token, traits.get_priority());
         let _ = scope.exit();
         me.end();
         after_run(inner, behavior);
     } else {
+        let scope = TaskScope::enter(token, None, traits.get_may_block());
         drop_quietly(task);
+        let _ = scope.exit();
     }
     if behavior == ShutdownBehavior::BlockShutdown {
         check_completion(inner, inner.tracker.unregister_block());
@@ -262,9 +303,7 @@ fn after_run(inner: &Arc<Inner>, behavior: ShutdownBehavior) {
 }
 
 fn check_completion(inner: &Arc<Inner>, c: Completion) {
-    if c == Completion::Check {
-        Inner::maybe_complete_shutdown(inner);
-    }
+    Inner::check_completion(inner, c);
 }
 
 /// Runs the closure inside a tracing span, catching a panic so it never reaches the worker.
