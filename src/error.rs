@@ -12,6 +12,9 @@ pub enum PostRefusal {
     ShutdownStarted,
     /// The pool's shutdown has completed: nothing is accepted any more.
     ShutdownCompleted,
+    /// The runner's dedicated thread has exited (a `SingleThreadTaskRunner` view outlived the
+    /// last runner handle that kept the thread alive).
+    ThreadExited,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -100,6 +103,9 @@ impl<F> fmt::Display for PostError<F> {
             PostRefusal::ShutdownCompleted => {
                 f.write_str("task refused: the thread pool has shut down")
             }
+            PostRefusal::ThreadExited => f.write_str(
+                "task refused: the single-thread runner's dedicated thread has exited",
+            ),
         }
     }
 }

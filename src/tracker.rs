@@ -8,25 +8,36 @@
 //! |---|---|
 //! | 0 (`STARTED`) | shutdown has started |
 //! | 1 (`COMPLETED`) | shutdown has completed |
-//! | 2.. (`ITEM` units) | number of *items blocking shutdown* |
+//! | 2.. (`ITEM` units) | number of `BlockShutdown` sources registered and not yet drained |
 //!
-//! Items are (a) `BlockShutdown` sources from registration until they drain: a sequence from
-//! its idle → queued transition until it goes idle again, a one-off task from post until it has
-//! run; and (b) `SkipOnShutdown` tasks while they run. `ContinueOnShutdown` tasks are never
-//! items and delayed tasks are not items until they are forwarded.
+//! A block source is registered from the moment it becomes non-empty until it drains: a
+//! sequence from its idle → queued transition until it goes idle again, a one-off task from
+//! post until it has run. Registration is refused once `COMPLETED` is set, so a block post
+//! either counts (and shutdown waits for it) or is refused.
+//!
+//! # Running skip-on-shutdown tasks
+//!
+//! Chromium also counts running `SkipOnShutdown` tasks in this word; that costs two contended
+//! read-modify-writes per task on one shared cache line. Here each worker records its running
+//! task in its own slot instead ([`WorkerShared`](crate::worker::WorkerShared)): under the slot's
+//! lock it checks `STARTED` ([`Tracker::may_run`]) and records the task; shutdown sets `STARTED`
+//! first and then scans the slots under their locks, so either the worker saw `STARTED` (and
+//! skips the task) or the scan sees the task (and waits for it).
+//!
+//! # Completion
+//!
+//! Shutdown completes when `STARTED` is set, there are 0 items and no slot holds a running
+//! skip task. Every event that can make this true (start, last block unregistration, a skip task
+//! ending after start) runs the completion check, serialised by the pool's completion lock; the
+//! check ends with a CAS from exactly `STARTED` (0 items) to `STARTED | COMPLETED`, so a block
+//! registration that slips in makes it fail, and exactly one check wins.
 //!
 //! | transition | who | rule |
 //! |---|---|---|
-//! | `items += 1` (register) | poster, on idle → queued of a block source | refused if `COMPLETED` |
-//! | `items += 1` (before run) | worker, before a skip task | refused (task skipped) if `STARTED` |
-//! | `items -= 1` | worker, after a skip task or when a block source drains | if the result is `STARTED` with 0 items, CAS to `STARTED|COMPLETED`; the CAS winner completes shutdown |
-//! | set `STARTED` | `shutdown()` | if there are 0 items, CAS to `COMPLETED` as above |
-//!
-//! Every change is a read-modify-write on the one word, so a racing post and shutdown are
-//! ordered: either the poster's increment happens first (and shutdown waits for it) or the
-//! poster sees `STARTED` and backs out. Exactly one party observes "started, zero items" and
-//! wins the CAS to `COMPLETED`; it then runs the completion duties (drain queues, wake
-//! everyone). The loom models in `loom_tests` cover post-vs-shutdown and run-vs-shutdown.
+//! | `items += 1` | poster, on idle → queued of a block source | refused if `COMPLETED` |
+//! | `items -= 1` | worker, when a block source drains | if the result is `STARTED` with 0 items, run the completion check |
+//! | set `STARTED` | `shutdown()` | then run the completion check |
+//! | set `COMPLETED` | the completion check's CAS winner | then the completion duties |
 
 use std::time::{Duration, Instant};
 
@@ -38,26 +49,14 @@ const STARTED: u64 = 1;
 const COMPLETED: u64 = 2;
 const ITEM: u64 = 4;
 
-/// What a worker may do with the task it is about to run.
-#[must_use]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunPermit {
-    /// Run it; nothing to report afterwards.
-    Run,
-    /// Run it, then call [`Tracker::after_counted_run`]: it is an item blocking shutdown.
-    RunCounted,
-    /// Do not run it (shutdown started): drop it instead.
-    Skip,
-}
-
-/// Returned by operations that may complete shutdown.
-#[must_use]
+/// Returned by operations after which shutdown may have become completable.
+#[must_use = "a Check result obliges the caller to run the completion check"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Completion {
     /// Nothing to do.
     None,
-    /// This caller completed shutdown and must run the completion duties.
-    Completed,
+    /// Shutdown has started and the last block item is gone: run the completion check.
+    Check,
 }
 
 #[derive(Debug)]
@@ -138,82 +137,40 @@ impl Tracker {
 
     /// A block source drained (or a block one-off task finished).
     pub(crate) fn unregister_block(&self) -> Completion {
-        self.remove_item()
-    }
-
-    /// Decides whether a task may run now.
-    #[inline]
-    pub(crate) fn before_run(&self, behavior: ShutdownBehavior, was_delayed: bool) -> RunPermit {
-        match behavior {
-            ShutdownBehavior::BlockShutdown if !was_delayed => RunPermit::Run,
-            ShutdownBehavior::SkipOnShutdown => {
-                let mut s = self.state.load(Ordering::Relaxed);
-                loop {
-                    if s & STARTED != 0 {
-                        return RunPermit::Skip;
-                    }
-                    match self.state.compare_exchange_weak(
-                        s,
-                        s + ITEM,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return RunPermit::RunCounted,
-                        Err(actual) => s = actual,
-                    }
-                }
-            }
-            // Continue tasks, and delayed block tasks (which behave as skip-but-uncounted: the
-            // block source they belong to already counts while they run).
-            _ => {
-                if self.state.load(Ordering::Acquire) & STARTED != 0 {
-                    RunPermit::Skip
-                } else {
-                    RunPermit::Run
-                }
-            }
-        }
-    }
-
-    /// A `RunCounted` task finished.
-    pub(crate) fn after_counted_run(&self) -> Completion {
-        self.remove_item()
-    }
-
-    fn remove_item(&self) -> Completion {
         let prev = self.state.fetch_sub(ITEM, Ordering::AcqRel);
         debug_assert!(prev >= ITEM, "shutdown item count underflow");
         if prev - ITEM == STARTED {
-            self.try_complete()
+            Completion::Check
         } else {
             Completion::None
         }
     }
 
-    fn try_complete(&self) -> Completion {
-        match self.state.compare_exchange(
-            STARTED,
-            STARTED | COMPLETED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => Completion::Completed,
-            Err(_) => Completion::None,
-        }
+    /// May a task with this behaviour start now? Workers call it under their running slot's
+    /// lock (see the module doc). Immediate block tasks always run; everything else (skip,
+    /// continue, and delayed tasks of any behaviour) only before shutdown starts.
+    #[inline]
+    pub(crate) fn may_run(&self, behavior: ShutdownBehavior, was_delayed: bool) -> bool {
+        (behavior == ShutdownBehavior::BlockShutdown && !was_delayed)
+            || self.state.load(Ordering::Acquire) & STARTED == 0
     }
 
-    /// Sets `STARTED`. Returns `(first, completion)`: whether this call started shutdown, and
-    /// whether it also completed it (no items).
-    pub(crate) fn start_shutdown(&self) -> (bool, Completion) {
-        let prev = self.state.fetch_or(STARTED, Ordering::AcqRel);
-        if prev & STARTED != 0 {
-            return (false, Completion::None);
-        }
-        if prev == 0 {
-            (true, self.try_complete())
-        } else {
-            (true, Completion::None)
-        }
+    /// The completion check's final step: `STARTED` with 0 items → `COMPLETED`. `true` for the
+    /// one caller that wins.
+    pub(crate) fn try_complete(&self) -> bool {
+        self.state
+            .compare_exchange(
+                STARTED,
+                STARTED | COMPLETED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Sets `STARTED`; `true` for the call that started shutdown.
+    pub(crate) fn start_shutdown(&self) -> bool {
+        self.state.fetch_or(STARTED, Ordering::AcqRel) & STARTED == 0
     }
 
     pub(crate) fn shutdown_started(&self) -> bool {
@@ -240,7 +197,8 @@ impl Tracker {
 
     /// Waits (in real time) until the completion duties have run; `false` on timeout.
     pub(crate) fn wait_completed(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for `Instant` waits forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut done = self.done.lock();
         while !*done {
             match deadline {

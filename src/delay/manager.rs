@@ -23,6 +23,8 @@ use crate::task::Task;
 struct Synced {
     heap: DelayHeap,
     thread_running: bool,
+    /// The service thread's handle, for `shutdown()` to join.
+    thread: Option<thread::JoinHandle<()>>,
     stopped: bool,
     waker_registered: bool,
 }
@@ -84,9 +86,15 @@ impl DelayManager {
             let spawned = thread::Builder::new()
                 .name(inner.config.service_thread_name())
                 .spawn(move || service_main(inner2));
-            if let Err(e) = spawned {
-                self.shared.synced.lock().thread_running = false;
-                tracing::error!(target: "taskrunner", error = %e, "failed to spawn the delay service thread");
+            match spawned {
+                Ok(h) => {
+                    let old = self.shared.synced.lock().thread.replace(h);
+                    drop(old); // a previous service thread that exited: detach it
+                }
+                Err(e) => {
+                    self.shared.synced.lock().thread_running = false;
+                    tracing::error!(target: "taskrunner", error = %e, "failed to spawn the delay service thread");
+                }
             }
         } else if earliest {
             self.shared.cv.notify_one();
@@ -116,6 +124,12 @@ impl DelayManager {
         drop(s);
         self.shared.cv.notify_all();
         all
+    }
+
+    /// The service thread's handle (if one was started), for joining after `stop`.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take_thread(&self) -> Option<thread::JoinHandle<()>> {
+        self.shared.synced.lock().thread.take()
     }
 
     pub(crate) fn reopen(&self) {

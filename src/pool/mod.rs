@@ -15,13 +15,16 @@ pub use builder::ThreadPoolBuilder;
 use crate::clock::Clock;
 use crate::current;
 use crate::delay::{DelayManager, Destination};
-use crate::error::PostError;
+use crate::error::{PostError, PostRefusal};
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+use crate::scheduler::Home;
 use crate::scheduler::{OneOff, Push, Sequence, Source};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::task::Task;
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskTraits};
+#[cfg(not(loom))]
+use crate::worker::WorkerShared;
 use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
@@ -135,19 +138,31 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// The name of worker `index`. A user naming function that panics falls back to the
+    /// default name (a panic here would unwind through the scheduler), and NUL bytes, which
+    /// thread names cannot hold, are replaced.
     pub(crate) fn thread_name(&self, index: usize) -> String {
-        match &self.thread_name {
-            Some(f) => f(index),
-            None => format!("{}-worker-{index}", self.name_prefix),
-        }
+        let name = self
+            .thread_name
+            .as_ref()
+            .and_then(|f| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).ok());
+        sanitize(name.unwrap_or_else(|| format!("{}-worker-{index}", self.name_prefix)))
     }
 
     pub(crate) fn service_thread_name(&self) -> String {
-        format!("{}-delay", self.name_prefix)
+        sanitize(format!("{}-delay", self.name_prefix))
     }
 
     pub(crate) fn dedicated_thread_name(&self, index: usize) -> String {
-        format!("{}-single-{index}", self.name_prefix)
+        sanitize(format!("{}-single-{index}", self.name_prefix))
+    }
+}
+
+fn sanitize(name: String) -> String {
+    if name.contains('\0') {
+        name.replace('\0', "?")
+    } else {
+        name
     }
 }
 
@@ -165,6 +180,8 @@ pub(crate) struct Inner {
     next_dedicated: AtomicUsize,
     /// Serialises last-handle-dropped against handle-revived.
     lifecycle: Mutex<()>,
+    /// Serialises completion checks.
+    completion: Mutex<()>,
 }
 
 impl fmt::Debug for Inner {
@@ -193,6 +210,7 @@ impl Inner {
             dedicated: Mutex::new(Vec::new()),
             next_dedicated: AtomicUsize::new(0),
             lifecycle: Mutex::new(()),
+            completion: Mutex::new(()),
         }
     }
 
@@ -205,7 +223,7 @@ impl Inner {
                 crate::scheduler::Home::Pool => {
                     this.group.push_sequence(key, Arc::clone(seq)).run(this);
                 }
-                crate::scheduler::Home::Dedicated(d) => d.schedule(seq),
+                crate::scheduler::Home::Dedicated(d) => d.schedule(this, seq),
             },
             Push::Done => {}
             // Admission passed but shutdown started before registration: the task never runs
@@ -214,14 +232,9 @@ impl Inner {
         }
     }
 
-    /// Posts an immediate one-off task (admission already passed).
+    /// Pushes a one-off task. A block-shutdown one-off must already be registered with the
+    /// tracker (its item is released after it runs).
     pub(crate) fn push_one_off(this: &Arc<Self>, traits: TaskTraits, task: Task, ripe: bool) {
-        if traits.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
-            && this.tracker.register_block().is_err()
-        {
-            drop_quietly(task);
-            return;
-        }
         this.group
             .push_one_off(OneOff { task, traits }, ripe)
             .run(this);
@@ -246,16 +259,43 @@ impl Inner {
         if let Err(reason) = this.tracker.will_post(behavior, delayed) {
             return Err(PostError::new(reason, f));
         }
+        if let PostDest::Sequence(s) = &dest {
+            if let Home::Dedicated(d) = &s.home {
+                if d.is_dead() {
+                    return Err(PostError::new(PostRefusal::ThreadExited, f));
+                }
+            }
+        }
+        // An immediate block-shutdown post takes a shutdown item *before* the closure is boxed:
+        // if shutdown has completed in the meantime the closure is handed back, and otherwise
+        // shutdown cannot complete until the task is queued (where it holds its own item: the
+        // one-off keeps this one, a sequence registers on idle → queued and this one is
+        // released right after the push).
+        let block_now = behavior == ShutdownBehavior::BlockShutdown && !delayed;
+        if block_now {
+            if let Err(reason) = this.tracker.register_block() {
+                return Err(PostError::new(reason, f));
+            }
+        }
         let mut task = Task::new(Box::new(f), posted_from);
         if !delayed {
             match dest {
-                PostDest::Sequence(s) => Inner::push_to_sequence(this, s, task),
+                PostDest::Sequence(s) => {
+                    Inner::push_to_sequence(this, s, task);
+                    if block_now {
+                        Inner::check_completion(this, this.tracker.unregister_block());
+                    }
+                }
                 PostDest::Parallel(t) => Inner::push_one_off(this, t, task, false),
             }
             return Ok(());
         }
         task.was_delayed = true;
-        let run_at = this.clock.now() + delay;
+        let now = this.clock.now();
+        // A delay too large for `Instant` means "effectively never": clamp to ~30 years.
+        let run_at = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
         let dest = match dest {
             PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
             PostDest::Parallel(t) => Destination::Parallel(t),
@@ -276,7 +316,23 @@ impl Inner {
         task.mark_ready();
         match dest {
             Destination::Sequence(s) => Inner::push_to_sequence(this, &s, task),
-            Destination::Parallel(t) => Inner::push_one_off(this, t, task, true),
+            Destination::Parallel(t) => {
+                if t.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
+                    && this.tracker.register_block().is_err()
+                {
+                    // Shutdown completed since the check above: delayed tasks never run then.
+                    drop_quietly(task);
+                    return;
+                }
+                Inner::push_one_off(this, t, task, true)
+            }
+        }
+    }
+
+    /// Runs the completion check if `c` asks for it.
+    pub(crate) fn check_completion(this: &Arc<Self>, c: Completion) {
+        if c == Completion::Check {
+            Inner::maybe_complete_shutdown(this);
         }
     }
 
@@ -319,13 +375,33 @@ impl Inner {
 
     /// Starts shutdown (idempotent).
     fn start_shutdown(this: &Arc<Self>) {
-        let (first, completion) = this.tracker.start_shutdown();
-        if first {
+        if this.tracker.start_shutdown() {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
             // Delayed tasks never block shutdown and never run after it starts.
             drop_quietly(this.delay.stop());
         }
-        if completion == Completion::Completed {
+        Inner::maybe_complete_shutdown(this);
+    }
+
+    /// The completion check (see `tracker.rs`): shutdown started, no block item left, no skip
+    /// task running in any slot. Serialised by the completion lock; the tracker's CAS picks
+    /// exactly one winner, who runs the completion duties.
+    pub(crate) fn maybe_complete_shutdown(this: &Arc<Self>) {
+        if !this.tracker.shutdown_started() || this.tracker.shutdown_completed() {
+            return;
+        }
+        let won = {
+            let _g = this.completion.lock();
+            this.tracker.pending_items() == 0
+                && !this.group.workers().iter().any(|w| w.runs_skip_task())
+                && !this
+                    .dedicated
+                    .lock()
+                    .iter()
+                    .any(|d| d.worker.runs_skip_task())
+                && this.tracker.try_complete()
+        };
+        if won {
             Inner::complete_shutdown(this);
         }
     }
@@ -336,6 +412,18 @@ impl Inner {
         this.group.complete().run(this);
         drop_quietly(this.delay.stop());
         let dedicated: Vec<_> = this.dedicated.lock().clone();
+        // Tasks queued behind a continue-on-shutdown task that is still running can never run
+        // now: drop them instead of keeping them until that task ends.
+        let workers = this.group.workers();
+        let continuing = workers
+            .iter()
+            .map(|w| &**w)
+            .chain(dedicated.iter().map(|d| &d.worker))
+            .filter_map(|w| w.continue_sequence())
+            .collect::<Vec<_>>();
+        for seq in continuing {
+            drop_quietly(seq.drain_pending());
+        }
         for d in dedicated {
             d.request_exit();
         }
@@ -371,9 +459,13 @@ impl Inner {
                     .iter()
                     .filter_map(|d| d.worker.running()),
             );
+            let running_skip = running
+                .iter()
+                .filter(|r| r.shutdown_behavior == ShutdownBehavior::SkipOnShutdown)
+                .count();
             return Err(ShutdownTimedOut {
                 running,
-                pending: this.tracker.pending_items(),
+                pending: this.tracker.pending_items() + running_skip,
             });
         }
         this.join_threads();
@@ -388,31 +480,34 @@ impl Inner {
     #[cfg(not(loom))]
     fn join_threads(&self) {
         let me = std::thread::current().id();
-        for w in self.group.workers() {
-            if w.running()
-                .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown)
-            {
-                continue;
-            }
-            let h = w.join.lock().take();
+        let join = |h: Option<std::thread::JoinHandle<()>>| {
             if let Some(h) = h {
                 if h.thread().id() != me {
                     let _ = h.join();
-                } else {
-                    *w.join.lock() = Some(h);
                 }
+            }
+        };
+        let continues = |w: &WorkerShared| {
+            w.running()
+                .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown)
+        };
+        for w in self
+            .group
+            .workers()
+            .into_iter()
+            .chain(self.group.take_exited())
+        {
+            if !continues(&w) {
+                join(w.join.lock().take());
             }
         }
         let dedicated: Vec<_> = self.dedicated.lock().clone();
         for d in dedicated {
-            if d.worker
-                .running()
-                .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown)
-            {
-                continue;
+            if !continues(&d.worker) {
+                d.join();
             }
-            d.join();
         }
+        join(self.delay.take_thread());
     }
 
     pub(crate) fn forget_dedicated(&self, d: &Arc<Dedicated>) {
@@ -426,12 +521,15 @@ impl Inner {
     /// lifecycle lock, and re-checks the count under it, so a handle that came back in between
     /// (`SequencedTaskRunner::current()` inside a still-running task) wins.
     fn last_handle_dropped(this: &Arc<Self>) {
-        let _g = this.lifecycle.lock();
+        let g = this.lifecycle.lock();
         if this.handles.load(Ordering::Acquire) != 0 {
             return;
         }
-        drop_quietly(this.delay.stop());
+        let pending = this.delay.stop();
         this.group.set_terminating(true).run(this);
+        drop(g);
+        // Dropped after the lock: a destructor may revive a handle, which takes it again.
+        drop_quietly(pending);
     }
 
     fn handle_revived(this: &Arc<Self>) {

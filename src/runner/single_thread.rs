@@ -45,11 +45,8 @@ impl fmt::Debug for SingleThreadTaskRunner {
 
 impl SingleThreadTaskRunner {
     pub(crate) fn new(pool: PoolRef, seq: Arc<Sequence>, d: Arc<Dedicated>) -> Self {
-        SingleThreadTaskRunner {
-            pool,
-            seq,
-            owner: ThreadOwner::new(d),
-        }
+        let owner = ThreadOwner::new(d, Arc::clone(pool.inner()));
+        SingleThreadTaskRunner { pool, seq, owner }
     }
 
     /// Posts a task to run on the runner's thread, after everything posted before it.

@@ -1,10 +1,12 @@
 //! `ReadyQueue`: the thread group's queue of ready sources, best first.
 //!
 //! Sequences wait in a binary max-heap keyed by [`SortKey`]. Immediate one-off parallel tasks
-//! wait in one FIFO per priority instead: they are posted in `order`, so each FIFO is already
+//! wait in one FIFO per priority instead: they arrive in (nearly) `order`, so each FIFO is
 //! sorted by key and a deque gives O(1) push/pop where a heap would cost O(log n). `pop`
-//! compares the heap top with the three FIFO fronts, which is exactly the order one heap over
-//! all of them would give. Delayed one-off tasks are keyed by when they ripened, which is not
+//! compares the heap top with the three FIFO fronts, which is the order one heap over all of
+//! them would give (up to posts from different threads reaching the group in a slightly
+//! different order than they drew their numbers, which only blurs age order among posts made
+//! at the same instant). Delayed one-off tasks are keyed by when they ripened, which is not
 //! monotonic with the FIFO, so they go into the heap as single-task sources.
 //! Not thread-safe by design: it lives inside the group's `Synced`.
 

@@ -193,6 +193,13 @@ impl Sequence {
         std::mem::take(&mut g.queue)
     }
 
+    /// Takes the queued tasks of a sequence whose continue-on-shutdown task is still running,
+    /// without changing its state: when that task ends, `did_run` finds the queue empty and
+    /// the sequence goes idle. Used once shutdown has completed, when none of them can run.
+    pub(crate) fn drain_pending(&self) -> VecDeque<Task> {
+        std::mem::take(&mut self.synced.lock().queue)
+    }
+
     /// Number of queued tasks (a snapshot).
     #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {

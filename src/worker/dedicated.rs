@@ -14,7 +14,8 @@ use crate::current;
 use crate::pool::Inner;
 use crate::scheduler::Sequence;
 use crate::sync::{thread, Arc, Condvar, Mutex};
-use crate::worker::{run_sequence_task, WorkerShared};
+use crate::traits::ShutdownBehavior;
+use crate::worker::{run_sequence_task, AbortOnUnwind, WorkerShared};
 
 #[derive(Debug, Default)]
 struct Flags {
@@ -30,11 +31,12 @@ struct Flags {
 #[derive(Debug)]
 pub(crate) struct ThreadOwner {
     d: Arc<Dedicated>,
+    inner: Arc<Inner>,
 }
 
 impl ThreadOwner {
-    pub(crate) fn new(d: Arc<Dedicated>) -> StdArc<Self> {
-        let owner = StdArc::new(ThreadOwner { d });
+    pub(crate) fn new(d: Arc<Dedicated>, inner: Arc<Inner>) -> StdArc<Self> {
+        let owner = StdArc::new(ThreadOwner { d, inner });
         *owner.d.owner.lock() = Some(StdArc::downgrade(&owner));
         owner
     }
@@ -45,9 +47,15 @@ impl ThreadOwner {
 }
 
 impl Drop for ThreadOwner {
+    /// Asks the thread to finish what is queued and exit, then joins it, except where joining
+    /// could wait on something that waits on us: on a pool thread (a task dropping the last
+    /// handle would block its worker), or once shutdown started (the thread may be running a
+    /// continue-on-shutdown task; `shutdown()` joins what it safely can).
     fn drop(&mut self) {
         self.d.request_exit();
-        self.d.join();
+        if current::current_pool().is_none() && !self.inner.tracker.shutdown_started() {
+            self.d.join();
+        }
     }
 }
 
@@ -72,19 +80,28 @@ impl Dedicated {
         }
     }
 
-    /// The sequence went idle → queued. If the thread is gone (a stale handle posted after
-    /// it exited), the tasks are discarded rather than stranded.
-    pub(crate) fn schedule(&self, seq: &Sequence) {
+    /// The sequence went idle → queued. If the thread exited after the poster's admission
+    /// check (a race; posts are normally refused with `ThreadExited` up front), the tasks are
+    /// discarded rather than stranded, and a block-shutdown registration is released.
+    pub(crate) fn schedule(&self, inner: &Arc<Inner>, seq: &Sequence) {
         let mut f = self.flags.lock();
         if f.dead {
             drop(f);
             tracing::warn!(target: "taskrunner", "task posted to a single-thread runner whose thread has exited; dropped");
             crate::worker::drop_quietly(seq.clear());
+            if seq.shutdown == ShutdownBehavior::BlockShutdown {
+                Inner::check_completion(inner, inner.tracker.unregister_block());
+            }
             return;
         }
         f.scheduled = true;
         drop(f);
         self.cv.notify_one();
+    }
+
+    /// `true` once the thread has exited for good.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.flags.lock().dead
     }
 
     /// The owner, if any runner still holds it.
@@ -135,6 +152,7 @@ impl Dedicated {
 }
 
 fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
+    let guard = AbortOnUnwind;
     *d.thread_id.lock() = Some(std::thread::current().id());
     current::set_thread_pool(Arc::clone(&inner));
     loop {
@@ -160,4 +178,5 @@ fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
     }
     inner.forget_dedicated(&d);
     current::clear_thread_pool();
+    drop(guard);
 }

@@ -1,14 +1,36 @@
-//! `Group`: the thread group. One lock guards the ready queue, the idle stack and the counters;
-//! every side effect (unpark, spawn, dropping discarded tasks) is returned as [`Wakeups`] and
-//! performed after the lock is released, so no thread is ever woken under the group lock.
+//! `Group`: the thread group. One lock (`synced`) guards the ready queue, the idle stack and the
+//! counters; posters do not take it on the hot path: they append to the **inbox**, a second,
+//! short lock that workers drain into the ready queue under the group lock before every pick.
+//! Every side effect (unpark, spawn, dropping discarded tasks) is returned as [`Wakeups`] and
+//! performed after the locks are released, so no thread is ever woken under a scheduler lock.
 //!
-//! Lock order: a sequence's lock is never held while the group lock is taken, and the group
-//! lock is never held while a sequence lock is taken (the two are used one after the other).
-//! The tracker is lock-free. The delay manager's lock is independent of both.
+//! # Why an inbox
+//!
+//! With a single lock, every post contends with every worker's pick. The inbox lets a post cost
+//! one short, mostly uncontended lock while workers are busy. Ordering is unchanged: a worker
+//! drains the whole inbox under the group lock before it picks, so every post that completed
+//! before the pick is considered, keyed exactly as if it had been pushed directly.
+//!
+//! # Not losing a wake-up: the `sleepy` handshake
+//!
+//! `sleepy` counts workers that could run more work but are not awake: parked workers plus
+//! workers not yet spawned (`idle.len() + max_workers - workers.len()`). It only changes under
+//! the group lock.
+//!
+//! | side | steps (all `SeqCst`) |
+//! |---|---|
+//! | poster | 1. push into the inbox (inbox lock) 2. load `sleepy`: if 0, done; else take the group lock, drain, wake/spawn (`ensure_enough_workers`) |
+//! | worker about to park | 1. (group lock held) `sleepy += 1` 2. drain the inbox again 3. if that found work, `sleepy -= 1` and run it; else stay on the idle stack and park |
+//!
+//! Either the poster's load sees the worker's increment (and wakes it), or the worker's second
+//! drain sees the poster's item. The loom model `loom_group_park_vs_post` checks this.
+//!
+//! Lock order: group lock → inbox lock (the inbox lock is never held while taking any other
+//! lock). A sequence's lock is never held together with either.
 
 use crate::pool::Inner;
 use crate::scheduler::{OneOff, ReadyQueue, Sequence, SortKey, Source};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::traits::TaskPriority;
 use crate::worker::WorkerShared;
 
@@ -21,6 +43,9 @@ pub(crate) enum Work {
     Single(OneOff, TaskPriority),
     /// Nothing to do: the worker is on the idle stack and should park.
     Idle,
+    /// Nothing to do right now, and the caller asked not to be parked: spin briefly on
+    /// [`Group::has_pending`] and ask again.
+    Retry,
     /// The worker must exit (shutdown completed, or the pool was dropped and is drained).
     Exit,
 }
@@ -53,8 +78,23 @@ impl Wakeups {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.unpark_one.is_none()
+            && self.unpark_more.is_empty()
+            && self.spawn.is_empty()
+            && self.discard.is_empty()
+    }
+
     /// Performs the deferred side effects. Must be called with no scheduler lock held.
+    #[inline]
     pub(crate) fn run(self, inner: &Arc<Inner>) {
+        if !self.is_empty() {
+            self.run_slow(inner);
+        }
+    }
+
+    #[cold]
+    fn run_slow(self, inner: &Arc<Inner>) {
         if let Some(w) = self.unpark_one {
             w.parker.unpark();
         }
@@ -82,6 +122,30 @@ impl Wakeups {
     }
 }
 
+/// Something posted, waiting in the inbox to be keyed into the ready queue.
+#[derive(Debug)]
+enum Pending {
+    Sequence(SortKey, Arc<Sequence>),
+    OneOff(OneOff),
+    RipeOneOff(OneOff),
+}
+
+impl Pending {
+    fn into_source(self) -> Source {
+        match self {
+            Pending::Sequence(_, s) => Source::Sequence(s),
+            Pending::OneOff(o) | Pending::RipeOneOff(o) => Source::Single(o),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    items: Vec<Pending>,
+    /// Shutdown completed: nothing is accepted (posters discard their item themselves).
+    closed: bool,
+}
+
 #[derive(Debug, Default)]
 struct Synced {
     queue: ReadyQueue,
@@ -92,17 +156,29 @@ struct Synced {
     idle: Vec<Arc<WorkerShared>>,
     /// Every live worker (for shutdown reports and joins).
     workers: Vec<Arc<WorkerShared>>,
+    /// Workers that left their loop for good (completion or wind-down), still to be joined.
+    /// Reclaimed idle workers are not kept: their threads are detached.
+    exited: Vec<Arc<WorkerShared>>,
     next_index: usize,
     /// Shutdown completed: queued work is discarded, workers exit.
     completed: bool,
     /// Every handle to the pool is gone: workers exit once the queue is empty.
     terminating: bool,
+    /// The inbox's other buffer: swapped in on every drain so that draining never allocates.
+    spare: Vec<Pending>,
 }
 
 /// The thread group.
 #[derive(Debug)]
 pub(crate) struct Group {
     synced: Mutex<Synced>,
+    inbox: Mutex<Inbox>,
+    /// Workers that could take work but are not awake (see the module doc). Written under the
+    /// group lock only.
+    sleepy: AtomicUsize,
+    /// Hint that the inbox is non-empty, for spinning workers (written under the inbox lock;
+    /// read without it, so it may be stale: the park handshake does not rely on it).
+    pending: AtomicBool,
     pub(crate) max_workers: usize,
     pub(crate) max_best_effort: usize,
 }
@@ -111,6 +187,9 @@ impl Group {
     pub(crate) fn new(max_workers: usize, max_best_effort: usize) -> Self {
         Group {
             synced: Mutex::new(Synced::default()),
+            inbox: Mutex::new(Inbox::default()),
+            sleepy: AtomicUsize::new(max_workers),
+            pending: AtomicBool::new(false),
             max_workers,
             max_best_effort,
         }
@@ -118,39 +197,117 @@ impl Group {
 
     /// Pushes a sequence that went idle → queued.
     pub(crate) fn push_sequence(&self, key: SortKey, seq: Arc<Sequence>) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        if s.completed {
-            w.discard.push(Source::Sequence(seq));
-        } else {
-            s.queue.push_sequence(key, seq);
-            self.ensure_enough_workers(&mut s, &mut w);
-        }
-        w
+        self.post(Pending::Sequence(key, seq))
     }
 
     /// Pushes an immediate one-off task (`ripe`: a forwarded delayed one).
     pub(crate) fn push_one_off(&self, one: OneOff, ripe: bool) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        if s.completed {
-            w.discard.push(Source::Single(one));
+        self.post(if ripe {
+            Pending::RipeOneOff(one)
         } else {
-            if ripe {
-                s.queue.push_ripe_one_off(one);
-            } else {
-                s.queue.push_one_off(one);
+            Pending::OneOff(one)
+        })
+    }
+
+    #[inline]
+    fn post(&self, p: Pending) -> Wakeups {
+        {
+            let mut ib = self.inbox.lock();
+            if !ib.closed {
+                ib.items.push(p);
+                if !self.pending.load(Ordering::Relaxed) {
+                    self.pending.store(true, Ordering::Relaxed);
+                }
+                drop(ib);
+                if self.sleepy.load(Ordering::SeqCst) == 0 {
+                    return Wakeups::default();
+                }
+                return self.wake_slow();
             }
-            self.ensure_enough_workers(&mut s, &mut w);
         }
+        let mut w = Wakeups::default();
+        w.discard.push(p.into_source());
         w
     }
 
-    /// Hands back finished work and takes the next piece, in one critical section.
+    /// A post found that some worker may be asleep: drain and wake under the group lock.
+    #[cold]
+    fn wake_slow(&self) -> Wakeups {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        self.drain_inbox(&mut s, &mut w);
+        self.ensure_enough_workers(&mut s, &mut w);
+        w
+    }
+
+    /// Moves everything from the inbox into the ready queue (group lock held).
+    fn drain_inbox(&self, s: &mut Synced, w: &mut Wakeups) {
+        let mut items = std::mem::take(&mut s.spare);
+        {
+            let mut ib = self.inbox.lock();
+            if ib.items.is_empty() {
+                drop(ib);
+                s.spare = items;
+                return;
+            }
+            std::mem::swap(&mut ib.items, &mut items);
+            self.pending.store(false, Ordering::Relaxed);
+        }
+        for p in items.drain(..) {
+            if s.completed {
+                w.discard.push(p.into_source());
+                continue;
+            }
+            match p {
+                Pending::Sequence(key, seq) => s.queue.push_sequence(key, seq),
+                Pending::OneOff(one) => s.queue.push_one_off(one),
+                Pending::RipeOneOff(one) => s.queue.push_ripe_one_off(one),
+            }
+        }
+        s.spare = items;
+    }
+
+    fn update_sleepy(&self, s: &Synced) {
+        let sleepy = s.idle.len() + (self.max_workers - s.workers.len());
+        self.sleepy.store(sleepy, Ordering::SeqCst);
+    }
+
+    /// Takes the best runnable source (group lock held), honouring the best-effort cap.
+    fn pick(&self, s: &mut Synced) -> Option<Work> {
+        match s.queue.peek_priority() {
+            Some(p)
+                if p != TaskPriority::BestEffort
+                    || s.running_best_effort < self.max_best_effort =>
+            {
+                let (source, prio) = s.queue.pop().expect("peeked");
+                s.running += 1;
+                if prio == TaskPriority::BestEffort {
+                    s.running_best_effort += 1;
+                }
+                Some(match source {
+                    Source::Sequence(seq) => Work::Sequence(seq, prio),
+                    Source::Single(one) => Work::Single(one, prio),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `true` if something may be waiting in the inbox (a racy hint for spinning workers).
+    #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Hands back finished work and takes the next piece, in one critical section. With
+    /// `may_park == false` an empty queue yields [`Work::Retry`] instead of registering the
+    /// worker as idle.
     pub(crate) fn next_work(
         &self,
         me: &Arc<WorkerShared>,
         finished: Option<Finished>,
+        may_park: bool,
     ) -> (Work, Wakeups) {
         let mut w = Wakeups::default();
         let mut s = self.synced.lock();
@@ -167,28 +324,33 @@ impl Group {
                 }
             }
         }
-        let work = match s.queue.peek_priority() {
-            Some(p)
-                if p != TaskPriority::BestEffort
-                    || s.running_best_effort < self.max_best_effort =>
-            {
-                let (source, prio) = s.queue.pop().expect("peeked");
-                s.running += 1;
-                if prio == TaskPriority::BestEffort {
-                    s.running_best_effort += 1;
+        self.drain_inbox(&mut s, &mut w);
+        let work = match self.pick(&mut s) {
+            Some(work) => work,
+            None if s.completed || (s.terminating && s.queue.is_empty()) => {
+                Self::remove_worker(&mut s, me);
+                s.exited.push(Arc::clone(me));
+                // Workers parked earlier (e.g. by the best-effort cap) must exit too.
+                for idle in std::mem::take(&mut s.idle) {
+                    w.unpark(idle);
                 }
-                match source {
-                    Source::Sequence(seq) => Work::Sequence(seq, prio),
-                    Source::Single(one) => Work::Single(one, prio),
-                }
+                self.update_sleepy(&s);
+                Work::Exit
             }
-            _ => {
-                if s.completed || (s.terminating && s.queue.is_empty()) {
-                    Self::remove_worker(&mut s, me);
-                    Work::Exit
-                } else {
-                    s.idle.push(Arc::clone(me));
-                    Work::Idle
+            None if !may_park => Work::Retry,
+            None => {
+                // About to park: announce it, then look at the inbox once more (the handshake
+                // in the module doc).
+                s.idle.push(Arc::clone(me));
+                self.update_sleepy(&s);
+                self.drain_inbox(&mut s, &mut w);
+                match self.pick(&mut s) {
+                    Some(work) => {
+                        s.idle.pop();
+                        self.update_sleepy(&s);
+                        work
+                    }
+                    None => Work::Idle,
                 }
             }
         };
@@ -212,6 +374,9 @@ impl Group {
         let fg_demand = (s.running - s.running_best_effort) + queued_fg;
         let desired = (be_demand + fg_demand).min(self.max_workers);
         let mut awake = s.workers.len() - s.idle.len();
+        if awake >= desired {
+            return;
+        }
         while awake < desired {
             if let Some(idle) = s.idle.pop() {
                 w.unpark(idle);
@@ -226,6 +391,7 @@ impl Group {
             }
             awake += 1;
         }
+        self.update_sleepy(s);
     }
 
     fn remove_worker(s: &mut Synced, me: &Arc<WorkerShared>) {
@@ -241,6 +407,7 @@ impl Group {
             Some(i) => {
                 s.idle.remove(i);
                 Self::remove_worker(&mut s, me);
+                self.update_sleepy(&s);
                 true
             }
             None => false,
@@ -251,18 +418,26 @@ impl Group {
     pub(crate) fn spawn_failed(&self, me: &Arc<WorkerShared>) {
         let mut s = self.synced.lock();
         Self::remove_worker(&mut s, me);
+        self.update_sleepy(&s);
     }
 
-    /// Shutdown completed: take everything queued (to be discarded) and wake every idle
-    /// worker so it exits. Later pushes are discarded too.
+    /// Shutdown completed: close the inbox, take everything queued (to be discarded) and wake
+    /// every idle worker so it exits. Later pushes are discarded by their posters.
     pub(crate) fn complete(&self) -> Wakeups {
         let mut w = Wakeups::default();
         let mut s = self.synced.lock();
         s.completed = true;
-        w.discard = s.queue.drain();
+        {
+            let mut ib = self.inbox.lock();
+            ib.closed = true;
+            w.discard
+                .extend(ib.items.drain(..).map(Pending::into_source));
+        }
+        w.discard.extend(s.queue.drain());
         for idle in std::mem::take(&mut s.idle) {
             w.unpark(idle);
         }
+        self.update_sleepy(&s);
         w
     }
 
@@ -276,8 +451,15 @@ impl Group {
             for idle in std::mem::take(&mut s.idle) {
                 w.unpark(idle);
             }
+            self.update_sleepy(&s);
         }
         w
+    }
+
+    /// Takes the workers that exited and were not joined yet.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take_exited(&self) -> Vec<Arc<WorkerShared>> {
+        std::mem::take(&mut self.synced.lock().exited)
     }
 
     /// A snapshot of every live worker.
@@ -285,9 +467,10 @@ impl Group {
         self.synced.lock().workers.clone()
     }
 
-    /// Queued sources (a snapshot; for tests and diagnostics).
+    /// Queued sources, including those still in the inbox (a snapshot).
     #[allow(dead_code)]
     pub(crate) fn queued(&self) -> usize {
-        self.synced.lock().queue.len()
+        let s = self.synced.lock();
+        s.queue.len() + self.inbox.lock().items.len()
     }
 }

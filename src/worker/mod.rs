@@ -28,4 +28,6 @@ pub(crate) use parker::Parker;
 #[cfg(all(test, loom))]
 pub(crate) use thread::run_one_off_for_loom;
 pub use thread::RunningTask;
-pub(crate) use thread::{drop_quietly, run_sequence_task, spawn_worker, WorkerShared};
+pub(crate) use thread::{
+    drop_quietly, run_sequence_task, spawn_worker, AbortOnUnwind, WorkerShared,
+};

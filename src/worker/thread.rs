@@ -8,7 +8,7 @@ use crate::pool::Inner;
 use crate::scheduler::{AfterRun, OneOff, Sequence, SortKey};
 use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
 use crate::task::Task;
-use crate::tracker::{Completion, RunPermit};
+use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskPriority};
 use crate::worker::{Finished, Parker, Work};
 
@@ -26,13 +26,21 @@ pub struct RunningTask {
     pub sequenced: bool,
 }
 
+/// What a worker is running right now.
+#[derive(Debug, Default)]
+struct Slot {
+    task: Option<RunningTask>,
+    /// For a continue-on-shutdown sequenced task: its sequence (see `continue_sequence`).
+    continue_seq: Option<Arc<Sequence>>,
+}
+
 /// The part of a worker that other threads may touch.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) index: usize,
     pub(crate) parker: Parker,
-    /// Set while a task runs (read by shutdown reports and joins).
-    running: Mutex<Option<RunningTask>>,
+    /// Set while a task runs (read by shutdown reports, joins and the completion check).
+    running: Mutex<Slot>,
     /// The thread's handle, for joining at shutdown.
     pub(crate) join: Mutex<Option<thread::JoinHandle<()>>>,
     /// The thread has left its loop for good.
@@ -44,18 +52,60 @@ impl WorkerShared {
         WorkerShared {
             index,
             parker: Parker::new(),
-            running: Mutex::new(None),
+            running: Mutex::new(Slot::default()),
             join: Mutex::new(None),
             exited: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn running(&self) -> Option<RunningTask> {
-        *self.running.lock()
+        self.running.lock().task
     }
 
-    fn set_running(&self, r: Option<RunningTask>) {
-        *self.running.lock() = r;
+    /// Records `task` as running if the tracker lets it start; `false` means skip it. The
+    /// check is made under the slot lock: that is what orders a starting skip task against
+    /// shutdown's scan of the slots (see `tracker.rs`).
+    #[inline]
+    fn begin(
+        &self,
+        tracker: &Tracker,
+        task: RunningTask,
+        was_delayed: bool,
+        seq: Option<&Arc<Sequence>>,
+    ) -> bool {
+        let mut slot = self.running.lock();
+        if !tracker.may_run(task.shutdown_behavior, was_delayed) {
+            return false;
+        }
+        if task.shutdown_behavior == ShutdownBehavior::ContinueOnShutdown {
+            slot.continue_seq = seq.cloned();
+        }
+        slot.task = Some(task);
+        true
+    }
+
+    /// Clears the slot after the task ran.
+    #[inline]
+    fn end(&self) {
+        let mut slot = self.running.lock();
+        slot.task = None;
+        let seq = slot.continue_seq.take();
+        drop(slot);
+        drop(seq);
+    }
+
+    /// `true` while a skip-on-shutdown task runs here (shutdown must wait for it).
+    pub(crate) fn runs_skip_task(&self) -> bool {
+        self.running
+            .lock()
+            .task
+            .is_some_and(|r| r.shutdown_behavior == ShutdownBehavior::SkipOnShutdown)
+    }
+
+    /// The sequence of the continue-on-shutdown task running here, if any (shutdown drops the
+    /// tasks queued behind it, which would otherwise live until that task ends).
+    pub(crate) fn continue_sequence(&self) -> Option<Arc<Sequence>> {
+        self.running.lock().continue_seq.clone()
     }
 }
 
@@ -79,7 +129,7 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
 
 /// Aborts the process if the scheduler itself unwinds: a panic there would leave the group's
 /// counters and sequence states inconsistent (task panics are caught long before this).
-struct AbortOnUnwind;
+pub(crate) struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {
     fn drop(&mut self) {
@@ -94,11 +144,13 @@ fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
     let guard = AbortOnUnwind;
     current::set_thread_pool(Arc::clone(&inner));
     let mut finished: Option<Finished> = None;
+    let mut may_park = false;
     loop {
-        let (work, wakeups) = inner.group.next_work(&me, finished.take());
+        let (work, wakeups) = inner.group.next_work(&me, finished.take(), may_park);
         wakeups.run(&inner);
         match work {
             Work::Sequence(seq, prio) => {
+                may_park = false;
                 let requeue = run_sequence_task(&inner, seq, &me);
                 finished = Some(Finished {
                     priority: prio,
@@ -106,16 +158,29 @@ fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
                 });
             }
             Work::Single(one, prio) => {
+                may_park = false;
                 run_one_off(&inner, one, &me);
                 finished = Some(Finished {
                     priority: prio,
                     requeue: None,
                 });
             }
+            Work::Retry => {
+                // Spin briefly before parking: when posts arrive a little slower than workers
+                // drain them, a few microseconds of spinning saves a park/unpark (two futex
+                // calls) per task. Bounded, so an idle pool still parks within microseconds.
+                may_park = !spin_for_work(&inner);
+            }
             Work::Idle => {
-                if !me.parker.park(Some(inner.config.idle_timeout)) && inner.group.try_reclaim(&me)
-                {
-                    break;
+                may_park = false;
+                if !me.parker.park(Some(inner.config.idle_timeout)) {
+                    if inner.group.try_reclaim(&me) {
+                        break;
+                    }
+                    // Not on the idle stack any more: whoever popped us is about to unpark us.
+                    // Consume that wake-up now, or it would linger and make a later park return
+                    // at once (and the worker would push itself onto the idle stack twice).
+                    me.parker.park(None);
                 }
             }
             Work::Exit => break,
@@ -126,6 +191,33 @@ fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
     drop(guard);
 }
 
+/// Spins (bounded, with backoff) until the inbox looks non-empty. Returns `true` if it does.
+#[cfg(not(loom))]
+fn spin_for_work(inner: &Inner) -> bool {
+    for step in 0..SPIN_STEPS {
+        if inner.group.has_pending() {
+            return true;
+        }
+        if step < 6 {
+            for _ in 0..(1u32 << step) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    inner.group.has_pending()
+}
+
+/// Under loom, spinning only multiplies the explored states: go straight to parking.
+#[cfg(loom)]
+fn spin_for_work(_inner: &Inner) -> bool {
+    false
+}
+
+#[cfg(not(loom))]
+const SPIN_STEPS: u32 = 10;
+
 /// Runs the front task of `seq` (which the caller popped from a ready queue) and returns the
 /// sequence with its new key if it must be re-queued.
 pub(crate) fn run_sequence_task(
@@ -135,40 +227,41 @@ pub(crate) fn run_sequence_task(
 ) -> Option<(SortKey, Arc<Sequence>)> {
     let task = seq.take_task();
     let behavior = seq.shutdown;
+    let priority = seq.priority();
+    let info = RunningTask {
+        posted_from: task.posted_from,
+        priority,
+        shutdown_behavior: behavior,
+        sequenced: true,
+    };
+    let token = seq.token;
+    let may_block = seq.may_block;
     let mut seq = seq;
-    match inner.tracker.before_run(behavior, task.was_delayed) {
-        RunPermit::Skip => {
-            drop_quietly(task);
-            if behavior != ShutdownBehavior::BlockShutdown {
-                // Everything behind it would be skipped too: drop it all now.
-                let rest = seq.clear();
-                drop_quietly(rest);
-                return None;
-            }
-        }
-        permit => {
-            let priority = seq.priority();
-            me.set_running(Some(RunningTask {
-                posted_from: task.posted_from,
-                priority,
-                shutdown_behavior: behavior,
-                sequenced: true,
-            }));
-            let token = seq.token;
-            let may_block = seq.may_block;
+    if me.begin(&inner.tracker, info, task.was_delayed, Some(&seq)) {
+        let scope = TaskScope::enter(token, Some(seq), may_block);
+        run_task(inner, task, token, priority);
+        seq = scope.exit().expect("the task scope keeps the sequence");
+        me.end();
+        after_run(inner, behavior);
+    } else {
+        // Skipped (shutdown started). Captures are still dropped in the sequence's context.
+        let scope = TaskScope::enter(token, Some(seq), may_block);
+        drop_quietly(task);
+        seq = scope.exit().expect("the task scope keeps the sequence");
+        if behavior != ShutdownBehavior::BlockShutdown {
+            // Everything behind it would be skipped too: drop it all now, in context.
+            let rest = seq.clear();
             let scope = TaskScope::enter(token, Some(seq), may_block);
-            run_task(inner, task, token, priority);
-            seq = scope.exit().expect("the task scope keeps the sequence");
-            me.set_running(None);
-            if permit == RunPermit::RunCounted {
-                complete_if(inner, inner.tracker.after_counted_run());
-            }
+            drop_quietly(rest);
+            let _ = scope.exit();
+            return None;
         }
+        // A delayed task of a block sequence: skipped, the rest of the sequence still runs.
     }
     match seq.did_run(&inner.tracker) {
         AfterRun::Requeue(key) => Some((key, seq)),
         AfterRun::Idle(c) => {
-            complete_if(inner, c);
+            check_completion(inner, c);
             None
         }
     }
@@ -178,40 +271,39 @@ pub(crate) fn run_sequence_task(
 fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
     let OneOff { task, traits } = one;
     let behavior = traits.get_shutdown_behavior();
-    match inner.tracker.before_run(behavior, task.was_delayed) {
-        RunPermit::Skip => drop_quietly(task),
-        permit => {
-            me.set_running(Some(RunningTask {
-                posted_from: task.posted_from,
-                priority: traits.get_priority(),
-                shutdown_behavior: behavior,
-                sequenced: false,
-            }));
-            let token = task.order;
-            let scope = TaskScope::enter(token, None, traits.get_may_block());
-            run_task(inner, task, token, traits.get_priority());
-            let _ = scope.exit();
-            me.set_running(None);
-            if permit == RunPermit::RunCounted {
-                complete_if(inner, inner.tracker.after_counted_run());
-            }
-        }
+    let info = RunningTask {
+        posted_from: task.posted_from,
+        priority: traits.get_priority(),
+        shutdown_behavior: behavior,
+        sequenced: false,
+    };
+    let token = task.order;
+    if me.begin(&inner.tracker, info, task.was_delayed, None) {
+        let scope = TaskScope::enter(token, None, traits.get_may_block());
+        run_task(inner, task, token, traits.get_priority());
+        let _ = scope.exit();
+        me.end();
+        after_run(inner, behavior);
+    } else {
+        let scope = TaskScope::enter(token, None, traits.get_may_block());
+        drop_quietly(task);
+        let _ = scope.exit();
     }
     if behavior == ShutdownBehavior::BlockShutdown {
-        complete_if(inner, inner.tracker.unregister_block());
+        check_completion(inner, inner.tracker.unregister_block());
     }
 }
 
-/// Loom models: the real one-off running path.
-#[cfg(all(test, loom))]
-pub(crate) fn run_one_off_for_loom(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
-    run_one_off(inner, one, me);
+/// A skip task that ends after shutdown started may have been the last thing it waited for.
+#[inline]
+fn after_run(inner: &Arc<Inner>, behavior: ShutdownBehavior) {
+    if behavior == ShutdownBehavior::SkipOnShutdown && inner.tracker.shutdown_started() {
+        Inner::maybe_complete_shutdown(inner);
+    }
 }
 
-fn complete_if(inner: &Arc<Inner>, c: Completion) {
-    if c == Completion::Completed {
-        Inner::complete_shutdown(inner);
-    }
+fn check_completion(inner: &Arc<Inner>, c: Completion) {
+    Inner::check_completion(inner, c);
 }
 
 /// Runs the closure inside a tracing span, catching a panic so it never reaches the worker.
