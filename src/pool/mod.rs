@@ -763,7 +763,10 @@ impl ThreadPool {
     }
 
     /// A runner with a dedicated thread of its own. The thread is joined when the last clone of
-    /// the runner is dropped (after it has run what was queued) or at shutdown.
+    /// the runner (or of a view from `as_sequenced`) is dropped outside the pool's threads
+    /// (after it has run what was queued), or by `shutdown()`. Created after shutdown started,
+    /// the runner has no thread and refuses every post.
+
     ///
     /// ```
     /// # use taskrunner::{ThreadPool, TaskTraits};
@@ -784,6 +787,11 @@ impl ThreadPool {
             traits,
             crate::scheduler::Home::Dedicated(Arc::clone(&d)),
         ));
+        if inner.tracker.shutdown_started() {
+            // No thread: every post is refused (by shutdown, or as ThreadExited).
+            d.mark_dead();
+            return SingleThreadTaskRunner::new(self.r.clone(), seq, d);
+        }
         inner.dedicated.lock().push(Arc::clone(&d));
         Dedicated::start(
             inner,

@@ -7,6 +7,11 @@
 //! |---|---|---|
 //! | `scheduled` | poster on `Push::Enqueue` | the thread wakes and runs the sequence until idle |
 //! | `exit` | last runner handle dropped, or shutdown completed | the thread finishes what is queued (or discards it after shutdown) and exits |
+//! | `dead` | the thread, as it exits (or at creation after shutdown started: no thread) | posts are refused with `PostRefusal::ThreadExited`; a post racing the exit is discarded (and its block-shutdown item released) |
+//!
+//! `ThreadOwner` (held by `SingleThreadTaskRunner` clones and their sequenced views) asks the
+//! thread to exit when the last holder drops, and joins it unless the drop happens on a pool
+//! thread or after shutdown started (then `shutdown()` joins it, or it exits by itself).
 
 use std::sync::{Arc as StdArc, Weak as StdWeak};
 
@@ -97,6 +102,11 @@ impl Dedicated {
         f.scheduled = true;
         drop(f);
         self.cv.notify_one();
+    }
+
+    /// Marks a runner that never got a thread (created after shutdown started).
+    pub(crate) fn mark_dead(&self) {
+        self.flags.lock().dead = true;
     }
 
     /// `true` once the thread has exited for good.

@@ -3,15 +3,20 @@
 //!
 //! # Worker lifecycle
 //!
-//! 1. Workers start lazily: a push that leaves more ready work than awake workers either
-//!    unparks an idle worker (most recently idle first) or, below `max_workers`, spawns one.
-//!    The decision is made under the group lock; the unpark or spawn happens after the lock is
-//!    released ([`Wakeups`]).
+//! 1. Posts go into the group's inbox (a short lock of its own). Only when some worker is not
+//!    awake (the `sleepy` count, see `group.rs`) does the poster take the group lock, drain the
+//!    inbox and wake one (most recently idle first) or, below `max_workers`, spawn one. The
+//!    decision is made under the group lock; the unpark or spawn happens after the lock is
+//!    released (`Wakeups`). Workers therefore start lazily.
 //! 2. A worker asks the group for work ([`Group::next_work`]), handing back the sequence it
-//!    just ran in the same critical section (re-queued with a fresh key if non-empty).
-//! 3. With no work, the worker registers itself on the idle stack (under the group lock) and
-//!    parks. A wake-up is a sticky flag set by whoever popped it from the idle stack, so a
-//!    wake-up between "registered idle" and "parked" is never lost.
+//!    just ran in the same critical section (re-queued with a fresh key if non-empty); the
+//!    group drains the inbox before it picks.
+//! 3. With no work, the worker first spins briefly (bounded backoff, watching the inbox's
+//!    non-empty hint), then registers itself on the idle stack under the group lock, checks
+//!    the inbox once more (the `sleepy` handshake) and parks. A wake-up is a sticky flag set by
+//!    whoever popped it from the idle stack, so a wake-up between "registered idle" and
+//!    "parked" is never lost; a worker whose idle timeout raced with a pop consumes the
+//!    pending wake-up before it looks for work again.
 //! 4. A worker idle for longer than the idle timeout removes itself from the idle stack and
 //!    exits (reclaim); it is re-created on demand.
 //! 5. A worker exits when shutdown has completed, or when every handle to the pool has been
