@@ -54,6 +54,7 @@ mod clock;
 mod current;
 mod delay;
 mod error;
+mod handle;
 mod pool;
 mod runner;
 mod scheduler;
@@ -73,6 +74,7 @@ use std::time::Duration;
 pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
+pub use handle::{TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 pub use traits::{ShutdownBehavior, TaskPriority, TaskTraits};
@@ -119,6 +121,28 @@ where
         ThreadPool::global().pool_ref().inner(),
         PostDest::Parallel(traits),
         delay,
+        f,
+        Location::caller(),
+    )
+}
+
+/// Posts a one-off task to the global pool and returns a handle to its result. See
+/// [`ThreadPool::post_task_with_result`].
+///
+/// ```
+/// let h = taskrunner::post_task_with_result(Default::default(), || 40 + 2).unwrap();
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+#[track_caller]
+pub fn post_task_with_result<F, T>(traits: TaskTraits, f: F) -> Result<TaskHandle<T>, PostError<F>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Inner::post_with_result(
+        ThreadPool::global().pool_ref().inner(),
+        PostDest::Parallel(traits),
+        Duration::ZERO,
         f,
         Location::caller(),
     )

@@ -5,9 +5,24 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
 use std::time::Instant;
 
+use crate::handle::CellJob;
+
 /// The boxed closure type. A zero-sized closure costs no allocation; any other closure costs
 /// exactly one (the box), and the task itself lives inline in its sequence's `VecDeque`.
 pub(crate) type BoxedFn = Box<dyn FnOnce() + Send + 'static>;
+
+/// What a task runs: a plain closure, or a result cell shared with a `TaskHandle` (one
+/// allocation for closure and result together).
+pub(crate) enum Job {
+    Fn(BoxedFn),
+    Cell(CellJob),
+}
+
+impl From<BoxedFn> for Job {
+    fn from(f: BoxedFn) -> Self {
+        Job::Fn(f)
+    }
+}
 
 /// Process-wide source of unique, increasing numbers: task post order and sequence tokens share
 /// it, so a one-off task's order number doubles as its sequence token.
@@ -24,7 +39,7 @@ pub(crate) fn next_id() -> u64 {
 
 /// One unit of work.
 pub(crate) struct Task {
-    pub(crate) f: BoxedFn,
+    pub(crate) job: Job,
     pub(crate) posted_from: &'static Location<'static>,
     /// The age used by sort keys: assigned when the task becomes ready (at post for immediate
     /// tasks, when forwarded for delayed ones). Smaller is older.
@@ -39,9 +54,9 @@ pub(crate) struct Task {
 
 impl Task {
     #[inline]
-    pub(crate) fn new(f: BoxedFn, posted_from: &'static Location<'static>) -> Self {
+    pub(crate) fn new(job: impl Into<Job>, posted_from: &'static Location<'static>) -> Self {
         Task {
-            f,
+            job: job.into(),
             posted_from,
             order: next_id(),
             queued_at: queued_at_if_traced(),

@@ -93,7 +93,10 @@ mod tests {
         Delayed {
             run_at,
             seq,
-            task: Task::new(Box::new(|| {}), std::panic::Location::caller()),
+            task: Task::new(
+                Box::new(|| {}) as crate::task::BoxedFn,
+                std::panic::Location::caller(),
+            ),
             dest: Destination::Parallel(TaskTraits::default()),
         }
     }

@@ -16,11 +16,12 @@ use crate::clock::Clock;
 use crate::current;
 use crate::delay::{DelayManager, Destination};
 use crate::error::{PostError, PostRefusal};
+use crate::handle::{new_cell, TaskHandle};
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::scheduler::Home;
 use crate::scheduler::{OneOff, Push, Sequence, Source};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
-use crate::task::Task;
+use crate::task::{BoxedFn, Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskTraits};
 #[cfg(not(loom))]
@@ -28,6 +29,17 @@ use crate::worker::WorkerShared;
 use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
+
+/// The message of a panic payload (`"<non-string panic payload>"` if it is not a string).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
 
 /// A task's panic, as given to the pool's panic handler.
 ///
@@ -251,18 +263,58 @@ impl Inner {
     where
         F: FnOnce() + Send + 'static,
     {
+        match Inner::admit(this, &dest, delay) {
+            Ok(block_now) => {
+                let f: BoxedFn = Box::new(f);
+                Inner::submit(this, dest, delay, Task::new(f, posted_from), block_now);
+                Ok(())
+            }
+            Err(reason) => Err(PostError::new(reason, f)),
+        }
+    }
+
+    /// Like [`post`](Inner::post), returning a handle to the task's result. The closure and
+    /// the result cell share one allocation.
+    pub(crate) fn post_with_result<F, T>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match Inner::admit(this, &dest, delay) {
+            Ok(block_now) => {
+                let (job, cell) = new_cell(f);
+                Inner::submit(
+                    this,
+                    dest,
+                    delay,
+                    Task::new(Job::Cell(job), posted_from),
+                    block_now,
+                );
+                Ok(TaskHandle::from_cell(cell))
+            }
+            Err(reason) => Err(PostError::new(reason, f)),
+        }
+    }
+
+    /// Admission, before the closure is boxed so that a refusal can hand it back. Returns
+    /// whether the post holds a temporary block-shutdown item that `submit` must release.
+    fn admit(this: &Arc<Self>, dest: &PostDest<'_>, delay: Duration) -> Result<bool, PostRefusal> {
         let delayed = !delay.is_zero();
-        let behavior = match &dest {
+        let behavior = match dest {
             PostDest::Sequence(s) => s.shutdown,
             PostDest::Parallel(t) => t.get_shutdown_behavior(),
         };
-        if let Err(reason) = this.tracker.will_post(behavior, delayed) {
-            return Err(PostError::new(reason, f));
-        }
-        if let PostDest::Sequence(s) = &dest {
+        this.tracker.will_post(behavior, delayed)?;
+        if let PostDest::Sequence(s) = dest {
             if let Home::Dedicated(d) = &s.home {
                 if d.is_dead() {
-                    return Err(PostError::new(PostRefusal::ThreadExited, f));
+                    return Err(PostRefusal::ThreadExited);
                 }
             }
         }
@@ -273,12 +325,20 @@ impl Inner {
         // released right after the push).
         let block_now = behavior == ShutdownBehavior::BlockShutdown && !delayed;
         if block_now {
-            if let Err(reason) = this.tracker.register_block() {
-                return Err(PostError::new(reason, f));
-            }
+            this.tracker.register_block()?;
         }
-        let mut task = Task::new(Box::new(f), posted_from);
-        if !delayed {
+        Ok(block_now)
+    }
+
+    /// Queues an admitted task: now, or through the delay manager.
+    fn submit(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        mut task: Task,
+        block_now: bool,
+    ) {
+        if delay.is_zero() {
             match dest {
                 PostDest::Sequence(s) => {
                     Inner::push_to_sequence(this, s, task);
@@ -288,7 +348,7 @@ impl Inner {
                 }
                 PostDest::Parallel(t) => Inner::push_one_off(this, t, task, false),
             }
-            return Ok(());
+            return;
         }
         task.was_delayed = true;
         let now = this.clock.now();
@@ -301,10 +361,10 @@ impl Inner {
             PostDest::Parallel(t) => Destination::Parallel(t),
         };
         if let Err(task) = this.delay.add(this, run_at, task, dest) {
-            // Shutdown stopped the delay manager after admission: the task never runs.
+            // Shutdown stopped the delay manager after admission: the task never runs (a
+            // handle resolves as not run).
             drop_quietly(task);
         }
-        Ok(())
     }
 
     /// Called by the delay service thread for each ripe task, in (run time, post) order.
@@ -349,15 +409,16 @@ impl Inner {
     pub(crate) fn report_panic(
         &self,
         posted_from: &'static Location<'static>,
-        payload: Box<dyn Any + Send>,
+        payload: &(dyn Any + Send),
     ) {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "<non-string panic payload>".to_owned()
-        };
+        self.report_panic_message(posted_from, panic_message(payload));
+    }
+
+    pub(crate) fn report_panic_message(
+        &self,
+        posted_from: &'static Location<'static>,
+        message: String,
+    ) {
         tracing::error!(target: "taskrunner", posted_from = %posted_from, "task panicked: {message}");
         if let Some(h) = &self.config.panic_handler {
             let p = TaskPanic {
@@ -368,7 +429,6 @@ impl Inner {
                 tracing::error!(target: "taskrunner", "the pool's panic handler panicked");
             }
         }
-        drop_quietly(payload);
     }
 
     // ---- shutdown --------------------------------------------------------------------------
@@ -725,6 +785,62 @@ impl ThreadPool {
         F: FnOnce() + Send + 'static,
     {
         Inner::post(
+            self.r.inner(),
+            PostDest::Parallel(traits),
+            delay,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a one-off parallel task and returns a [`TaskHandle`] to its result.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let h = pool.post_task_with_result(TaskTraits::default(), || "hello".len()).unwrap();
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    #[track_caller]
+    pub fn post_task_with_result<F, T>(
+        &self,
+        traits: TaskTraits,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Inner::post_with_result(
+            self.r.inner(),
+            PostDest::Parallel(traits),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a delayed one-off task and returns a [`TaskHandle`] to its result.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_millis(5), || 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task_with_result<F, T>(
+        &self,
+        traits: TaskTraits,
+        delay: Duration,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Inner::post_with_result(
             self.r.inner(),
             PostDest::Parallel(traits),
             delay,

@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::error::PostError;
+use crate::handle::TaskHandle;
 use crate::pool::{PoolRef, PostDest};
 use crate::traits::TaskTraits;
 
@@ -81,6 +82,62 @@ impl TaskRunner {
         F: FnOnce() + Send + 'static,
     {
         Inner::post(
+            self.pool.inner(),
+            PostDest::Parallel(self.traits),
+            delay,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a task and returns a [`TaskHandle`] to its result (join, cancel, `.await`). The
+    /// closure and the result cell share one allocation. Refused like
+    /// [`post_task`](Self::post_task), with the closure handed back.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let h = r.post_task_with_result(|| 2 + 2).unwrap();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
+    #[track_caller]
+    pub fn post_task_with_result<F, T>(&self, f: F) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Inner::post_with_result(
+            self.pool.inner(),
+            PostDest::Parallel(self.traits),
+            Duration::ZERO,
+            f,
+            Location::caller(),
+        )
+    }
+
+    /// Posts a delayed task and returns a [`TaskHandle`] to its result. Cancelling the handle
+    /// before the deadline drops the closure at once.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let h = r.post_delayed_task_with_result(Duration::from_millis(5), || "later").unwrap();
+    /// assert_eq!(h.join().unwrap(), "later");
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task_with_result<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Inner::post_with_result(
             self.pool.inner(),
             PostDest::Parallel(self.traits),
             delay,

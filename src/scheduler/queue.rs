@@ -163,7 +163,10 @@ mod tests {
 
     fn one(p: TaskPriority) -> OneOff {
         OneOff {
-            task: Task::new(Box::new(|| {}), std::panic::Location::caller()),
+            task: Task::new(
+                Box::new(|| {}) as crate::task::BoxedFn,
+                std::panic::Location::caller(),
+            ),
             traits: TaskTraits::new().priority(p),
         }
     }

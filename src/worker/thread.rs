@@ -7,7 +7,7 @@ use crate::current::{self, TaskScope};
 use crate::pool::Inner;
 use crate::scheduler::{AfterRun, OneOff, Sequence, SortKey};
 use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
-use crate::task::Task;
+use crate::task::{Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskPriority};
 use crate::worker::{Finished, Parker, Work};
@@ -310,7 +310,7 @@ fn check_completion(inner: &Arc<Inner>, c: Completion) {
 /// The closure is consumed by the call, so its captures are dropped inside the task scope.
 fn run_task(inner: &Inner, task: Task, token: u64, priority: TaskPriority) {
     let Task {
-        f,
+        job,
         posted_from,
         queued_at,
         ..
@@ -324,8 +324,19 @@ fn run_task(inner: &Inner, task: Task, token: u64, priority: TaskPriority) {
         queue_time_us = queued_at.map_or(0, |q| Instant::now().saturating_duration_since(q).as_micros() as u64),
     );
     let _entered = span.enter();
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
-        inner.report_panic(posted_from, payload);
+    match job {
+        Job::Fn(f) => {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                inner.report_panic(posted_from, &*payload);
+                drop_quietly(payload);
+            }
+        }
+        // The cell catches the panic itself (its handle gets the message) and reports it back.
+        Job::Cell(cell) => {
+            if let Err(message) = cell.run() {
+                inner.report_panic_message(posted_from, message);
+            }
+        }
     }
 }
 

@@ -1,0 +1,288 @@
+//! `TaskHandle<T>`: join, poll, cancel, inspect, or `.await` a posted task's result.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::handle::cell::{CellCore, HandleCell, CANCELLED, COMPLETED, PANICKED, PENDING, RUNNING};
+use crate::handle::TaskError;
+use crate::sync::Ordering;
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Queued (or delayed), not started.
+    Pending,
+    /// Running on a worker now.
+    Running,
+    /// Finished with a value.
+    Completed,
+    /// Finished by panicking.
+    Panicked,
+    /// Will never run: cancelled before it started, or dropped unrun at shutdown.
+    Cancelled,
+}
+
+impl TaskState {
+    /// `true` for the three terminal states.
+    ///
+    /// ```
+    /// use taskrunner::TaskState;
+    /// assert!(TaskState::Completed.is_terminal());
+    /// assert!(!TaskState::Running.is_terminal());
+    /// ```
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Panicked | TaskState::Cancelled
+        )
+    }
+}
+
+/// The result of a task posted with `post_task_with_result` (on any runner or pool).
+///
+/// * [`join`](TaskHandle::join) blocks for the result; [`join_timeout`](TaskHandle::join_timeout)
+///   and [`try_result`](TaskHandle::try_result) don't consume the handle.
+/// * It implements [`Future`], so async code (tokio, smol, any executor) can `.await` it without
+///   blocking a thread.
+/// * [`cancel`](TaskHandle::cancel) stops a task that has not started: it never runs and its
+///   closure is dropped at once. A task that already started runs to the end and keeps its
+///   value.
+/// * A panic inside the task resolves the handle to a [`TaskError`] carrying the message.
+/// * **Dropping a handle does not cancel the task** (it runs, its value is dropped), unless the
+///   handle was made with [`abort_on_drop`](TaskHandle::abort_on_drop).
+///
+/// ```
+/// use taskrunner::{ThreadPool, TaskTraits, TaskState};
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let h = pool.post_task_with_result(TaskTraits::default(), || 6 * 7).unwrap();
+/// assert_eq!(h.join().unwrap(), 42);
+///
+/// let h = taskrunner::TaskHandle::ready("cached");
+/// assert_eq!(h.state(), TaskState::Completed);
+/// assert_eq!(h.join().unwrap(), "cached");
+/// ```
+pub struct TaskHandle<T> {
+    cell: Arc<dyn HandleCell<T>>,
+    abort_on_drop: bool,
+}
+
+impl<T: Send + 'static> TaskHandle<T> {
+    pub(crate) fn from_cell(cell: Arc<dyn HandleCell<T>>) -> Self {
+        TaskHandle {
+            cell,
+            abort_on_drop: false,
+        }
+    }
+
+    /// A handle that is already completed with `value`.
+    ///
+    /// ```
+    /// let h = taskrunner::TaskHandle::ready(5);
+    /// assert!(h.is_finished());
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    pub fn ready(value: T) -> Self {
+        Self::from_cell(Arc::new(CellCore::finished(Ok(value))))
+    }
+
+    /// A handle that has already failed with `error`.
+    ///
+    /// ```
+    /// use taskrunner::{TaskError, TaskHandle};
+    /// let h: TaskHandle<u8> = TaskHandle::failed(TaskError::new("offline"));
+    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("offline"));
+    /// ```
+    pub fn failed(error: TaskError) -> Self {
+        Self::from_cell(Arc::new(CellCore::finished(Err(error))))
+    }
+
+    fn core(&self) -> &CellCore<T> {
+        self.cell.core()
+    }
+
+    /// Blocks until the task ends and returns its value, or why there is none.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_task_with_result(TaskTraits::default(), || "done").unwrap();
+    /// assert_eq!(h.join().unwrap(), "done");
+    /// ```
+    pub fn join(mut self) -> Result<T, TaskError> {
+        self.wait_take(None)
+            .expect("no deadline, so join returns a result")
+    }
+
+    /// Waits at most `timeout` for the result. `None` if the task has not ended yet (the handle
+    /// stays usable), or if the result was already taken.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let mut h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
+    /// assert!(h.join_timeout(Duration::from_millis(5)).is_none());
+    /// h.cancel();
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, TaskError>> {
+        self.wait_take(Some(timeout))
+    }
+
+    /// The result if the task has ended (taken: a second call returns `None`). Never blocks.
+    ///
+    /// ```
+    /// let mut h = taskrunner::TaskHandle::ready(3);
+    /// assert_eq!(h.try_result().unwrap().unwrap(), 3);
+    /// assert!(h.try_result().is_none());
+    /// ```
+    pub fn try_result(&mut self) -> Option<Result<T, TaskError>> {
+        self.core().sync.lock().result.take()
+    }
+
+    fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
+        let core = self.cell.core();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut s = core.sync.lock();
+        while !s.done {
+            match (timeout, deadline) {
+                (None, _) | (Some(_), None) => core.cv.wait(&mut s),
+                (Some(_), Some(d)) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    core.cv.wait_for(&mut s, d - now);
+                }
+            }
+        }
+        s.result.take()
+    }
+
+    /// `true` once the task has ended (completed, panicked or cancelled). Never blocks.
+    ///
+    /// ```
+    /// assert!(taskrunner::TaskHandle::ready(()).is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.state().is_terminal()
+    }
+
+    /// The task's state now.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits, TaskState};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || ()).unwrap();
+    /// assert_eq!(h.state(), TaskState::Pending);
+    /// h.cancel();
+    /// assert_eq!(h.state(), TaskState::Cancelled);
+    /// ```
+    pub fn state(&self) -> TaskState {
+        match self.core().state.load(Ordering::Acquire) {
+            PENDING => TaskState::Pending,
+            RUNNING => TaskState::Running,
+            COMPLETED => TaskState::Completed,
+            PANICKED => TaskState::Panicked,
+            CANCELLED => TaskState::Cancelled,
+            _ => unreachable!("invalid task state"),
+        }
+    }
+
+    /// Cancels the task if it has not started: it will never run, and its closure is dropped
+    /// now (for a delayed task: now, not at its deadline). Returns `true` if this call
+    /// cancelled it; `false` if it had already started or ended (a running task finishes and
+    /// keeps its value).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
+    /// assert!(h.cancel());
+    /// assert!(!h.cancel()); // already cancelled
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.cell.cancel()
+    }
+
+    /// How long the task ran (`None` until it ends, and for cancelled tasks).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let mut h = pool.post_task_with_result(TaskTraits::default(), || std::thread::sleep(std::time::Duration::from_millis(2))).unwrap();
+    /// let _ = h.join_timeout(std::time::Duration::from_secs(10));
+    /// assert!(h.duration().unwrap() >= std::time::Duration::from_millis(2));
+    /// ```
+    pub fn duration(&self) -> Option<Duration> {
+        self.core().sync.lock().duration
+    }
+
+    /// Makes dropping this handle cancel the task (if it has not started yet).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// struct Flag(Arc<AtomicBool>);
+    /// impl Drop for Flag { fn drop(&mut self) { self.0.store(true, Ordering::SeqCst); } }
+    /// let freed = Arc::new(AtomicBool::new(false));
+    /// let flag = Flag(freed.clone());
+    /// let h = pool
+    ///     .post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), move || drop(flag))
+    ///     .unwrap();
+    /// drop(h.abort_on_drop());
+    /// assert!(freed.load(Ordering::SeqCst)); // cancelled: the closure was freed at once
+    /// ```
+    #[must_use]
+    pub fn abort_on_drop(mut self) -> Self {
+        self.abort_on_drop = true;
+        self
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        if self.abort_on_drop {
+            self.cell.cancel();
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    /// Ready once the task has ended. Polling after the result was taken (by an earlier
+    /// `Ready`, `try_result` or `join_timeout`) panics, like polling a finished future.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let core = self.cell.core();
+        let mut s = core.sync.lock();
+        if s.done {
+            return Poll::Ready(
+                s.result
+                    .take()
+                    .expect("TaskHandle polled after its result was taken"),
+            );
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("state", &self.cell.core().state.load(Ordering::Acquire))
+            .field("abort_on_drop", &self.abort_on_drop)
+            .finish()
+    }
+}
