@@ -15,6 +15,9 @@ pub enum PostRefusal {
     /// The runner's dedicated thread has exited (a `SingleThreadTaskRunner` view outlived the
     /// last runner handle that kept the thread alive).
     ThreadExited,
+    /// `post_task_and_reply` (or `SequenceBound::async_call(..).then(..)`) was called outside a
+    /// sequenced task, so there is no sequence to send the reply to.
+    NoCurrentSequence,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -70,6 +73,14 @@ impl<F> PostError<F> {
         )
     }
 
+    /// Maps the handed-back payload (used to unwrap internal adapters).
+    pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> PostError<G> {
+        PostError {
+            reason: self.reason,
+            task: f(self.task),
+        }
+    }
+
     /// Gives back the closure that was not posted.
     ///
     /// ```
@@ -105,6 +116,9 @@ impl<F> fmt::Display for PostError<F> {
             }
             PostRefusal::ThreadExited => f.write_str(
                 "task refused: the single-thread runner's dedicated thread has exited",
+            ),
+            PostRefusal::NoCurrentSequence => f.write_str(
+                "task refused: post-and-reply needs a current sequence to reply to; call it from a task of a sequenced or single-thread runner",
             ),
         }
     }

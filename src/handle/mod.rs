@@ -8,5 +8,26 @@ mod error;
 mod task_handle;
 
 pub(crate) use cell::{new_cell, CellJob};
+
+/// Adapts a `FnOnce()` reply to the `FnOnce(())` shape of the with-result path while keeping
+/// the original closure recoverable for refusals.
+pub(crate) struct ReplyFn<R>(pub(crate) R);
+
+/// A reply of the post-and-reply path: a `FnOnce(T)`, or a `FnOnce()` wrapped in [`ReplyFn`].
+pub(crate) trait Reply<T>: Send + 'static {
+    fn call(self, value: T);
+}
+
+impl<T, F: FnOnce(T) + Send + 'static> Reply<T> for F {
+    fn call(self, value: T) {
+        self(value)
+    }
+}
+
+impl<R: FnOnce() + Send + 'static> Reply<()> for ReplyFn<R> {
+    fn call(self, _unit: ()) {
+        (self.0)()
+    }
+}
 pub use error::TaskError;
 pub use task_handle::{TaskHandle, TaskState};

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::current;
 use crate::delay::{DelayManager, Destination};
 use crate::error::{PostError, PostRefusal};
-use crate::handle::{new_cell, TaskHandle};
+use crate::handle::{new_cell, Reply, TaskHandle};
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::scheduler::Home;
 use crate::scheduler::{OneOff, Push, Sequence, Source};
@@ -300,6 +300,55 @@ impl Inner {
             }
             Err(reason) => Err(PostError::new(reason, f)),
         }
+    }
+
+    /// Post-and-reply: runs `task` at `dest`, then posts `reply(value)` to the sequence that
+    /// is current at the call. See `SequencedTaskRunner::post_task_and_reply_with_result`.
+    pub(crate) fn post_and_reply<F, T, R>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        task: F,
+        reply: R,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: Reply<T>,
+    {
+        let Some((origin_seq, origin_pool)) = current::current_sequence() else {
+            return Err(PostError::new(
+                PostRefusal::NoCurrentSequence,
+                (task, reply),
+            ));
+        };
+        let block_now = match Inner::admit(this, &dest, Duration::ZERO) {
+            Ok(b) => b,
+            Err(reason) => return Err(PostError::new(reason, (task, reply))),
+        };
+        let origin = PoolRef::from_inner(&origin_pool);
+        let job: BoxedFn = Box::new(move || {
+            let value = task();
+            // The reply goes back to the origin sequence with the value moved into it. If the
+            // origin refuses it (shutdown, or its thread exited), the reply is dropped here,
+            // unrun: it is `Send`, so dropping it on this sequence is sound, and unlike
+            // Chromium (which leaks it) nothing leaks.
+            let _ = Inner::post(
+                origin.inner(),
+                PostDest::Sequence(&origin_seq),
+                Duration::ZERO,
+                move || reply.call(value),
+                posted_from,
+            );
+        });
+        Inner::submit(
+            this,
+            dest,
+            Duration::ZERO,
+            Task::new(job, posted_from),
+            block_now,
+        );
+        Ok(())
     }
 
     /// Admission, before the closure is boxed so that a refusal can hand it back. Returns

@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::error::PostError;
+use crate::handle::ReplyFn;
 use crate::handle::TaskHandle;
 use crate::pool::{PoolRef, PostDest};
 use crate::traits::TaskTraits;
@@ -142,6 +143,78 @@ impl TaskRunner {
             PostDest::Parallel(self.traits),
             delay,
             f,
+            Location::caller(),
+        )
+    }
+
+    /// Runs `task` here, then runs `reply` on the sequence that called this (the current
+    /// sequence, see [`SequencedTaskRunner::current`](crate::SequencedTaskRunner::current)).
+    ///
+    /// Refused with [`PostRefusal::NoCurrentSequence`](crate::PostRefusal::NoCurrentSequence)
+    /// outside a sequenced task, and like `post_task` otherwise; both closures are handed back.
+    /// If the origin sequence refuses the reply (shutdown), the reply is dropped unrun on this
+    /// runner's side: it is `Send`, so that is sound (Chromium leaks it instead).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let (o2, target) = (origin.clone(), r.clone());
+    /// origin.post_task(move || {
+    ///     target.post_task_and_reply(|| (), move || tx.send(o2.runs_tasks_in_current_sequence()).unwrap()).unwrap();
+    /// }).unwrap();
+    /// assert!(rx.recv().unwrap()); // the reply ran on the origin sequence
+    /// ```
+    #[track_caller]
+    pub fn post_task_and_reply<F, R>(&self, task: F, reply: R) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() + Send + 'static,
+        R: FnOnce() + Send + 'static,
+    {
+        Inner::post_and_reply(
+            self.pool.inner(),
+            PostDest::Parallel(self.traits),
+            task,
+            ReplyFn(reply),
+            Location::caller(),
+        )
+        .map_err(|e| e.map(|(t, r)| (t, r.0)))
+    }
+
+    /// Runs `task` here, then runs `reply(value)` on the sequence that called this, with the
+    /// task's value moved (not shared) into the reply. Refusals as in
+    /// [`post_task_and_reply`](Self::post_task_and_reply).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let target = r.clone();
+    /// origin.post_task(move || {
+    ///     target.post_task_and_reply_with_result(|| vec![1, 2, 3], move |v: Vec<i32>| tx.send(v.len()).unwrap()).unwrap();
+    /// }).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 3);
+    /// ```
+    #[track_caller]
+    pub fn post_task_and_reply_with_result<F, T, R>(
+        &self,
+        task: F,
+        reply: R,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
+        Inner::post_and_reply(
+            self.pool.inner(),
+            PostDest::Parallel(self.traits),
+            task,
+            reply,
             Location::caller(),
         )
     }
