@@ -12,8 +12,8 @@
 //! let ui = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserBlocking));
 //! let (tx, rx) = std::sync::mpsc::channel();
 //! let tx2 = tx.clone();
-//! ui.post_delayed_task(Duration::from_millis(5), move || tx2.send("delayed").unwrap()).unwrap();
 //! ui.post_task(move || tx.send("first").unwrap()).unwrap();
+//! ui.post_delayed_task(Duration::from_millis(5), move || tx2.send("delayed").unwrap()).unwrap();
 //! assert_eq!(rx.recv().unwrap(), "first");
 //! assert_eq!(rx.recv().unwrap(), "delayed");
 //! pool.shutdown();
@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+mod bound;
 mod checker;
 mod clock;
 mod current;
@@ -71,6 +72,7 @@ use crate::pool::Inner;
 use std::panic::Location;
 use std::time::Duration;
 
+pub use bound::{AsyncCall, SequenceBound};
 pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};

@@ -263,10 +263,26 @@ impl Inner {
     where
         F: FnOnce() + Send + 'static,
     {
+        Inner::post_mapped(this, dest, delay, f, |f| f, posted_from)
+    }
+
+    /// Posts `wrap(f)`; on refusal `f` itself is handed back (so wrappers built by the crate,
+    /// e.g. `SequenceBound`'s, never leak into a `PostError`).
+    pub(crate) fn post_mapped<F, G>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        wrap: impl FnOnce(F) -> G,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        G: FnOnce() + Send + 'static,
+    {
         match Inner::admit(this, &dest, delay) {
             Ok(block_now) => {
-                let f: BoxedFn = Box::new(f);
-                Inner::submit(this, dest, delay, Task::new(f, posted_from), block_now);
+                let job: BoxedFn = Box::new(wrap(f));
+                Inner::submit(this, dest, delay, Task::new(job, posted_from), block_now);
                 Ok(())
             }
             Err(reason) => Err(PostError::new(reason, f)),
@@ -286,9 +302,25 @@ impl Inner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        Inner::post_mapped_with_result(this, dest, delay, f, |f| f, posted_from)
+    }
+
+    /// [`post_with_result`](Inner::post_with_result) of `wrap(f)`, handing back `f` on refusal.
+    pub(crate) fn post_mapped_with_result<F, G, T>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        wrap: impl FnOnce(F) -> G,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        G: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         match Inner::admit(this, &dest, delay) {
             Ok(block_now) => {
-                let (job, cell) = new_cell(f);
+                let (job, cell) = new_cell(wrap(f));
                 Inner::submit(
                     this,
                     dest,
@@ -302,17 +334,18 @@ impl Inner {
         }
     }
 
-    /// Post-and-reply: runs `task` at `dest`, then posts `reply(value)` to the sequence that
-    /// is current at the call. See `SequencedTaskRunner::post_task_and_reply_with_result`.
-    pub(crate) fn post_and_reply<F, T, R>(
+    /// Post-and-reply: runs `wrap(task)` at `dest`, then posts `reply(value)` to the sequence
+    /// that is current at the call. See `SequencedTaskRunner::post_task_and_reply_with_result`.
+    pub(crate) fn post_and_reply<F, G, T, R>(
         this: &Arc<Self>,
         dest: PostDest<'_>,
         task: F,
+        wrap: impl FnOnce(F) -> G,
         reply: R,
         posted_from: &'static Location<'static>,
     ) -> Result<(), PostError<(F, R)>>
     where
-        F: FnOnce() -> T + Send + 'static,
+        G: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
         R: Reply<T>,
     {
@@ -327,6 +360,7 @@ impl Inner {
             Err(reason) => return Err(PostError::new(reason, (task, reply))),
         };
         let origin = PoolRef::from_inner(&origin_pool);
+        let task = wrap(task);
         let job: BoxedFn = Box::new(move || {
             let value = task();
             // The reply goes back to the origin sequence with the value moved into it. If the

@@ -177,6 +177,7 @@ impl TaskRunner {
             self.pool.inner(),
             PostDest::Parallel(self.traits),
             task,
+            |t| t,
             ReplyFn(reply),
             Location::caller(),
         )
@@ -214,6 +215,7 @@ impl TaskRunner {
             self.pool.inner(),
             PostDest::Parallel(self.traits),
             task,
+            |t| t,
             reply,
             Location::caller(),
         )

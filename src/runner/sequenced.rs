@@ -62,6 +62,11 @@ impl SequencedTaskRunner {
         }
     }
 
+    /// The pool and sequence behind this runner (for crate-internal posting helpers).
+    pub(crate) fn parts(&self) -> (&Arc<crate::pool::Inner>, &Arc<Sequence>) {
+        (self.pool.inner(), &self.seq)
+    }
+
     pub(crate) fn from_parts(
         pool: PoolRef,
         seq: Arc<Sequence>,
@@ -111,8 +116,8 @@ impl SequencedTaskRunner {
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let t1 = tx.clone();
-    /// seq.post_delayed_task(Duration::from_millis(30), move || t1.send("late").unwrap()).unwrap();
     /// seq.post_task(move || tx.send("now").unwrap()).unwrap();
+    /// seq.post_delayed_task(Duration::from_millis(30), move || t1.send("late").unwrap()).unwrap();
     /// assert_eq!(rx.recv().unwrap(), "now");
     /// assert_eq!(rx.recv().unwrap(), "late");
     /// ```
@@ -216,6 +221,7 @@ impl SequencedTaskRunner {
             self.pool.inner(),
             PostDest::Sequence(&self.seq),
             task,
+            |t| t,
             ReplyFn(reply),
             Location::caller(),
         )
@@ -253,6 +259,7 @@ impl SequencedTaskRunner {
             self.pool.inner(),
             PostDest::Sequence(&self.seq),
             task,
+            |t| t,
             reply,
             Location::caller(),
         )

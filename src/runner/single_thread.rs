@@ -187,6 +187,7 @@ impl SingleThreadTaskRunner {
             self.pool.inner(),
             PostDest::Sequence(&self.seq),
             task,
+            |t| t,
             ReplyFn(reply),
             Location::caller(),
         )
@@ -224,6 +225,7 @@ impl SingleThreadTaskRunner {
             self.pool.inner(),
             PostDest::Sequence(&self.seq),
             task,
+            |t| t,
             reply,
             Location::caller(),
         )
