@@ -60,6 +60,11 @@ pub(crate) fn current_sequence() -> Option<(Arc<Sequence>, Arc<Inner>)> {
     Some((seq, pool))
 }
 
+/// Runs `f` on the sequence of the running task (borrowed from TLS, no clone).
+pub(crate) fn running_sequence_ref<R>(f: impl FnOnce(&Sequence) -> R) -> Option<R> {
+    SEQUENCE.with(|s| s.borrow().as_deref().map(f))
+}
+
 /// The pool this thread works for, if it is one of a pool's threads.
 pub(crate) fn current_pool() -> Option<Arc<Inner>> {
     POOL.with(|p| p.borrow().clone())

@@ -18,6 +18,9 @@ pub enum PostRefusal {
     /// `post_task_and_reply` (or `SequenceBound::async_call(..).then(..)`) was called outside a
     /// sequenced task, so there is no sequence to send the reply to.
     NoCurrentSequence,
+    /// A task of this sequence panicked and the runner's [`PanicPolicy`](crate::PanicPolicy) is
+    /// `Poison`: the sequence accepts no more work.
+    SequencePoisoned,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -116,6 +119,9 @@ impl<F> fmt::Display for PostError<F> {
             }
             PostRefusal::ThreadExited => f.write_str(
                 "task refused: the single-thread runner's dedicated thread has exited",
+            ),
+            PostRefusal::SequencePoisoned => f.write_str(
+                "task refused: a task of this sequence panicked and its panic policy is Poison",
             ),
             PostRefusal::NoCurrentSequence => f.write_str(
                 "task refused: post-and-reply needs a current sequence to reply to; call it from a task of a sequenced or single-thread runner",

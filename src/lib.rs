@@ -79,7 +79,7 @@ pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
-pub use traits::{ShutdownBehavior, TaskPriority, TaskTraits};
+pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use worker::RunningTask;
 
 use pool::PostDest;

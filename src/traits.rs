@@ -84,10 +84,35 @@ pub enum ShutdownBehavior {
     BlockShutdown,
 }
 
+/// What happens when a task of a runner panics.
+///
+/// | policy | the panicking task | the runner afterwards |
+/// |---|---|---|
+/// | `Isolate` (default) | caught, reported (tracing, pool panic handler, its `TaskHandle`) | carries on: the next task runs |
+/// | `Poison` | caught and reported | a sequenced or single-thread runner is poisoned: its queued tasks are dropped unrun and later posts are refused with [`PostRefusal::SequencePoisoned`](crate::PostRefusal::SequencePoisoned). For parallel runners (which share no state) it behaves as `Isolate`. |
+/// | `Abort` | reported, then the process aborts | — |
+///
+/// ```
+/// use taskrunner::{PanicPolicy, TaskTraits};
+/// assert_eq!(PanicPolicy::default(), PanicPolicy::Isolate);
+/// let t = TaskTraits::new().panic_policy(PanicPolicy::Poison);
+/// assert_eq!(t.get_panic_policy(), PanicPolicy::Poison);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PanicPolicy {
+    /// Catch, report, carry on (the default).
+    #[default]
+    Isolate,
+    /// Catch, report, and refuse the sequence any further work.
+    Poison,
+    /// Report, then abort the process.
+    Abort,
+}
+
 /// The traits of a task runner or a one-off task. `Copy`, cheap, built with chained setters.
 ///
 /// Defaults: [`TaskPriority::UserBlocking`], [`ShutdownBehavior::SkipOnShutdown`], may-block
-/// `false` (Chromium's defaults).
+/// `false` (Chromium's defaults), [`PanicPolicy::Isolate`].
 ///
 /// Traits belong to a runner (a sequence), not to the individual tasks posted to it, as in
 /// Chromium.
@@ -108,6 +133,7 @@ pub struct TaskTraits {
     priority: TaskPriority,
     shutdown: ShutdownBehavior,
     may_block: bool,
+    panic_policy: PanicPolicy,
 }
 
 impl TaskTraits {
@@ -122,7 +148,30 @@ impl TaskTraits {
             priority: TaskPriority::UserBlocking,
             shutdown: ShutdownBehavior::SkipOnShutdown,
             may_block: false,
+            panic_policy: PanicPolicy::Isolate,
         }
+    }
+
+    /// Sets what happens when a task panics (see [`PanicPolicy`]).
+    ///
+    /// ```
+    /// use taskrunner::{PanicPolicy, TaskTraits};
+    /// assert_eq!(TaskTraits::new().panic_policy(PanicPolicy::Abort).get_panic_policy(), PanicPolicy::Abort);
+    /// ```
+    #[must_use]
+    pub const fn panic_policy(mut self, p: PanicPolicy) -> Self {
+        self.panic_policy = p;
+        self
+    }
+
+    /// The panic policy.
+    ///
+    /// ```
+    /// use taskrunner::{PanicPolicy, TaskTraits};
+    /// assert_eq!(TaskTraits::default().get_panic_policy(), PanicPolicy::Isolate);
+    /// ```
+    pub const fn get_panic_policy(&self) -> PanicPolicy {
+        self.panic_policy
     }
 
     /// Sets the priority.
@@ -200,6 +249,7 @@ impl fmt::Debug for TaskTraits {
             .field("priority", &self.priority)
             .field("shutdown_behavior", &self.shutdown)
             .field("may_block", &self.may_block)
+            .field("panic_policy", &self.panic_policy)
             .finish()
     }
 }

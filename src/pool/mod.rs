@@ -395,6 +395,9 @@ impl Inner {
         };
         this.tracker.will_post(behavior, delayed)?;
         if let PostDest::Sequence(s) = dest {
+            if s.is_poisoned() {
+                return Err(PostRefusal::SequencePoisoned);
+            }
             if let Home::Dedicated(d) = &s.home {
                 if d.is_dead() {
                     return Err(PostRefusal::ThreadExited);
@@ -965,7 +968,6 @@ impl ThreadPool {
     /// the runner (or of a view from `as_sequenced`) is dropped outside the pool's threads
     /// (after it has run what was queued), or by `shutdown()`. Created after shutdown started,
     /// the runner has no thread and refuses every post.
-
     ///
     /// ```
     /// # use taskrunner::{ThreadPool, TaskTraits};

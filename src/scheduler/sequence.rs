@@ -30,10 +30,10 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::scheduler::SortKey;
-use crate::sync::{Arc, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering};
 use crate::task::Task;
 use crate::tracker::{Completion, Tracker};
-use crate::traits::{ShutdownBehavior, TaskPriority, TaskTraits};
+use crate::traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 use crate::worker::Dedicated;
 
 /// Where a sequence's tasks run.
@@ -86,6 +86,9 @@ pub(crate) struct Sequence {
     priority: AtomicU8,
     pub(crate) shutdown: ShutdownBehavior,
     pub(crate) may_block: bool,
+    pub(crate) panic_policy: PanicPolicy,
+    /// Set once a task panicked under `PanicPolicy::Poison`; later posts are refused.
+    poisoned: AtomicBool,
     pub(crate) home: Home,
     synced: Mutex<Synced>,
 }
@@ -97,6 +100,8 @@ impl Sequence {
             priority: AtomicU8::new(traits.get_priority() as u8),
             shutdown: traits.get_shutdown_behavior(),
             may_block: traits.get_may_block(),
+            panic_policy: traits.get_panic_policy(),
+            poisoned: AtomicBool::new(false),
             home,
             synced: Mutex::new(Synced {
                 queue: VecDeque::new(),
@@ -198,6 +203,17 @@ impl Sequence {
     /// the sequence goes idle. Used once shutdown has completed, when none of them can run.
     pub(crate) fn drain_pending(&self) -> VecDeque<Task> {
         std::mem::take(&mut self.synced.lock().queue)
+    }
+
+    /// Poisons the sequence (a task panicked under `PanicPolicy::Poison`) and returns the
+    /// queued tasks for the caller (the worker running the sequence) to drop.
+    pub(crate) fn poison(&self) -> VecDeque<Task> {
+        self.poisoned.store(true, Ordering::Release);
+        std::mem::take(&mut self.synced.lock().queue)
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// Number of queued tasks (a snapshot).

@@ -9,7 +9,7 @@ use crate::scheduler::{AfterRun, OneOff, Sequence, SortKey};
 use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
 use crate::task::{Job, Task};
 use crate::tracker::{Completion, Tracker};
-use crate::traits::{ShutdownBehavior, TaskPriority};
+use crate::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
 use crate::worker::{Finished, Parker, Work};
 
 /// A task that was running when a report was taken (see
@@ -236,10 +236,25 @@ pub(crate) fn run_sequence_task(
     };
     let token = seq.token;
     let may_block = seq.may_block;
+    let seq_policy = seq.panic_policy;
     let mut seq = seq;
-    if me.begin(&inner.tracker, info, task.was_delayed, Some(&seq)) {
+    if seq.is_poisoned() {
+        // A post admitted just before the sequence was poisoned: never run it. `did_run` below
+        // then finds the queue empty and the sequence goes idle (releasing a block item).
         let scope = TaskScope::enter(token, Some(seq), may_block);
-        run_task(inner, task, token, priority);
+        drop_quietly(task);
+        seq = scope.exit().expect("the task scope keeps the sequence");
+        drop_quietly(seq.poison());
+    } else if me.begin(&inner.tracker, info, task.was_delayed, Some(&seq)) {
+        let scope = TaskScope::enter(token, Some(seq), may_block);
+        let panicked = run_task(inner, task, token, priority, seq_policy);
+        if panicked && seq_policy == PanicPolicy::Poison {
+            // Poisoned: what is queued never runs (dropped here, in the sequence's context);
+            // later posts are refused at admission.
+            if let Some(s) = current::running_sequence_ref(|s| s.poison()) {
+                drop_quietly(s);
+            }
+        }
         seq = scope.exit().expect("the task scope keeps the sequence");
         me.end();
         after_run(inner, behavior);
@@ -280,7 +295,14 @@ fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
     let token = task.order;
     if me.begin(&inner.tracker, info, task.was_delayed, None) {
         let scope = TaskScope::enter(token, None, traits.get_may_block());
-        run_task(inner, task, token, traits.get_priority());
+        // Poison has nothing to poison for a one-off task: it behaves as Isolate.
+        run_task(
+            inner,
+            task,
+            token,
+            traits.get_priority(),
+            traits.get_panic_policy(),
+        );
         let _ = scope.exit();
         me.end();
         after_run(inner, behavior);
@@ -308,7 +330,14 @@ fn check_completion(inner: &Arc<Inner>, c: Completion) {
 
 /// Runs the closure inside a tracing span, catching a panic so it never reaches the worker.
 /// The closure is consumed by the call, so its captures are dropped inside the task scope.
-fn run_task(inner: &Inner, task: Task, token: u64, priority: TaskPriority) {
+/// Returns `true` if the task panicked (after reporting it; `PanicPolicy::Abort` aborts here).
+fn run_task(
+    inner: &Inner,
+    task: Task,
+    token: u64,
+    priority: TaskPriority,
+    policy: PanicPolicy,
+) -> bool {
     let Task {
         job,
         posted_from,
@@ -324,20 +353,29 @@ fn run_task(inner: &Inner, task: Task, token: u64, priority: TaskPriority) {
         queue_time_us = queued_at.map_or(0, |q| Instant::now().saturating_duration_since(q).as_micros() as u64),
     );
     let _entered = span.enter();
-    match job {
-        Job::Fn(f) => {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+    let panicked = match job {
+        Job::Fn(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => false,
+            Err(payload) => {
                 inner.report_panic(posted_from, &*payload);
                 drop_quietly(payload);
+                true
             }
-        }
+        },
         // The cell catches the panic itself (its handle gets the message) and reports it back.
-        Job::Cell(cell) => {
-            if let Err(message) = cell.run() {
+        Job::Cell(cell) => match cell.run() {
+            Ok(()) => false,
+            Err(message) => {
                 inner.report_panic_message(posted_from, message);
+                true
             }
-        }
+        },
+    };
+    if panicked && policy == PanicPolicy::Abort {
+        eprintln!("taskrunner: a task posted from {posted_from} panicked under PanicPolicy::Abort; aborting");
+        std::process::abort();
     }
+    panicked
 }
 
 /// Drops tasks (or anything holding closures) without letting a panicking destructor unwind
