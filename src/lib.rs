@@ -78,7 +78,9 @@ pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
-pub use runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+pub use runner::{
+    SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
+};
 pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use worker::RunningTask;
 

@@ -17,7 +17,9 @@ use crate::current;
 use crate::delay::{DelayManager, Destination};
 use crate::error::{PostError, PostRefusal};
 use crate::handle::{new_cell, Reply, TaskHandle};
-use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+use crate::runner::{
+    SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
+};
 use crate::scheduler::Home;
 use crate::scheduler::{OneOff, Push, Sequence, Source};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
@@ -962,6 +964,22 @@ impl ThreadPool {
     /// ```
     pub fn create_sequenced_task_runner(&self, traits: TaskTraits) -> SequencedTaskRunner {
         SequencedTaskRunner::new(self.r.clone(), traits)
+    }
+
+    /// A sequenced runner whose priority can be updated later (see
+    /// [`UpdateableSequencedTaskRunner`]).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskPriority, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_updateable_sequenced_task_runner(TaskPriority::UserVisible.into());
+    /// assert_eq!(seq.priority(), TaskPriority::UserVisible);
+    /// ```
+    pub fn create_updateable_sequenced_task_runner(
+        &self,
+        traits: TaskTraits,
+    ) -> UpdateableSequencedTaskRunner {
+        UpdateableSequencedTaskRunner::new(self.r.clone(), traits)
     }
 
     /// A runner with a dedicated thread of its own. The thread is joined when the last clone of

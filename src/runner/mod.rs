@@ -10,7 +10,9 @@
 mod parallel;
 mod sequenced;
 mod single_thread;
+mod updateable;
 
 pub use parallel::TaskRunner;
 pub use sequenced::SequencedTaskRunner;
 pub use single_thread::SingleThreadTaskRunner;
+pub use updateable::UpdateableSequencedTaskRunner;

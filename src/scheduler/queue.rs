@@ -145,6 +145,29 @@ impl ReadyQueue {
         self.len() == 0
     }
 
+    /// Re-keys `seq` at priority `p` if it is queued (O(n): priority updates are rare).
+    /// Returns `true` if it was found.
+    pub(crate) fn update_sequence_priority(
+        &mut self,
+        seq: &Arc<Sequence>,
+        p: TaskPriority,
+    ) -> bool {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        let mut found = false;
+        for e in &mut entries {
+            if let Source::Sequence(s) = &e.source {
+                if Arc::ptr_eq(s, seq) && e.key.priority != p {
+                    self.counts[e.key.priority.index()] -= 1;
+                    self.counts[p.index()] += 1;
+                    e.key.priority = p;
+                    found = true;
+                }
+            }
+        }
+        self.heap = BinaryHeap::from(entries);
+        found
+    }
+
     /// Takes every queued source (shutdown completion).
     pub(crate) fn drain(&mut self) -> Vec<Source> {
         let mut out: Vec<Source> = self.heap.drain().map(|e| e.source).collect();

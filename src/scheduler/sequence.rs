@@ -115,7 +115,6 @@ impl Sequence {
     }
 
     /// Changes the priority used for keys computed from now on.
-    #[allow(dead_code)]
     pub(crate) fn set_priority(&self, p: TaskPriority) {
         self.priority.store(p as u8, Ordering::Relaxed);
     }

@@ -259,7 +259,11 @@ impl Group {
                 continue;
             }
             match p {
-                Pending::Sequence(key, seq) => s.queue.push_sequence(key, seq),
+                Pending::Sequence(mut key, seq) => {
+                    // The priority may have been updated since the key was made.
+                    key.priority = seq.priority();
+                    s.queue.push_sequence(key, seq)
+                }
                 Pending::OneOff(one) => s.queue.push_one_off(one),
                 Pending::RipeOneOff(one) => s.queue.push_ripe_one_off(one),
             }
@@ -398,6 +402,18 @@ impl Group {
         if let Some(i) = s.workers.iter().position(|x| Arc::ptr_eq(x, me)) {
             s.workers.swap_remove(i);
         }
+    }
+
+    /// `seq`'s priority changed: re-key it if it is waiting in the queue (or the inbox), and
+    /// wake a worker if that made work runnable (e.g. best-effort raised above the cap).
+    pub(crate) fn update_priority(&self, seq: &Arc<Sequence>, p: TaskPriority) -> Wakeups {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        self.drain_inbox(&mut s, &mut w);
+        if s.queue.update_sequence_priority(seq, p) {
+            self.ensure_enough_workers(&mut s, &mut w);
+        }
+        w
     }
 
     /// A worker timed out while idle: if it is still on the idle stack it leaves the pool.
