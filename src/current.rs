@@ -25,6 +25,8 @@ thread_local! {
     static POOL: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     /// Whether the running task was posted with the may-block trait.
     static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
+    /// This thread is a worker of a pool's thread group (not a dedicated thread).
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The token of whatever is running on this thread: the running task's sequence, or this
@@ -47,8 +49,17 @@ pub(crate) fn in_task() -> bool {
     TOKEN.with(Cell::get) != 0
 }
 
+/// Marks this thread as a thread-group worker.
+pub(crate) fn set_worker() {
+    IS_WORKER.with(|w| w.set(true));
+}
+
+/// `true` on a thread-group worker.
+pub(crate) fn is_worker() -> bool {
+    IS_WORKER.with(Cell::get)
+}
+
 /// Whether the task running on this thread declared may-block (false outside tasks).
-#[allow(dead_code)] // read by the blocking-scope check
 pub(crate) fn may_block() -> bool {
     MAY_BLOCK.with(Cell::get)
 }

@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod bound;
 mod checker;
 mod clock;
@@ -72,6 +73,7 @@ use crate::pool::Inner;
 use std::panic::Location;
 use std::time::Duration;
 
+pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
 pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};

@@ -160,6 +160,9 @@ struct Synced {
     /// Reclaimed idle workers are not kept: their threads are detached.
     exited: Vec<Arc<WorkerShared>>,
     next_index: usize,
+    /// Tasks inside `blocking()` scopes: each raises the capacity by one (a compensating worker
+    /// may run while it waits).
+    blocked: usize,
     /// Shutdown completed: queued work is discarded, workers exit.
     completed: bool,
     /// Every handle to the pool is gone: workers exit once the queue is empty.
@@ -271,13 +274,23 @@ impl Group {
         s.spare = items;
     }
 
+    /// Workers that may run tasks at once: `max_workers`, plus one per task blocked in a
+    /// `blocking()` scope.
+    fn capacity(&self, s: &Synced) -> usize {
+        self.max_workers + s.blocked
+    }
+
     fn update_sleepy(&self, s: &Synced) {
-        let sleepy = s.idle.len() + (self.max_workers - s.workers.len());
+        let sleepy = s.idle.len() + self.capacity(s).saturating_sub(s.workers.len());
         self.sleepy.store(sleepy, Ordering::SeqCst);
     }
 
     /// Takes the best runnable source (group lock held), honouring the best-effort cap.
     fn pick(&self, s: &mut Synced) -> Option<Work> {
+        if s.running >= self.capacity(s) {
+            // More workers awake than capacity (a blocking scope just ended): stand down.
+            return None;
+        }
         match s.queue.peek_priority() {
             Some(p)
                 if p != TaskPriority::BestEffort
@@ -376,7 +389,7 @@ impl Group {
             .min(self.max_best_effort)
             .max(s.running_best_effort);
         let fg_demand = (s.running - s.running_best_effort) + queued_fg;
-        let desired = (be_demand + fg_demand).min(self.max_workers);
+        let desired = (be_demand + fg_demand).min(self.capacity(s));
         let mut awake = s.workers.len() - s.idle.len();
         if awake >= desired {
             return;
@@ -384,7 +397,7 @@ impl Group {
         while awake < desired {
             if let Some(idle) = s.idle.pop() {
                 w.unpark(idle);
-            } else if s.workers.len() < self.max_workers {
+            } else if s.workers.len() < self.capacity(s) {
                 let index = s.next_index;
                 s.next_index += 1;
                 let worker = Arc::new(WorkerShared::new(index));
@@ -402,6 +415,24 @@ impl Group {
         if let Some(i) = s.workers.iter().position(|x| Arc::ptr_eq(x, me)) {
             s.workers.swap_remove(i);
         }
+    }
+
+    /// A task entered a `blocking()` scope: one more worker may run meanwhile.
+    pub(crate) fn begin_blocking(&self) -> Wakeups {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        s.blocked += 1;
+        self.drain_inbox(&mut s, &mut w);
+        self.ensure_enough_workers(&mut s, &mut w);
+        self.update_sleepy(&s);
+        w
+    }
+
+    /// The scope ended: capacity goes back; excess workers stand down at their next pick.
+    pub(crate) fn end_blocking(&self) {
+        let mut s = self.synced.lock();
+        s.blocked -= 1;
+        self.update_sleepy(&s);
     }
 
     /// `seq`'s priority changed: re-key it if it is waiting in the queue (or the inbox), and

@@ -143,6 +143,7 @@ impl Drop for AbortOnUnwind {
 fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
     let guard = AbortOnUnwind;
     current::set_thread_pool(Arc::clone(&inner));
+    current::set_worker();
     let mut finished: Option<Finished> = None;
     let mut may_park = false;
     loop {

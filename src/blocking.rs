@@ -1,0 +1,53 @@
+//! `blocking`: tell the pool a task is about to block, so CPU work is not starved meanwhile.
+
+use crate::current;
+use crate::pool::Inner;
+use crate::sync::Arc;
+
+/// Runs `f`, which is expected to block (file or network I/O, waiting on a lock or a channel),
+/// and lets the pool run one more worker while it does, so that CPU-bound tasks are not starved
+/// by blocked workers (Chromium's `ScopedBlockingCall` with `WILL_BLOCK`). Returns `f`'s value.
+///
+/// Only tasks posted with [`TaskTraits::may_block(true)`](crate::TaskTraits::may_block) may
+/// block: in debug builds, calling this from a pool task without that trait panics with a
+/// message saying so. Outside pool workers (the main thread, a single-thread runner's own
+/// thread) it simply runs `f`.
+///
+/// ```
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// let io = TaskTraits::new().may_block(true);
+/// let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+/// let blocked = pool.post_task_with_result(io, move || taskrunner::blocking(|| release_rx.recv().unwrap())).unwrap();
+/// // The only worker is blocked, yet CPU work still runs on a compensating worker:
+/// let cpu = pool.post_task_with_result(TaskTraits::default(), || 2 + 2).unwrap();
+/// assert_eq!(cpu.join().unwrap(), 4);
+/// release_tx.send(()).unwrap();
+/// blocked.join().unwrap();
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    if cfg!(debug_assertions) && current::in_task() && !current::may_block() {
+        panic!(
+            "taskrunner::blocking() called from a task without the may-block trait: post blocking work \
+             with TaskTraits::new().may_block(true) (or to a runner created with it) so the pool can plan for it"
+        );
+    }
+    let _scope = if current::is_worker() && current::in_task() {
+        current::current_pool().map(|inner| {
+            inner.group.begin_blocking().run(&inner);
+            BlockingScope(inner)
+        })
+    } else {
+        None
+    };
+    f()
+}
+
+/// Gives the capacity back when the scope ends, also if `f` panics.
+struct BlockingScope(Arc<Inner>);
+
+impl Drop for BlockingScope {
+    fn drop(&mut self) {
+        self.0.group.end_blocking();
+    }
+}
