@@ -57,6 +57,7 @@ mod current;
 mod delay;
 mod error;
 mod handle;
+mod local;
 mod pool;
 mod runner;
 mod scheduler;
@@ -79,6 +80,7 @@ pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
+pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::{
     SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,

@@ -26,7 +26,8 @@
 //! sequence costs one uncontended lock and a `VecDeque` push. Happens-before between task N and
 //! task N+1 comes from this lock: `did_run` (after N) and `take_task` (before N+1) both take it.
 
-use std::collections::VecDeque;
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use crate::scheduler::SortKey;
@@ -91,6 +92,9 @@ pub(crate) struct Sequence {
     poisoned: AtomicBool,
     pub(crate) home: Home,
     synced: Mutex<Synced>,
+    /// Sequence-local storage (`SequenceLocal` slots), created on first use and dropped with the
+    /// sequence. Only tasks of this sequence touch it, one at a time: the lock is uncontended.
+    locals: Mutex<Option<HashMap<u64, Box<dyn Any + Send>>>>,
 }
 
 impl Sequence {
@@ -107,6 +111,7 @@ impl Sequence {
                 queue: VecDeque::new(),
                 state: State::Idle,
             }),
+            locals: Mutex::new(None),
         }
     }
 
@@ -213,6 +218,19 @@ impl Sequence {
 
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Takes the value of local slot `id` out (so that a slot's closure may use other slots).
+    pub(crate) fn take_local(&self, id: u64) -> Option<Box<dyn Any + Send>> {
+        self.locals.lock().as_mut().and_then(|m| m.remove(&id))
+    }
+
+    /// Puts a value into local slot `id`, returning the previous one.
+    pub(crate) fn put_local(&self, id: u64, v: Box<dyn Any + Send>) -> Option<Box<dyn Any + Send>> {
+        self.locals
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(id, v)
     }
 
     /// Number of queued tasks (a snapshot).
