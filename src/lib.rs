@@ -12,8 +12,8 @@
 //! let ui = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserBlocking));
 //! let (tx, rx) = std::sync::mpsc::channel();
 //! let tx2 = tx.clone();
-//! ui.post_delayed_task(Duration::from_millis(5), move || tx2.send("delayed").unwrap()).unwrap();
 //! ui.post_task(move || tx.send("first").unwrap()).unwrap();
+//! ui.post_delayed_task(Duration::from_millis(5), move || tx2.send("delayed").unwrap()).unwrap();
 //! assert_eq!(rx.recv().unwrap(), "first");
 //! assert_eq!(rx.recv().unwrap(), "delayed");
 //! pool.shutdown();

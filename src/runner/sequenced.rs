@@ -109,8 +109,8 @@ impl SequencedTaskRunner {
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let t1 = tx.clone();
-    /// seq.post_delayed_task(Duration::from_millis(30), move || t1.send("late").unwrap()).unwrap();
     /// seq.post_task(move || tx.send("now").unwrap()).unwrap();
+    /// seq.post_delayed_task(Duration::from_millis(30), move || t1.send("late").unwrap()).unwrap();
     /// assert_eq!(rx.recv().unwrap(), "now");
     /// assert_eq!(rx.recv().unwrap(), "late");
     /// ```
