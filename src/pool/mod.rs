@@ -766,7 +766,6 @@ impl ThreadPool {
     /// the runner (or of a view from `as_sequenced`) is dropped outside the pool's threads
     /// (after it has run what was queued), or by `shutdown()`. Created after shutdown started,
     /// the runner has no thread and refuses every post.
-
     ///
     /// ```
     /// # use taskrunner::{ThreadPool, TaskTraits};

@@ -7,7 +7,7 @@
 //!
 //! `unpark` sets the flag under the parker's own mutex and signals after releasing it, so a
 //! wake-up sent before the worker starts waiting is consumed, not lost (the loom model
-//! `worker_park_vs_post` checks this through the real group code).
+//! `loom_group_park_vs_post` checks this through the real group code).
 
 use std::time::Duration;
 
