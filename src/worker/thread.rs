@@ -317,6 +317,12 @@ fn run_one_off(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
     }
 }
 
+/// Loom models: the real one-off running path.
+#[cfg(all(test, loom))]
+pub(crate) fn run_one_off_for_loom(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
+    run_one_off(inner, one, me);
+}
+
 /// A skip task that ends after shutdown started may have been the last thing it waited for.
 #[inline]
 fn after_run(inner: &Arc<Inner>, behavior: ShutdownBehavior) {
