@@ -18,11 +18,7 @@ pub(crate) enum Job {
     Cell(CellJob),
 }
 
-impl From<BoxedFn> for Job {
-    fn from(f: BoxedFn) -> Self {
-        Job::Fn(f)
-    }
-}
+
 
 /// Process-wide source of unique, increasing numbers: task post order and sequence tokens share
 /// it, so a one-off task's order number doubles as its sequence token.
@@ -54,13 +50,29 @@ pub(crate) struct Task {
 
 impl Task {
     #[inline]
-    pub(crate) fn new(job: impl Into<Job>, posted_from: &'static Location<'static>) -> Self {
+    pub(crate) fn new(f: BoxedFn, posted_from: &'static Location<'static>) -> Self {
+        Self::from_job(Job::Fn(f), posted_from)
+    }
+
+    #[inline]
+    pub(crate) fn from_job(job: Job, posted_from: &'static Location<'static>) -> Self {
         Task {
-            job: job.into(),
+            job,
             posted_from,
             order: next_id(),
             queued_at: queued_at_if_traced(),
             was_delayed: false,
+        }
+    }
+
+    /// Runs a plain-closure task directly (loom models drive tasks by hand).
+    #[cfg(all(test, loom))]
+    pub(crate) fn call(self) {
+        match self.job {
+            Job::Fn(f) => f(),
+            Job::Cell(c) => {
+                let _ = c.run();
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use crate::traits::TaskTraits;
 /// The owner of a queued sequence runs its front task; the sequence must then be drained.
 fn run_last(seq: &Sequence, tracker: &Tracker) {
     let task = seq.take_task();
-    (task.f)();
+    task.call();
     match seq.did_run(tracker) {
         AfterRun::Idle(c) => assert_eq!(c, Completion::None),
         AfterRun::Requeue(_) => panic!("the sequence had one task left"),
@@ -44,7 +44,7 @@ fn loom_sequence_post_while_running() {
         let worker = {
             let (seq, tracker) = (Arc::clone(&seq), Arc::clone(&tracker));
             thread::spawn(move || {
-                (t1.f)();
+                t1.call();
                 match seq.did_run(&tracker) {
                     AfterRun::Requeue(_) => {
                         run_last(&seq, &tracker);

@@ -327,7 +327,7 @@ impl Inner {
                     this,
                     dest,
                     delay,
-                    Task::new(Job::Cell(job), posted_from),
+                    Task::from_job(Job::Cell(job), posted_from),
                     block_now,
                 );
                 Ok(TaskHandle::from_cell(cell))
