@@ -116,6 +116,11 @@ impl ReadyQueue {
         best
     }
 
+    /// The key of the best source, if any.
+    pub(crate) fn best_key(&self) -> Option<SortKey> {
+        self.best().map(|(_, k)| k)
+    }
+
     /// The priority of the best source, if any.
     pub(crate) fn peek_priority(&self) -> Option<TaskPriority> {
         self.best().map(|(_, k)| k.priority)

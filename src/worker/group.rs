@@ -328,6 +328,7 @@ impl Group {
     ) -> (Work, Wakeups) {
         let mut w = Wakeups::default();
         let mut s = self.synced.lock();
+        let mut requeue = None;
         if let Some(f) = finished {
             s.running -= 1;
             if f.priority == TaskPriority::BestEffort {
@@ -337,11 +338,27 @@ impl Group {
                 if s.completed {
                     w.discard.push(Source::Sequence(seq));
                 } else {
-                    s.queue.push_sequence(key, seq);
+                    requeue = Some((key, seq));
                 }
             }
         }
         self.drain_inbox(&mut s, &mut w);
+        if let Some((key, seq)) = requeue {
+            // Fast path: if the sequence just run is still the best source, pushing it into the
+            // heap and popping it again would hand it straight back. Same order, no heap work.
+            let runnable = s.running < self.capacity(&s)
+                && (key.priority != TaskPriority::BestEffort
+                    || s.running_best_effort < self.max_best_effort);
+            if runnable && s.queue.best_key().is_none_or(|best| key > best) {
+                s.running += 1;
+                if key.priority == TaskPriority::BestEffort {
+                    s.running_best_effort += 1;
+                }
+                self.ensure_enough_workers(&mut s, &mut w);
+                return (Work::Sequence(seq, key.priority), w);
+            }
+            s.queue.push_sequence(key, seq);
+        }
         let work = match self.pick(&mut s) {
             Some(work) => work,
             None if s.completed || (s.terminating && s.queue.is_empty()) => {
