@@ -94,7 +94,8 @@ pub(crate) struct Sequence {
     synced: Mutex<Synced>,
     /// Sequence-local storage (`SequenceLocal` slots), created on first use and dropped with the
     /// sequence. Only tasks of this sequence touch it, one at a time: the lock is uncontended.
-    locals: Mutex<Option<HashMap<u64, Box<dyn Any + Send>>>>,
+    /// Boxed so that a sequence that never uses it pays one pointer, not a whole map.
+    locals: Mutex<Option<Box<HashMap<u64, Box<dyn Any + Send>>>>>,
 }
 
 impl Sequence {
@@ -229,7 +230,7 @@ impl Sequence {
     pub(crate) fn put_local(&self, id: u64, v: Box<dyn Any + Send>) -> Option<Box<dyn Any + Send>> {
         self.locals
             .lock()
-            .get_or_insert_with(HashMap::new)
+            .get_or_insert_with(Box::default)
             .insert(id, v)
     }
 

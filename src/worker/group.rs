@@ -219,7 +219,8 @@ impl Group {
             if !ib.closed {
                 ib.items.push(p);
                 if !self.pending.load(Ordering::Relaxed) {
-                    self.pending.store(true, Ordering::Relaxed);
+                    // Release: a worker that sees the hint (Acquire) sees the item's post.
+                    self.pending.store(true, Ordering::Release);
                 }
                 drop(ib);
                 if self.sleepy.load(Ordering::SeqCst) == 0 {
@@ -241,6 +242,18 @@ impl Group {
         self.drain_inbox(&mut s, &mut w);
         self.ensure_enough_workers(&mut s, &mut w);
         w
+    }
+
+    /// [`drain_inbox`](Self::drain_inbox) unless the non-empty hint says there is nothing:
+    /// saves the inbox lock on the hot path. Any post that happened-before this call is seen
+    /// (the hint is stored with Release under the inbox lock and loaded with Acquire); a post
+    /// racing with it is drained at the next pick, or by the park handshake, which always
+    /// drains.
+    #[inline]
+    fn drain_inbox_if_pending(&self, s: &mut Synced, w: &mut Wakeups) {
+        if self.pending.load(Ordering::Acquire) {
+            self.drain_inbox(s, w);
+        }
     }
 
     /// Moves everything from the inbox into the ready queue (group lock held).
@@ -314,7 +327,7 @@ impl Group {
     #[inline]
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending.load(Ordering::Relaxed)
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Hands back finished work and takes the next piece, in one critical section. With
@@ -342,7 +355,7 @@ impl Group {
                 }
             }
         }
-        self.drain_inbox(&mut s, &mut w);
+        self.drain_inbox_if_pending(&mut s, &mut w);
         if let Some((key, seq)) = requeue {
             // Fast path: if the sequence just run is still the best source, pushing it into the
             // heap and popping it again would hand it straight back. Same order, no heap work.
