@@ -183,9 +183,9 @@ impl<T: Send + 'static> SequenceBound<T> {
 
 fn with_state<T, R>(slot: &Mutex<Option<T>>, f: impl FnOnce(&mut T) -> R) -> R {
     let mut guard = slot.lock();
-    let state = guard
-        .as_mut()
-        .expect("SequenceBound state is constructed by the first task of its sequence");
+    let state = guard.as_mut().expect(
+        "SequenceBound state is missing: its constructor panicked (or was skipped at shutdown)",
+    );
     f(state)
 }
 

@@ -57,12 +57,14 @@ mod current;
 mod delay;
 mod error;
 mod handle;
+mod keyed;
 mod local;
 mod pool;
 mod runner;
 mod scheduler;
 mod sync;
 mod task;
+mod timer;
 mod tracker;
 mod traits;
 mod worker;
@@ -80,10 +82,14 @@ pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
+pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::{
     SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
+};
+pub use timer::{
+    post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
 };
 pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use worker::RunningTask;

@@ -18,8 +18,6 @@ pub(crate) enum Job {
     Cell(CellJob),
 }
 
-
-
 /// Process-wide source of unique, increasing numbers: task post order and sequence tokens share
 /// it, so a one-off task's order number doubles as its sequence token.
 ///

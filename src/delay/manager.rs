@@ -10,11 +10,18 @@
 //! at the *tail* of its sequence, after tasks posted before it ripened. It never forwards
 //! early: a task is ripe only when `clock.now() >= run_at`. Wake-ups (a new earliest task, a
 //! manual clock moving, stop) are signalled after the lock is released.
+//!
+//! A pending task can be removed by the [`DelayId`] that [`add`](DelayManager::add) returned
+//! ([`cancel`](DelayManager::cancel)): it is taken out of the heap at once and handed back for
+//! the caller to drop outside the lock, so a cancelled task's closure is freed immediately, not
+//! at its deadline. Timers use this (`crate::timer`). Cancelling the earliest task does not
+//! wake the service thread: it finds the new earliest deadline when it next wakes (the heap's
+//! top is always live, so at worst it re-arms once).
 
 use std::time::Instant;
 
 use crate::clock::Clock;
-use crate::delay::{DelayHeap, Delayed, Destination};
+use crate::delay::{DelayHeap, DelayId, Delayed, Destination};
 use crate::pool::Inner;
 use crate::sync::{thread, Arc, Condvar, Mutex};
 use crate::task::Task;
@@ -52,20 +59,21 @@ impl DelayManager {
         }
     }
 
-    /// Adds a delayed task. Hands the task back if the manager is stopped.
+    /// Adds a delayed task and returns its id (for [`cancel`](Self::cancel)). Hands the task
+    /// back if the manager is stopped.
     pub(crate) fn add(
         &self,
         inner: &Arc<Inner>,
         run_at: Instant,
         task: Task,
         dest: Destination,
-    ) -> Result<(), Task> {
+    ) -> Result<DelayId, Task> {
         let mut s = self.shared.synced.lock();
         if s.stopped {
             return Err(task);
         }
         let seq = task.order;
-        let earliest = s.heap.push(Delayed {
+        let (id, earliest) = s.heap.push(Delayed {
             run_at,
             seq,
             task,
@@ -99,7 +107,13 @@ impl DelayManager {
         } else if earliest {
             self.shared.cv.notify_one();
         }
-        Ok(())
+        Ok(id)
+    }
+
+    /// Removes a pending task; `None` if it already ripened, was cancelled, or was dropped by
+    /// `stop`. The caller drops the returned entry (its closure) outside every lock.
+    pub(crate) fn cancel(&self, id: DelayId) -> Option<Delayed> {
+        self.shared.synced.lock().heap.cancel(id)
     }
 
     #[cfg(not(loom))]
@@ -140,9 +154,49 @@ impl DelayManager {
     pub(crate) fn len(&self) -> usize {
         self.shared.synced.lock().heap.len()
     }
+
+    /// Loom models: make `add` behave as if the service thread were already running (it
+    /// starts none), so a model forwards ripe tasks itself with
+    /// [`take_ripe_for_loom`](Self::take_ripe_for_loom).
+    #[cfg(all(test, loom))]
+    pub(crate) fn without_service_thread_for_loom(&self) {
+        let mut s = self.shared.synced.lock();
+        s.thread_running = true;
+        s.waker_registered = true;
+    }
+
+    /// Loom models: pops what is ripe at `now`, as the service thread would.
+    #[cfg(all(test, loom))]
+    pub(crate) fn take_ripe_for_loom(&self, now: Instant) -> Vec<Delayed> {
+        let mut out = Vec::new();
+        self.shared.synced.lock().heap.pop_ripe(now, &mut out);
+        out
+    }
 }
 
+/// Linux lets a sleeping thread wake up to 50 µs late by default ("timer slack", to batch
+/// wake-ups). That alone would exceed our lateness budget, so the service thread asks for 1 ns
+/// slack on itself: it wakes rarely (once per earliest deadline), so this costs little power.
+/// Writing our own thread's slack needs no privilege; a failure leaves the default.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn tighten_timer_slack() {
+    // The knob is /proc/<tid>/timerslack_ns; /proc/thread-self links to <pid>/task/<tid>.
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|t| t.to_owned()));
+    if let Some(tid) = tid {
+        let knob = std::path::Path::new("/proc")
+            .join(tid)
+            .join("timerslack_ns");
+        let _ = std::fs::write(knob, "1");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn tighten_timer_slack() {}
+
 fn service_main(inner: Arc<Inner>) {
+    tighten_timer_slack();
     let shared = Arc::clone(&inner.delay.shared);
     let mut ripe = Vec::new();
     loop {

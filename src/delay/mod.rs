@@ -5,11 +5,15 @@
 //! Why a binary heap and not a timing wheel: ties must break by posting order and the number of
 //! pending delayed tasks is modest (thousands, not millions of timeouts), so a heap gives exact
 //! FIFO tie-breaks at O(log n); tokio's wheel exists for millions of 1 ms-resolution timeouts.
-//! Why `BinaryHeap` and not the `priority-queue` crate: measured in `benches/delay_heap.rs`;
-//! the std heap needs no hashing and no per-entry index (numbers in docs/performance.md).
+//!
+//! Pending tasks are removable by id ([`DelayId`]; timers use it so that a stopped timer's
+//! entry and closure are freed at once). Why a std `BinaryHeap` of small keys plus a slab, and
+//! not the `priority-queue` crate's indexed heap: push and pop need no hashing (measured in
+//! `benches/delay_heap.rs`, numbers in docs/performance.md), and a removal is O(1), leaving a
+//! tombstone key that is compacted away before tombstones outnumber live entries (`heap.rs`).
 
 mod heap;
 mod manager;
 
-pub(crate) use heap::{DelayHeap, Delayed, Destination};
+pub(crate) use heap::{DelayHeap, DelayId, Delayed, Destination};
 pub(crate) use manager::DelayManager;

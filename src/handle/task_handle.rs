@@ -168,7 +168,10 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// assert!(taskrunner::TaskHandle::ready(()).is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.state().is_terminal()
+        // `done`, not the state word: the state turns terminal a moment before the result is
+        // stored (a cancelled closure is dropped in between), and `is_finished() == true` must
+        // mean the result can be taken.
+        self.core().sync.lock().done
     }
 
     /// The task's state now.

@@ -64,8 +64,10 @@
 
 mod delay_handoff;
 mod group_wakeups;
+mod handle;
 mod sequence_state;
 mod shutdown;
+mod timer;
 
 use std::panic::Location;
 

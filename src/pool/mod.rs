@@ -389,7 +389,11 @@ impl Inner {
 
     /// Admission, before the closure is boxed so that a refusal can hand it back. Returns
     /// whether the post holds a temporary block-shutdown item that `submit` must release.
-    fn admit(this: &Arc<Self>, dest: &PostDest<'_>, delay: Duration) -> Result<bool, PostRefusal> {
+    pub(crate) fn admit(
+        this: &Arc<Self>,
+        dest: &PostDest<'_>,
+        delay: Duration,
+    ) -> Result<bool, PostRefusal> {
         let delayed = !delay.is_zero();
         let behavior = match dest {
             PostDest::Sequence(s) => s.shutdown,
@@ -665,7 +669,7 @@ impl Inner {
     // ---- handles ---------------------------------------------------------------------------
 
     /// The last user handle was dropped: wind down (queued immediate work still runs, pending
-    /// delayed tasks are dropped, idle workers exit). Serialised with [`handle_revived`] by the
+    /// delayed tasks are dropped, idle workers exit). Serialised with [`Inner::handle_revived`] by the
     /// lifecycle lock, and re-checks the count under it, so a handle that came back in between
     /// (`SequencedTaskRunner::current()` inside a still-running task) wins.
     fn last_handle_dropped(this: &Arc<Self>) {

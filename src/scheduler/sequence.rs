@@ -80,6 +80,9 @@ pub(crate) enum AfterRun {
     Idle(Completion),
 }
 
+/// Sequence-local values by slot id.
+type LocalMap = HashMap<u64, Box<dyn Any + Send>>;
+
 /// A FIFO of tasks that run one at a time.
 pub(crate) struct Sequence {
     /// Unique token (shared number space with task order numbers).
@@ -95,7 +98,7 @@ pub(crate) struct Sequence {
     /// Sequence-local storage (`SequenceLocal` slots), created on first use and dropped with the
     /// sequence. Only tasks of this sequence touch it, one at a time: the lock is uncontended.
     /// Boxed so that a sequence that never uses it pays one pointer, not a whole map.
-    locals: Mutex<Option<Box<HashMap<u64, Box<dyn Any + Send>>>>>,
+    locals: Mutex<Option<Box<LocalMap>>>,
 }
 
 impl Sequence {
