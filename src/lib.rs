@@ -48,6 +48,7 @@
 //! [`ThreadPoolBuilder::build_global`].
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod blocking;
 mod bound;

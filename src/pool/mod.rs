@@ -662,8 +662,13 @@ impl Inner {
         join(self.delay.take_thread());
     }
 
+    /// A dedicated thread is exiting. Once shutdown has started it stays listed, so that
+    /// `shutdown()` joins it even if it exits before `join_threads` gets to it; before that, its
+    /// owner joins it and the entry goes (the list stays bounded by live runners).
     pub(crate) fn forget_dedicated(&self, d: &Arc<Dedicated>) {
-        self.dedicated.lock().retain(|x| !Arc::ptr_eq(x, d));
+        if !self.tracker.shutdown_started() {
+            self.dedicated.lock().retain(|x| !Arc::ptr_eq(x, d));
+        }
     }
 
     // ---- handles ---------------------------------------------------------------------------

@@ -140,8 +140,10 @@ impl Dedicated {
         if let Some(sz) = inner.config.stack_size {
             b = b.stack_size(sz);
         }
+        // Held across the spawn, so a join can never see the thread without its handle.
+        let mut slot = d.worker.join.lock();
         match b.spawn(move || dedicated_main(inner2, d2, seq)) {
-            Ok(h) => *d.worker.join.lock() = Some(h),
+            Ok(h) => *slot = Some(h),
             Err(e) => {
                 // Without its thread the runner can never run anything: fail loudly.
                 panic!("taskrunner: failed to spawn the thread of a SingleThreadTaskRunner: {e}")

@@ -118,9 +118,12 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
     }
     let inner2 = Arc::clone(inner);
     let w2 = Arc::clone(&worker);
+    // Held across the spawn, so `shutdown()` can never see the worker without its handle.
+    let mut slot = worker.join.lock();
     match b.spawn(move || worker_main(inner2, w2)) {
-        Ok(h) => *worker.join.lock() = Some(h),
+        Ok(h) => *slot = Some(h),
         Err(e) => {
+            drop(slot);
             tracing::error!(target: "taskrunner", error = %e, "failed to spawn a worker thread");
             inner.group.spawn_failed(&worker);
         }
