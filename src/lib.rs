@@ -65,6 +65,8 @@ mod runner;
 mod scheduler;
 mod sync;
 mod task;
+#[cfg(feature = "test-util")]
+mod test_util;
 mod timer;
 mod tracker;
 mod traits;
@@ -81,6 +83,10 @@ pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
 pub use checker::SequenceChecker;
 pub use clock::{Clock, ClockWaker, SystemClock};
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+#[cfg(feature = "test-util")]
+pub use test_util::{TestEnvironment, TestEnvironmentBuilder};
 pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};

@@ -34,6 +34,8 @@ struct Synced {
     thread: Option<thread::JoinHandle<()>>,
     stopped: bool,
     waker_registered: bool,
+    /// Test environments forward ripe tasks themselves (`take_ripe`): no service thread.
+    manual: bool,
 }
 
 /// The lock and condition variable, shared with a manual clock's waker (which must not keep
@@ -79,11 +81,11 @@ impl DelayManager {
             task,
             dest,
         });
-        let start = !s.thread_running;
+        let start = !s.thread_running && !s.manual;
         if start {
             s.thread_running = true;
         }
-        let register = !s.waker_registered;
+        let register = !s.waker_registered && !s.manual;
         s.waker_registered = true;
         drop(s);
         if register {
@@ -150,6 +152,26 @@ impl DelayManager {
         self.shared.synced.lock().stopped = false;
     }
 
+    /// Test environments: no service thread; ripe tasks are forwarded by [`take_ripe`].
+    #[cfg(feature = "test-util")]
+    pub(crate) fn set_manual(&self) {
+        self.shared.synced.lock().manual = true;
+    }
+
+    /// Pops what is ripe at `now`, in (run time, post) order, as the service thread would.
+    #[cfg(any(feature = "test-util", all(test, loom)))]
+    pub(crate) fn take_ripe(&self, now: Instant) -> Vec<Delayed> {
+        let mut out = Vec::new();
+        self.shared.synced.lock().heap.pop_ripe(now, &mut out);
+        out
+    }
+
+    /// The earliest pending run time.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn next_run_at(&self) -> Option<Instant> {
+        self.shared.synced.lock().heap.next_run_at()
+    }
+
     /// Pending delayed tasks (a snapshot).
     pub(crate) fn len(&self) -> usize {
         self.shared.synced.lock().heap.len()
@@ -168,9 +190,7 @@ impl DelayManager {
     /// Loom models: pops what is ripe at `now`, as the service thread would.
     #[cfg(all(test, loom))]
     pub(crate) fn take_ripe_for_loom(&self, now: Instant) -> Vec<Delayed> {
-        let mut out = Vec::new();
-        self.shared.synced.lock().heap.pop_ripe(now, &mut out);
-        out
+        self.take_ripe(now)
     }
 }
 

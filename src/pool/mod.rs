@@ -481,6 +481,21 @@ impl Inner {
         }
     }
 
+    /// Test environments: forwards every delayed task ripe at the clock's current time, in
+    /// (run time, post) order, as the service thread would.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn forward_ripe_now(this: &Arc<Self>) {
+        for d in this.delay.take_ripe(this.clock.now()) {
+            Inner::forward_ripe(this, d.dest, d.task);
+        }
+    }
+
+    /// Test environments: `true` if no dedicated thread has work scheduled or running.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn dedicated_quiet(&self) -> bool {
+        self.dedicated.lock().iter().all(|d| d.is_quiet())
+    }
+
     /// Runs the completion check if `c` asks for it.
     pub(crate) fn check_completion(this: &Arc<Self>, c: Completion) {
         if c == Completion::Check {

@@ -28,6 +28,8 @@ struct Flags {
     exit: bool,
     /// The thread has exited: a late schedule discards the tasks instead of stranding them.
     dead: bool,
+    /// The thread is running its sequence (test environments wait for it to finish).
+    busy: bool,
 }
 
 /// Owns the dedicated thread: when the last runner holding it drops, the thread finishes what
@@ -109,6 +111,13 @@ impl Dedicated {
         self.flags.lock().dead = true;
     }
 
+    /// `true` if the thread has nothing scheduled and is not running its sequence.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn is_quiet(&self) -> bool {
+        let f = self.flags.lock();
+        !f.scheduled && !f.busy
+    }
+
     /// `true` once the thread has exited for good.
     pub(crate) fn is_dead(&self) -> bool {
         self.flags.lock().dead
@@ -178,6 +187,7 @@ fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
                 break;
             }
             f.scheduled = false;
+            f.busy = true;
         }
         // Run the sequence until it goes idle: it competes with nothing on this thread.
         while let Some((_key, s)) = run_sequence_task(&inner, Arc::clone(&seq), &d.worker) {
@@ -187,6 +197,7 @@ fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
                 break;
             }
         }
+        d.flags.lock().busy = false;
     }
     inner.forget_dedicated(&d);
     current::clear_thread_pool();

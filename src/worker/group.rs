@@ -30,7 +30,7 @@
 
 use crate::pool::Inner;
 use crate::scheduler::{OneOff, ReadyQueue, Sequence, SortKey, Source};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::traits::TaskPriority;
 use crate::worker::WorkerShared;
 
@@ -67,6 +67,8 @@ pub(crate) struct Wakeups {
     unpark_more: Vec<Arc<WorkerShared>>,
     spawn: Vec<Arc<WorkerShared>>,
     discard: Vec<Source>,
+    /// A test environment waits for the group to go quiet and it just did.
+    notify_quiet: bool,
 }
 
 impl Wakeups {
@@ -83,6 +85,7 @@ impl Wakeups {
             && self.unpark_more.is_empty()
             && self.spawn.is_empty()
             && self.discard.is_empty()
+            && !self.notify_quiet
     }
 
     /// Performs the deferred side effects. Must be called with no scheduler lock held.
@@ -106,6 +109,9 @@ impl Wakeups {
         }
         for s in self.discard {
             inner.discard(s);
+        }
+        if self.notify_quiet {
+            inner.group.quiet_cv.notify_all();
         }
     }
 
@@ -167,6 +173,8 @@ struct Synced {
     completed: bool,
     /// Every handle to the pool is gone: workers exit once the queue is empty.
     terminating: bool,
+    /// Test environments waiting in `wait_quiet`.
+    quiet_waiters: usize,
     /// The inbox's other buffer: swapped in on every drain so that draining never allocates.
     spare: Vec<Pending>,
 }
@@ -175,6 +183,8 @@ struct Synced {
 #[derive(Debug)]
 pub(crate) struct Group {
     synced: Mutex<Synced>,
+    /// Signalled (after unlock) when the group goes quiet while a test environment waits.
+    quiet_cv: Condvar,
     inbox: Mutex<Inbox>,
     /// Workers that could take work but are not awake (see the module doc). Written under the
     /// group lock only.
@@ -190,6 +200,7 @@ impl Group {
     pub(crate) fn new(max_workers: usize, max_best_effort: usize) -> Self {
         Group {
             synced: Mutex::new(Synced::default()),
+            quiet_cv: Condvar::new(),
             inbox: Mutex::new(Inbox::default()),
             sleepy: AtomicUsize::new(max_workers),
             pending: AtomicBool::new(false),
@@ -404,6 +415,9 @@ impl Group {
         // Work left behind (a re-queued sequence, or more queued sources than workers) may need
         // another worker.
         self.ensure_enough_workers(&mut s, &mut w);
+        if s.quiet_waiters > 0 && s.running == 0 && s.queue.is_empty() {
+            w.notify_quiet = true;
+        }
         (work, w)
     }
 
@@ -537,6 +551,37 @@ impl Group {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn take_exited(&self) -> Vec<Arc<WorkerShared>> {
         std::mem::take(&mut self.synced.lock().exited)
+    }
+
+    /// Test environments: blocks until no task runs and nothing is queued (inbox included).
+    /// Workers signal `quiet_cv` when they find the group quiet while someone waits here.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn wait_quiet(&self, inner: &Arc<Inner>) {
+        let mut s = self.synced.lock();
+        loop {
+            let mut w = Wakeups::default();
+            self.drain_inbox(&mut s, &mut w);
+            self.ensure_enough_workers(&mut s, &mut w);
+            if !w.is_empty() {
+                drop(s);
+                w.run(inner);
+                s = self.synced.lock();
+                continue;
+            }
+            if s.queue.is_empty() && s.running == 0 && !self.pending.load(Ordering::Acquire) {
+                return;
+            }
+            s.quiet_waiters += 1;
+            self.quiet_cv.wait(&mut s);
+            s.quiet_waiters -= 1;
+        }
+    }
+
+    /// Test environments: sources queued (inbox included) and tasks running, a snapshot.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let s = self.synced.lock();
+        (s.queue.len() + self.inbox.lock().items.len(), s.running)
     }
 
     /// A snapshot of every live worker.

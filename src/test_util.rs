@@ -1,0 +1,337 @@
+//! Deterministic testing for code built on taskrunner: a pool driven by a manual clock
+//! (`test-util` feature).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::clock::{Clock, ManualClock};
+use crate::current;
+use crate::pool::{Inner, ThreadPool};
+use crate::sync::Arc;
+
+/// A thread pool on a [`ManualClock`], with Chromium's `TaskEnvironment` (MOCK_TIME) controls:
+/// time moves only when the test says so, and the test can wait until the pool has run
+/// everything that is due.
+///
+/// Tasks run on real worker threads (as in production), but delayed tasks are forwarded only by
+/// the environment's own calls, so nothing depends on real time:
+///
+/// * [`run_until_idle`](Self::run_until_idle): run everything due now, including what those
+///   tasks post, until no task runs and nothing due is queued. Time does not move.
+/// * [`advance_clock`](Self::advance_clock): move time; run nothing.
+/// * [`fast_forward_by`](Self::fast_forward_by): run every task that becomes due within the
+///   window, in order, moving the clock from deadline to deadline only while the pool is idle
+///   (a task that posts a 10 ms follow-up inside the window sees it run inside the window).
+/// * [`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain).
+///
+/// The clock never moves by itself, and `fast_forward_by(Duration::ZERO)` runs what is due
+/// without moving time (the two surprises tokio's paused clock is known for). Calling any of
+/// the waiting methods from inside a task of the pool panics with an explanation.
+///
+/// ```
+/// use std::time::Duration;
+/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+/// use taskrunner::{TaskTraits, TestEnvironment};
+///
+/// let env = TestEnvironment::new();
+/// let seq = env.pool().create_sequenced_task_runner(TaskTraits::default());
+/// let fired = Arc::new(AtomicU32::new(0));
+/// let f = fired.clone();
+/// seq.post_delayed_task(Duration::from_secs(3600), move || { f.fetch_add(1, Ordering::SeqCst); }).unwrap();
+/// env.fast_forward_by(Duration::from_secs(3599));
+/// assert_eq!(fired.load(Ordering::SeqCst), 0); // not a moment early
+/// env.fast_forward_by(Duration::from_secs(1));
+/// assert_eq!(fired.load(Ordering::SeqCst), 1); // an hour passed in microseconds
+/// ```
+pub struct TestEnvironment {
+    pool: ThreadPool,
+    clock: ManualClock,
+}
+
+/// Configures a [`TestEnvironment`].
+///
+/// ```
+/// let env = taskrunner::TestEnvironment::builder().workers(4).build();
+/// assert_eq!(env.pool().max_workers(), 4);
+/// ```
+#[derive(Debug)]
+pub struct TestEnvironmentBuilder {
+    workers: usize,
+}
+
+impl TestEnvironmentBuilder {
+    /// Worker threads of the pool (default 2).
+    ///
+    /// ```
+    /// let env = taskrunner::TestEnvironment::builder().workers(1).build();
+    /// assert_eq!(env.pool().max_workers(), 1);
+    /// ```
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Builds the environment.
+    ///
+    /// ```
+    /// let env = taskrunner::TestEnvironment::builder().build();
+    /// assert_eq!(env.pending_task_count(), 0);
+    /// ```
+    pub fn build(self) -> TestEnvironment {
+        let clock = ManualClock::new();
+        let pool = ThreadPool::builder()
+            .max_workers(self.workers)
+            .thread_name("taskrunner-test")
+            .clock(clock.clone())
+            .build()
+            .expect("a test pool with at least one worker is valid");
+        pool.pool_ref().inner().delay.set_manual();
+        TestEnvironment { pool, clock }
+    }
+}
+
+impl Default for TestEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnvironment {
+    /// An environment with a 2-worker pool on a fresh manual clock.
+    ///
+    /// See [`TestEnvironment`] for an example.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder (worker count).
+    ///
+    /// See [`TestEnvironmentBuilder`] for an example.
+    pub fn builder() -> TestEnvironmentBuilder {
+        TestEnvironmentBuilder { workers: 2 }
+    }
+
+    /// The pool to post to (create runners from it).
+    ///
+    /// ```
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let r = env.pool().create_task_runner(Default::default());
+    /// let h = r.post_task_with_result(|| 1).unwrap();
+    /// env.run_until_idle();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+
+    /// The environment's clock (shared with the pool).
+    ///
+    /// ```
+    /// # use taskrunner::Clock;
+    /// let env = taskrunner::TestEnvironment::new();
+    /// assert_eq!(env.clock().now(), env.now());
+    /// ```
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// "Now" by the mock clock.
+    ///
+    /// ```
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let t0 = env.now();
+    /// env.advance_clock(std::time::Duration::from_secs(1));
+    /// assert_eq!(env.now() - t0, std::time::Duration::from_secs(1));
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        self.pool.pool_ref().inner()
+    }
+
+    #[track_caller]
+    fn not_in_task(what: &str) {
+        if current::in_task() {
+            panic!(
+                "TestEnvironment::{what} was called from inside a task of the pool: it waits for the pool to go \
+                 idle, which cannot happen while this task runs. Call it from the test's own thread (post a \
+                 reply to signal the test instead)."
+            );
+        }
+    }
+
+    /// Moves the clock forward by `d` and runs nothing: tasks that became due run at the next
+    /// `run_until_idle` / `fast_forward_by`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(1), || 5).unwrap();
+    /// env.advance_clock(Duration::from_secs(2));
+    /// assert!(!h.is_finished()); // due, but not run yet
+    /// env.run_until_idle();
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    pub fn advance_clock(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// Runs every task that is due now, and everything they post that is due now, until no
+    /// task runs and nothing due is queued. Delayed tasks not yet due are untouched and time
+    /// does not move.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let seq = env.pool().create_sequenced_task_runner(Default::default());
+    /// let n = Arc::new(AtomicU32::new(0));
+    /// let (n2, s2) = (n.clone(), seq.clone());
+    /// seq.post_task(move || {
+    ///     n2.fetch_add(1, Ordering::SeqCst);
+    ///     s2.post_task(move || { n2.fetch_add(1, Ordering::SeqCst); }).unwrap(); // posts more
+    /// }).unwrap();
+    /// env.run_until_idle();
+    /// assert_eq!(n.load(Ordering::SeqCst), 2);
+    /// ```
+    #[track_caller]
+    pub fn run_until_idle(&self) {
+        Self::not_in_task("run_until_idle");
+        let inner = self.inner();
+        loop {
+            Inner::forward_ripe_now(inner);
+            inner.group.wait_quiet(inner);
+            if !inner.dedicated_quiet() {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            let due = inner
+                .delay
+                .next_run_at()
+                .is_some_and(|t| t <= self.clock.now());
+            if !due && inner.group.load() == (0, 0) && inner.dedicated_quiet() {
+                return;
+            }
+        }
+    }
+
+    /// Runs every task that becomes due within the next `d`, in their natural order, and
+    /// ends with the clock moved forward by exactly `d`. The clock moves from one deadline to
+    /// the next only when the pool is idle, so follow-ups posted inside the window run inside
+    /// it. `fast_forward_by(Duration::ZERO)` runs what is due without moving time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use std::sync::{Arc, Mutex};
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let seq = env.pool().create_sequenced_task_runner(Default::default());
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let (l, s) = (log.clone(), seq.clone());
+    /// seq.post_delayed_task(Duration::from_millis(10), move || {
+    ///     l.lock().unwrap().push("first");
+    ///     let l2 = l.clone();
+    ///     s.post_delayed_task(Duration::from_millis(10), move || l2.lock().unwrap().push("follow-up")).unwrap();
+    /// }).unwrap();
+    /// env.fast_forward_by(Duration::from_millis(25));
+    /// assert_eq!(*log.lock().unwrap(), vec!["first", "follow-up"]);
+    /// ```
+    #[track_caller]
+    pub fn fast_forward_by(&self, d: Duration) {
+        Self::not_in_task("fast_forward_by");
+        let target = self.now() + d;
+        loop {
+            self.run_until_idle();
+            match self.inner().delay.next_run_at() {
+                Some(t) if t <= target => self.clock.advance_to(t),
+                _ => break,
+            }
+        }
+        self.clock.advance_to(target);
+        self.run_until_idle();
+    }
+
+    /// Fast-forwards from deadline to deadline until no task remains (immediate or delayed).
+    /// Panics after a million deadlines (a repeating task never lets the pool run out of
+    /// work: use [`fast_forward_by`](Self::fast_forward_by) for those).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let env = taskrunner::TestEnvironment::new();
+    /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(86_400), || "tomorrow").unwrap();
+    /// env.fast_forward_until_no_tasks_remain();
+    /// assert_eq!(h.join().unwrap(), "tomorrow");
+    /// assert_eq!(env.pending_task_count(), 0);
+    /// ```
+    #[track_caller]
+    pub fn fast_forward_until_no_tasks_remain(&self) {
+        Self::not_in_task("fast_forward_until_no_tasks_remain");
+        for _ in 0..1_000_000 {
+            self.run_until_idle();
+            match self.inner().delay.next_run_at() {
+                Some(t) => self.clock.advance_to(t),
+                None => return,
+            }
+        }
+        panic!(
+            "TestEnvironment::fast_forward_until_no_tasks_remain: tasks kept coming after a million deadlines \
+             (a repeating task or timer is still running); use fast_forward_by(duration) instead"
+        );
+    }
+
+    /// How long until the next delayed task is due (`Some(Duration::ZERO)` if one is due
+    /// now), or `None` if no delayed task is pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let env = taskrunner::TestEnvironment::new();
+    /// assert_eq!(env.next_pending_delay(), None);
+    /// env.pool().post_delayed_task(Default::default(), Duration::from_millis(30), || ()).unwrap();
+    /// assert_eq!(env.next_pending_delay(), Some(Duration::from_millis(30)));
+    /// ```
+    pub fn next_pending_delay(&self) -> Option<Duration> {
+        self.inner()
+            .delay
+            .next_run_at()
+            .map(|t| t.saturating_duration_since(self.now()))
+    }
+
+    /// Tasks not yet run: delayed tasks pending plus ready sources queued (a sequence counts
+    /// once however many tasks it holds). A snapshot; exact when the pool is idle, e.g. after
+    /// [`run_until_idle`](Self::run_until_idle), when it is the number of delayed tasks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let env = taskrunner::TestEnvironment::new();
+    /// env.pool().post_delayed_task(Default::default(), Duration::from_secs(1), || ()).unwrap();
+    /// env.pool().post_delayed_task(Default::default(), Duration::from_secs(2), || ()).unwrap();
+    /// env.run_until_idle();
+    /// assert_eq!(env.pending_task_count(), 2);
+    /// env.fast_forward_by(Duration::from_secs(1));
+    /// assert_eq!(env.pending_task_count(), 1);
+    /// ```
+    pub fn pending_task_count(&self) -> usize {
+        let inner = self.inner();
+        inner.delay.len() + inner.group.load().0
+    }
+}
+
+impl Drop for TestEnvironment {
+    /// Shuts the pool down (Chromium's contract: queued skip-on-shutdown work is dropped), with
+    /// a generous timeout so that a wedged test fails instead of hanging.
+    fn drop(&mut self) {
+        if !std::thread::panicking() && !current::in_task() {
+            let _ = self.pool.shutdown_timeout(Duration::from_secs(30));
+        }
+    }
+}
+
+impl fmt::Debug for TestEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestEnvironment")
+            .field("clock", &self.clock)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
