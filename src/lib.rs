@@ -82,11 +82,9 @@ use std::time::Duration;
 pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
 pub use checker::SequenceChecker;
-pub use clock::{Clock, ClockWaker, SystemClock};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
-#[cfg(feature = "test-util")]
-pub use test_util::{TestEnvironment, TestEnvironmentBuilder};
+pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
 pub use handle::{TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
@@ -95,6 +93,8 @@ pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::{
     SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
 };
+#[cfg(feature = "test-util")]
+pub use test_util::{TestEnvironment, TestEnvironmentBuilder};
 pub use timer::{
     post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
 };
