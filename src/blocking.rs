@@ -33,21 +33,36 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         );
     }
     let _scope = if current::is_worker() && current::in_task() {
-        current::current_pool().map(|inner| {
-            inner.group.begin_blocking().run(&inner);
-            BlockingScope(inner)
-        })
+        // Only the outermost scope of a task adjusts the pool: nested scopes block the same
+        // worker, which was already compensated for.
+        let outermost = current::blocking_depth(true) == 0;
+        let inner = if outermost {
+            current::current_pool().map(|inner| {
+                let best_effort = current::is_best_effort();
+                inner.group.begin_blocking(best_effort).run(&inner);
+                (inner, best_effort)
+            })
+        } else {
+            None
+        };
+        Some(BlockingScope { inner })
     } else {
         None
     };
     f()
 }
 
-/// Gives the capacity back when the scope ends, also if `f` panics.
-struct BlockingScope(Arc<Inner>);
+/// Gives the capacity back when the outermost scope ends, also if `f` panics; restores the
+/// nesting depth for nested ones.
+struct BlockingScope {
+    inner: Option<(Arc<Inner>, bool)>,
+}
 
 impl Drop for BlockingScope {
     fn drop(&mut self) {
-        self.0.group.end_blocking();
+        current::blocking_depth(false);
+        if let Some((inner, best_effort)) = &self.inner {
+            inner.group.end_blocking(*best_effort);
+        }
     }
 }

@@ -27,6 +27,13 @@ thread_local! {
     static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
     /// This thread is a worker of a pool's thread group (not a dedicated thread).
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The running task was taken at best-effort priority (for `blocking()` accounting).
+    static BEST_EFFORT: Cell<bool> = const { Cell::new(false) };
+    /// Nesting depth of `blocking()` scopes on this thread (only the outermost counts).
+    static BLOCKING_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// This thread drives seeded single-thread test environments (count): a blocking join here
+    /// could never finish, since only this thread runs their tasks.
+    static DRIVES_TEST_ENV: Cell<u32> = const { Cell::new(0) };
 }
 
 /// The token of whatever is running on this thread: the running task's sequence, or this
@@ -47,6 +54,43 @@ pub(crate) fn current_token() -> u64 {
 /// `true` while a pool task runs on this thread.
 pub(crate) fn in_task() -> bool {
     TOKEN.with(Cell::get) != 0
+}
+
+/// Seeded test mode: this thread starts (`+1`) or stops (`-1`) driving an environment.
+#[cfg(feature = "test-util")]
+pub(crate) fn drive_test_env(delta: i32) {
+    DRIVES_TEST_ENV.with(|c| c.set(c.get().saturating_add_signed(delta)));
+}
+
+/// `true` if this thread drives a seeded single-thread test environment.
+pub(crate) fn drives_test_env() -> bool {
+    DRIVES_TEST_ENV.with(Cell::get) > 0
+}
+
+/// Records whether the task about to run was taken at best-effort priority.
+pub(crate) fn set_best_effort(be: bool) {
+    BEST_EFFORT.with(|c| c.set(be));
+}
+
+/// Whether the running task was taken at best-effort priority.
+pub(crate) fn is_best_effort() -> bool {
+    BEST_EFFORT.with(Cell::get)
+}
+
+/// Enters (`true`) or leaves (`false`) a `blocking()` scope; returns the depth before entering
+/// / after leaving, so only the outermost scope (depth 0) adjusts the pool.
+pub(crate) fn blocking_depth(enter: bool) -> u32 {
+    BLOCKING_DEPTH.with(|d| {
+        if enter {
+            let before = d.get();
+            d.set(before + 1);
+            before
+        } else {
+            let after = d.get() - 1;
+            d.set(after);
+            after
+        }
+    })
 }
 
 /// Marks this thread as a thread-group worker.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use crate::clock::{Clock, ManualClock};
 use crate::current;
 use crate::pool::{Inner, ThreadPool};
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex};
+use crate::worker::{run_one_off_on_test_thread, run_sequence_task, Finished, Work, WorkerShared};
 
 /// A thread pool on a [`ManualClock`], with Chromium's `TaskEnvironment` (MOCK_TIME) controls:
 /// time moves only when the test says so, and the test can wait until the pool has run
@@ -46,6 +47,14 @@ use crate::sync::Arc;
 pub struct TestEnvironment {
     pool: ThreadPool,
     clock: ManualClock,
+    /// Seeded single-thread mode: the PRNG state and the pseudo-worker of the test thread.
+    seeded: Option<Seeded>,
+}
+
+struct Seeded {
+    seed: u64,
+    state: Mutex<u64>,
+    me: Arc<WorkerShared>,
 }
 
 /// Configures a [`TestEnvironment`].
@@ -57,6 +66,7 @@ pub struct TestEnvironment {
 #[derive(Debug)]
 pub struct TestEnvironmentBuilder {
     workers: usize,
+    seed: Option<u64>,
 }
 
 impl TestEnvironmentBuilder {
@@ -69,6 +79,49 @@ impl TestEnvironmentBuilder {
     #[must_use]
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self
+    }
+
+    /// **Seeded single-thread mode**: no worker threads; every task runs on the test's own
+    /// thread inside `run_until_idle` / `fast_forward_*`, and whenever several sources are ready
+    /// the next one is chosen by a PRNG seeded with `seed` among those of the highest priority.
+    /// A sequence's FIFO order and the priority order still hold in every seed; everything else
+    /// (which sequence goes first, which parallel task) is the seed's choice. The same seed
+    /// replays the same interleaving exactly, and a failing test prints its seed. Loop over seeds
+    /// to explore orderings of your code.
+    ///
+    /// Single-thread runners run on the test thread too (so their thread affinity holds).
+    /// Joining an unfinished task's handle on the test thread would block forever, so it panics
+    /// with advice instead.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use taskrunner::{TaskTraits, TestEnvironment};
+    /// let run = |seed| {
+    ///     let env = TestEnvironment::builder().seed(seed).build();
+    ///     let log = Arc::new(Mutex::new(Vec::new()));
+    ///     for name in ["a", "b", "c"] {
+    ///         let seq = env.pool().create_sequenced_task_runner(TaskTraits::default());
+    ///         for i in 0..2 {
+    ///             let log = log.clone();
+    ///             seq.post_task(move || log.lock().unwrap().push(format!("{name}{i}"))).unwrap();
+    ///         }
+    ///     }
+    ///     env.run_until_idle();
+    ///     let v = log.lock().unwrap().clone();
+    ///     v
+    /// };
+    /// assert_eq!(run(7), run(7)); // a seed replays exactly
+    /// let v = run(7);
+    /// for name in ["a", "b", "c"] { // every seed keeps each sequence's FIFO order
+    ///     let p0 = v.iter().position(|x| *x == format!("{name}0")).unwrap();
+    ///     let p1 = v.iter().position(|x| *x == format!("{name}1")).unwrap();
+    ///     assert!(p0 < p1);
+    /// }
+    /// ```
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
         self
     }
 
@@ -86,8 +139,23 @@ impl TestEnvironmentBuilder {
             .clock(clock.clone())
             .build()
             .expect("a test pool with at least one worker is valid");
-        pool.pool_ref().inner().delay.set_manual();
-        TestEnvironment { pool, clock }
+        let inner = pool.pool_ref().inner();
+        inner.delay.set_manual();
+        let seeded = self.seed.map(|seed| {
+            inner.group.set_manual();
+            current::drive_test_env(1);
+            Seeded {
+                seed,
+                // xorshift64* must not start at 0.
+                state: Mutex::new(seed ^ 0x9E37_79B9_7F4A_7C15 | 1),
+                me: Arc::new(WorkerShared::new(usize::MAX)),
+            }
+        });
+        TestEnvironment {
+            pool,
+            clock,
+            seeded,
+        }
     }
 }
 
@@ -109,7 +177,10 @@ impl TestEnvironment {
     ///
     /// See [`TestEnvironmentBuilder`] for an example.
     pub fn builder() -> TestEnvironmentBuilder {
-        TestEnvironmentBuilder { workers: 2 }
+        TestEnvironmentBuilder {
+            workers: 2,
+            seed: None,
+        }
     }
 
     /// The pool to post to (create runners from it).
@@ -199,6 +270,10 @@ impl TestEnvironment {
     #[track_caller]
     pub fn run_until_idle(&self) {
         Self::not_in_task("run_until_idle");
+        if let Some(seeded) = &self.seeded {
+            self.run_seeded(seeded, || false);
+            return;
+        }
         let inner = self.inner();
         loop {
             Inner::forward_ripe_now(inner);
@@ -214,6 +289,72 @@ impl TestEnvironment {
             if !due && inner.group.load() == (0, 0) && inner.dedicated_quiet() {
                 return;
             }
+        }
+    }
+
+    /// The seed of a seeded single-thread environment.
+    ///
+    /// ```
+    /// let env = taskrunner::TestEnvironment::builder().seed(42).build();
+    /// assert_eq!(env.seed(), Some(42));
+    /// assert_eq!(taskrunner::TestEnvironment::new().seed(), None);
+    /// ```
+    pub fn seed(&self) -> Option<u64> {
+        self.seeded.as_ref().map(|s| s.seed)
+    }
+
+    /// Seeded mode: runs ready work on this thread, one task at a time, picking among ready
+    /// sources with the PRNG, until nothing is due (or `stop()` says so).
+    fn run_seeded(&self, seeded: &Seeded, stop: impl Fn() -> bool) {
+        let inner = self.inner();
+        // Tasks run here: `SequencedTaskRunner::current()` needs this thread to know its pool.
+        let previous = current::current_pool();
+        current::set_thread_pool(Arc::clone(inner));
+        loop {
+            if stop() {
+                break;
+            }
+            Inner::forward_ripe_now(inner);
+            let r = {
+                let mut x = seeded.state.lock();
+                *x ^= *x >> 12;
+                *x ^= *x << 25;
+                *x ^= *x >> 27;
+                x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            };
+            let (work, w) = inner.group.take_seeded(r);
+            w.run(inner);
+            let finished = match work {
+                Some(Work::Sequence(seq, priority)) => Finished {
+                    priority,
+                    requeue: run_sequence_task(inner, seq, &seeded.me),
+                },
+                Some(Work::Single(one, priority)) => {
+                    run_one_off_on_test_thread(inner, one, &seeded.me);
+                    Finished {
+                        priority,
+                        requeue: None,
+                    }
+                }
+                Some(Work::Idle | Work::Retry | Work::Exit) => {
+                    unreachable!("take_seeded hands out work only")
+                }
+                None => {
+                    let due = inner
+                        .delay
+                        .next_run_at()
+                        .is_some_and(|t| t <= self.clock.now());
+                    if due {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            inner.group.hand_back(finished).run(inner);
+        }
+        match previous {
+            Some(p) => current::set_thread_pool(p),
+            None => current::clear_thread_pool(),
         }
     }
 
@@ -318,9 +459,25 @@ impl TestEnvironment {
 }
 
 impl Drop for TestEnvironment {
-    /// Shuts the pool down (Chromium's contract: queued skip-on-shutdown work is dropped), with
-    /// a generous timeout so that a wedged test fails instead of hanging.
+    /// Shuts the pool down (Chromium's contract: queued skip-on-shutdown work is dropped,
+    /// block-shutdown work runs), with a generous timeout so that a wedged test fails instead of
+    /// hanging. A seeded environment runs what shutdown still needs on this thread, and prints
+    /// its seed if the test is panicking, so the failing interleaving can be replayed.
     fn drop(&mut self) {
+        if let Some(seeded) = self.seeded.take() {
+            current::drive_test_env(-1);
+            if std::thread::panicking() {
+                eprintln!(
+                    "TestEnvironment seed: {} (replay with TestEnvironment::builder().seed({}))",
+                    seeded.seed, seeded.seed
+                );
+                return;
+            }
+            let inner = Arc::clone(self.inner());
+            Inner::start_shutdown_nowait(&inner);
+            self.run_seeded(&seeded, || inner.tracker.shutdown_completed());
+            return;
+        }
         if !std::thread::panicking() && !current::in_task() {
             let _ = self.pool.shutdown_timeout(Duration::from_secs(30));
         }

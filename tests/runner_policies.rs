@@ -261,3 +261,147 @@ fn sequence_local_outside_a_sequence_panics_clearly() {
         .unwrap()
         .contains("outside a sequenced task"));
 }
+
+// ---- regressions from the issue-3 review ---------------------------------------------------
+
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("sequence-local destructor panicked");
+    }
+}
+static BAD: SequenceLocal<PanicOnDrop> = SequenceLocal::new();
+
+#[test]
+fn a_panicking_sequence_local_destructor_does_not_take_the_process_down() {
+    let pool = quiet_pool(1);
+    let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    let h = seq.post_task_with_result(|| {
+        BAD.set(PanicOnDrop);
+    });
+    drop(seq); // the task's queue entry holds the last reference to the sequence
+    h.unwrap().join().unwrap();
+    // The sequence (and its locals) were dropped on the worker; the worker survived it.
+    let after = pool
+        .post_task_with_result(TaskTraits::default(), || 7)
+        .unwrap();
+    assert_eq!(after.join().unwrap(), 7);
+}
+
+#[test]
+fn cancelling_a_delayed_handle_removes_its_pending_entry_at_once() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            pool.post_delayed_task_with_result(
+                TaskTraits::default(),
+                Duration::from_secs(3600),
+                || (),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(pool.pending_delayed_tasks(), 100);
+    for h in &handles {
+        assert!(h.cancel());
+    }
+    assert_eq!(
+        pool.pending_delayed_tasks(),
+        0,
+        "cancel frees the entry, not just the closure"
+    );
+}
+
+#[test]
+fn a_blocked_best_effort_task_does_not_starve_other_best_effort_work() {
+    let pool = ThreadPool::builder()
+        .max_workers(4)
+        .max_best_effort_workers(1)
+        .build()
+        .unwrap();
+    let be = TaskTraits::new()
+        .priority(TaskPriority::BestEffort)
+        .may_block(true);
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let blocked = pool
+        .post_task_with_result(be, move || {
+            taskrunner::blocking(|| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap()
+            })
+        })
+        .unwrap();
+    entered_rx.recv_timeout(T).unwrap();
+    let mut other = pool.post_task_with_result(be, || 5).unwrap();
+    assert_eq!(
+        other
+            .join_timeout(T)
+            .expect("best-effort work starved")
+            .unwrap(),
+        5
+    );
+    release_tx.send(()).unwrap();
+    blocked.join().unwrap();
+}
+
+#[test]
+fn nested_blocking_scopes_count_once() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let io = TaskTraits::new().may_block(true);
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let blocked = pool
+        .post_task_with_result(io, move || {
+            taskrunner::blocking(|| {
+                taskrunner::blocking(|| {
+                    entered_tx.send(()).unwrap();
+                    release_rx.recv().unwrap()
+                })
+            })
+        })
+        .unwrap();
+    entered_rx.recv_timeout(T).unwrap();
+    // Capacity is max_workers + 1 (one blocked task), not + 2: at most two workers ever exist.
+    let cpu: Vec<_> = (0..8)
+        .map(|_| {
+            pool.post_task_with_result(TaskTraits::default(), || ())
+                .unwrap()
+        })
+        .collect();
+    for h in cpu {
+        h.join().unwrap();
+    }
+    assert!(
+        pool.live_workers() <= 2,
+        "live workers: {}",
+        pool.live_workers()
+    );
+    release_tx.send(()).unwrap();
+    blocked.join().unwrap();
+}
+
+#[test]
+fn a_sequence_is_poisoned_before_the_panic_handler_hears_of_the_panic() {
+    let slot: Arc<std::sync::Mutex<Option<taskrunner::SequencedTaskRunner>>> = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let s2 = slot.clone();
+    let pool = ThreadPool::builder()
+        .max_workers(1)
+        .panic_handler(move |_| {
+            let runner = s2.lock().unwrap().clone().unwrap();
+            let refused = runner.post_task(|| ()).map_err(|e| e.reason());
+            tx.send(refused).unwrap();
+        })
+        .build()
+        .unwrap();
+    let seq =
+        pool.create_sequenced_task_runner(TaskTraits::new().panic_policy(PanicPolicy::Poison));
+    *slot.lock().unwrap() = Some(seq.clone());
+    seq.post_task(|| panic!("broken")).unwrap();
+    assert_eq!(
+        rx.recv_timeout(T).unwrap(),
+        Err(PostRefusal::SequencePoisoned)
+    );
+    slot.lock().unwrap().take();
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{Clock, RepeatingTimer, TaskTraits, TestEnvironment};
+use taskrunner::{Clock, RepeatingTimer, TaskPriority, TaskTraits, TestEnvironment};
 
 #[test]
 fn equal_deadlines_across_many_sequences_run_in_post_order() {
@@ -176,4 +176,160 @@ fn single_thread_runners_are_waited_for_too() {
     }
     env.fast_forward_by(Duration::from_millis(1));
     assert_eq!(n.load(Ordering::SeqCst), 50);
+}
+
+// ---- seeded single-thread mode ---------------------------------------------------------------
+
+fn seeded_log(seed: u64) -> Vec<String> {
+    let env = TestEnvironment::builder().seed(seed).build();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut seqs = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let seq = env
+            .pool()
+            .create_sequenced_task_runner(TaskTraits::default());
+        for i in 0..3 {
+            let log = log.clone();
+            seq.post_task(move || log.lock().unwrap().push(format!("{name}{i}")))
+                .unwrap();
+        }
+        seqs.push(seq);
+    }
+    for i in 0..3 {
+        let log = log.clone();
+        env.pool()
+            .post_task(TaskTraits::default(), move || {
+                log.lock().unwrap().push(format!("p{i}"))
+            })
+            .unwrap();
+    }
+    env.run_until_idle();
+    let v = log.lock().unwrap().clone();
+    v
+}
+
+#[test]
+fn a_seed_replays_the_same_interleaving_exactly() {
+    for seed in 0..10 {
+        assert_eq!(seeded_log(seed), seeded_log(seed), "seed {seed}");
+    }
+}
+
+#[test]
+fn different_seeds_explore_different_legal_interleavings() {
+    let logs: std::collections::HashSet<Vec<String>> = (0..30).map(seeded_log).collect();
+    assert!(
+        logs.len() > 5,
+        "only {} distinct orders in 30 seeds",
+        logs.len()
+    );
+    for log in &logs {
+        assert_eq!(log.len(), 15);
+        for name in ["a", "b", "c", "d"] {
+            let pos: Vec<usize> = (0..3)
+                .map(|i| log.iter().position(|x| *x == format!("{name}{i}")).unwrap())
+                .collect();
+            assert!(pos[0] < pos[1] && pos[1] < pos[2], "FIFO broken in {log:?}");
+        }
+    }
+}
+
+#[test]
+fn priorities_hold_in_every_seed() {
+    for seed in 0..20 {
+        let env = TestEnvironment::builder().seed(seed).build();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for p in [
+            TaskPriority::BestEffort,
+            TaskPriority::UserVisible,
+            TaskPriority::UserBlocking,
+        ] {
+            for _ in 0..3 {
+                let l = log.clone();
+                let seq = env.pool().create_sequenced_task_runner(p.into());
+                seq.post_task(move || l.lock().unwrap().push(p)).unwrap();
+            }
+        }
+        env.run_until_idle();
+        let got = log.lock().unwrap().clone();
+        let mut sorted = got.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(got, sorted, "seed {seed}: higher priorities first");
+    }
+}
+
+#[test]
+fn seeded_mode_runs_everything_on_the_test_thread_including_single_thread_runners() {
+    let env = TestEnvironment::builder().seed(3).build();
+    let me = std::thread::current().id();
+    let st = env
+        .pool()
+        .create_single_thread_task_runner(TaskTraits::default());
+    let st2 = st.clone();
+    let h1 = st
+        .post_task_with_result(move || {
+            (std::thread::current().id(), st2.belongs_to_current_thread())
+        })
+        .unwrap();
+    let seq = env
+        .pool()
+        .create_sequenced_task_runner(TaskTraits::default());
+    let h2 = seq
+        .post_delayed_task_with_result(Duration::from_secs(5), || std::thread::current().id())
+        .unwrap();
+    env.fast_forward_by(Duration::from_secs(5));
+    assert_eq!(h1.join().unwrap(), (me, true));
+    assert_eq!(h2.join().unwrap(), me);
+}
+
+#[test]
+fn joining_an_unfinished_task_on_the_driving_thread_panics_with_advice() {
+    let env = TestEnvironment::builder().seed(1).build();
+    let h = env
+        .pool()
+        .post_task_with_result(TaskTraits::default(), || 1)
+        .unwrap();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.join())).unwrap_err();
+    let msg = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(msg.contains("run_until_idle"), "{msg}");
+}
+
+#[test]
+fn seeded_environment_runs_block_shutdown_work_when_dropped() {
+    let ran = Arc::new(AtomicU32::new(0));
+    {
+        let env = TestEnvironment::builder().seed(9).build();
+        let r = ran.clone();
+        env.pool()
+            .post_task(
+                TaskTraits::new().shutdown_behavior(taskrunner::ShutdownBehavior::BlockShutdown),
+                move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn seeded_timers_follow_the_mock_clock() {
+    let env = TestEnvironment::builder().seed(5).build();
+    let seq = env
+        .pool()
+        .create_sequenced_task_runner(TaskTraits::default());
+    let runs = Arc::new(AtomicU32::new(0));
+    let timer = RepeatingTimer::new(&seq);
+    let r = runs.clone();
+    timer
+        .start(Duration::from_secs(60), move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    env.fast_forward_by(Duration::from_secs(600));
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
 }

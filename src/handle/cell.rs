@@ -121,8 +121,9 @@ impl<T: Send> HandleCell<T> for CellCore<T> {
 
 /// What the scheduler sees of a cell: something to run once, or to abandon.
 pub(crate) trait RunCell: Send + std::marker::Sync {
-    /// Runs the closure if it is still pending. `Err(message)` if it panicked (for reporting).
-    fn run(&self) -> Result<(), String>;
+    /// Runs the closure if it is still pending. `Err(message)` if it panicked (for reporting);
+    /// `on_panic` runs before the handle is resolved.
+    fn run(&self, on_panic: &dyn Fn()) -> Result<(), String>;
     /// The task will never run: drop the closure and resolve the handle as not run.
     fn abandon(&self);
 }
@@ -175,7 +176,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self) -> Result<(), String> {
+    fn run(&self, on_panic: &dyn Fn()) -> Result<(), String> {
         if self
             .core
             .state
@@ -198,6 +199,7 @@ where
                 Ok(())
             }
             Err(payload) => {
+                on_panic();
                 let msg = crate::pool::panic_message(&*payload);
                 crate::worker::drop_quietly(payload);
                 self.core
@@ -217,8 +219,14 @@ where
 pub(crate) struct CellJob(Arc<dyn RunCell>);
 
 impl CellJob {
+    /// Loom models run cells directly.
+    #[cfg(all(test, loom))]
     pub(crate) fn run(&self) -> Result<(), String> {
-        self.0.run()
+        self.0.run(&|| {})
+    }
+
+    pub(crate) fn run_with(&self, on_panic: &dyn Fn()) -> Result<(), String> {
+        self.0.run(on_panic)
     }
 }
 

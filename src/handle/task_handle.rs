@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::delay::DelayId;
 use crate::handle::cell::{CellCore, HandleCell, CANCELLED, COMPLETED, PANICKED, PENDING, RUNNING};
 use crate::handle::TaskError;
+use crate::pool::Inner;
 use crate::sync::Ordering;
 
 /// Where a task is in its life.
@@ -68,6 +70,14 @@ impl TaskState {
 pub struct TaskHandle<T> {
     cell: Arc<dyn HandleCell<T>>,
     abort_on_drop: bool,
+    /// The task was posted to a seeded single-thread test pool (only the driving thread runs
+    /// it, so a blocking join there could never finish).
+    seeded_pool: bool,
+    /// A delayed task's pending entry: cancelling removes it from the delay manager at once
+    /// (the closure is freed by the cell either way; this frees the entry and its sequence).
+    /// A weak reference, so a handle does not keep a dropped pool's state alive.
+    #[cfg(not(loom))]
+    delay_entry: Option<(std::sync::Weak<Inner>, DelayId)>,
 }
 
 impl<T: Send + 'static> TaskHandle<T> {
@@ -75,7 +85,29 @@ impl<T: Send + 'static> TaskHandle<T> {
         TaskHandle {
             cell,
             abort_on_drop: false,
+            seeded_pool: false,
+            #[cfg(not(loom))]
+            delay_entry: None,
         }
+    }
+
+    /// Remembers the pending delay-manager entry of a delayed task.
+    #[cfg(not(loom))]
+    pub(crate) fn with_delay_entry(mut self, pool: &crate::sync::Arc<Inner>, id: DelayId) -> Self {
+        self.delay_entry = Some((crate::sync::Arc::downgrade(pool), id));
+        self
+    }
+
+    /// Loom builds keep no entry (loom's `Arc` has no weak references).
+    #[cfg(loom)]
+    pub(crate) fn with_delay_entry(self, _pool: &crate::sync::Arc<Inner>, _id: DelayId) -> Self {
+        self
+    }
+
+    /// Marks a handle of a task posted to a seeded single-thread test pool.
+    pub(crate) fn on_seeded_pool(mut self, seeded: bool) -> Self {
+        self.seeded_pool = seeded;
+        self
     }
 
     /// A handle that is already completed with `value`.
@@ -144,9 +176,15 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
+        let seeded_pool = self.seeded_pool;
         let core = self.cell.core();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut s = core.sync.lock();
+        if !s.done && timeout.is_none() && seeded_pool && crate::current::drives_test_env() {
+            panic!(
+                "TaskHandle::join() on the thread that drives a seeded single-thread TestEnvironment would block                  forever: only this thread runs its tasks. Call env.run_until_idle() or env.fast_forward_by(..)                  first, then join (or use try_result())."
+            );
+        }
         while !s.done {
             match (timeout, deadline) {
                 (None, _) | (Some(_), None) => core.cv.wait(&mut s),
@@ -210,7 +248,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// assert!(!h.cancel()); // already cancelled
     /// ```
     pub fn cancel(&self) -> bool {
-        self.cell.cancel()
+        self.cancel_now()
     }
 
     /// How long the task ran (`None` until it ends, and for cancelled tasks).
@@ -250,10 +288,26 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 }
 
+impl<T> TaskHandle<T> {
+    fn cancel_now(&self) -> bool {
+        let cancelled = self.cell.cancel();
+        #[cfg(not(loom))]
+        if cancelled {
+            if let Some((pool, id)) = &self.delay_entry {
+                if let Some(inner) = pool.upgrade() {
+                    // Dropped outside the delay lock (the entry may hold the last sequence ref).
+                    crate::worker::drop_quietly(inner.delay.cancel(*id));
+                }
+            }
+        }
+        cancelled
+    }
+}
+
 impl<T> Drop for TaskHandle<T> {
     fn drop(&mut self) {
         if self.abort_on_drop {
-            self.cell.cancel();
+            self.cancel_now();
         }
     }
 }

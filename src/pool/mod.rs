@@ -14,7 +14,7 @@ pub use builder::ThreadPoolBuilder;
 
 use crate::clock::Clock;
 use crate::current;
-use crate::delay::{DelayManager, Destination};
+use crate::delay::{DelayId, DelayManager, Destination};
 use crate::error::{PostError, PostRefusal};
 use crate::handle::{new_cell, Reply, TaskHandle};
 use crate::runner::{
@@ -284,7 +284,7 @@ impl Inner {
         match Inner::admit(this, &dest, delay) {
             Ok(block_now) => {
                 let job: BoxedFn = Box::new(wrap(f));
-                Inner::submit(this, dest, delay, Task::new(job, posted_from), block_now);
+                let _ = Inner::submit(this, dest, delay, Task::new(job, posted_from), block_now);
                 Ok(())
             }
             Err(reason) => Err(PostError::new(reason, f)),
@@ -323,14 +323,18 @@ impl Inner {
         match Inner::admit(this, &dest, delay) {
             Ok(block_now) => {
                 let (job, cell) = new_cell(wrap(f));
-                Inner::submit(
+                let entry = Inner::submit(
                     this,
                     dest,
                     delay,
                     Task::from_job(Job::Cell(job), posted_from),
                     block_now,
                 );
-                Ok(TaskHandle::from_cell(cell))
+                let handle = TaskHandle::from_cell(cell).on_seeded_pool(this.group.is_manual());
+                Ok(match entry {
+                    Some(id) => handle.with_delay_entry(this, id),
+                    None => handle,
+                })
             }
             Err(reason) => Err(PostError::new(reason, f)),
         }
@@ -377,7 +381,7 @@ impl Inner {
                 posted_from,
             );
         });
-        Inner::submit(
+        let _ = Inner::submit(
             this,
             dest,
             Duration::ZERO,
@@ -422,14 +426,15 @@ impl Inner {
         Ok(block_now)
     }
 
-    /// Queues an admitted task: now, or through the delay manager.
+    /// Queues an admitted task: now, or through the delay manager (then returns the id of its
+    /// pending entry, so a cancelled handle can remove it).
     fn submit(
         this: &Arc<Self>,
         dest: PostDest<'_>,
         delay: Duration,
         mut task: Task,
         block_now: bool,
-    ) {
+    ) -> Option<DelayId> {
         if delay.is_zero() {
             match dest {
                 PostDest::Sequence(s) => {
@@ -440,7 +445,7 @@ impl Inner {
                 }
                 PostDest::Parallel(t) => Inner::push_one_off(this, t, task, false),
             }
-            return;
+            return None;
         }
         task.was_delayed = true;
         let now = this.clock.now();
@@ -452,10 +457,14 @@ impl Inner {
             PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
             PostDest::Parallel(t) => Destination::Parallel(t),
         };
-        if let Err(task) = this.delay.add(this, run_at, task, dest) {
-            // Shutdown stopped the delay manager after admission: the task never runs (a
-            // handle resolves as not run).
-            drop_quietly(task);
+        match this.delay.add(this, run_at, task, dest) {
+            Ok(id) => Some(id),
+            Err(task) => {
+                // Shutdown stopped the delay manager after admission: the task never runs (a
+                // handle resolves as not run).
+                drop_quietly(task);
+                None
+            }
         }
     }
 
@@ -539,6 +548,13 @@ impl Inner {
     }
 
     // ---- shutdown --------------------------------------------------------------------------
+
+    /// Seeded test mode: starts shutdown without waiting (the test thread then runs what
+    /// shutdown still needs).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn start_shutdown_nowait(this: &Arc<Self>) {
+        Inner::start_shutdown(this);
+    }
 
     /// Starts shutdown (idempotent).
     fn start_shutdown(this: &Arc<Self>) {
@@ -1033,6 +1049,15 @@ impl ThreadPool {
         if inner.tracker.shutdown_started() {
             // No thread: every post is refused (by shutdown, or as ThreadExited).
             d.mark_dead();
+            return SingleThreadTaskRunner::new(self.r.clone(), seq, d);
+        }
+        #[cfg(feature = "test-util")]
+        if inner.group.is_manual() {
+            // Seeded single-thread test mode: every task runs on the test thread, so the
+            // "dedicated thread" is that thread and the sequence competes in the group like any
+            // other (thread affinity holds trivially).
+            d.adopt_current_thread();
+            let seq = Arc::new(Sequence::new(traits, crate::scheduler::Home::Pool));
             return SingleThreadTaskRunner::new(self.r.clone(), seq, d);
         }
         inner.dedicated.lock().push(Arc::clone(&d));

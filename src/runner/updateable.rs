@@ -48,7 +48,7 @@ impl UpdateableSequencedTaskRunner {
         let (inner, seq) = self.runner.parts();
         seq.set_priority(priority);
         if let Home::Pool = seq.home {
-            inner.group.update_priority(seq, priority).run(inner);
+            inner.group.update_priority(seq).run(inner);
         }
     }
 

@@ -173,6 +173,32 @@ impl ReadyQueue {
         found
     }
 
+    /// Seeded test mode: removes a source chosen by `r` uniformly among those of the highest
+    /// priority present (a sequence is one source, so its FIFO order is kept; priorities still
+    /// dominate). O(n): test-only.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn pop_random(&mut self, r: u64) -> Option<(Source, TaskPriority)> {
+        let p = self.peek_priority()?;
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        let in_heap: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].key.priority == p)
+            .collect();
+        let total = in_heap.len() + self.fifo[p.index()].len();
+        let k = (r % total as u64) as usize;
+        let source = if k < in_heap.len() {
+            let e = entries.swap_remove(in_heap[k]);
+            e.source
+        } else {
+            let one = self.fifo[p.index()]
+                .remove(k - in_heap.len())
+                .expect("index within the FIFO");
+            Source::Single(one)
+        };
+        self.heap = BinaryHeap::from(entries);
+        self.counts[p.index()] -= 1;
+        Some((source, p))
+    }
+
     /// Takes every queued source (shutdown completion).
     pub(crate) fn drain(&mut self) -> Vec<Source> {
         let mut out: Vec<Source> = self.heap.drain().map(|e| e.source).collect();

@@ -213,10 +213,15 @@ impl Sequence {
         std::mem::take(&mut self.synced.lock().queue)
     }
 
+    /// Marks the sequence poisoned: later posts are refused.
+    pub(crate) fn mark_poisoned(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
     /// Poisons the sequence (a task panicked under `PanicPolicy::Poison`) and returns the
     /// queued tasks for the caller (the worker running the sequence) to drop.
     pub(crate) fn poison(&self) -> VecDeque<Task> {
-        self.poisoned.store(true, Ordering::Release);
+        self.mark_poisoned();
         std::mem::take(&mut self.synced.lock().queue)
     }
 
@@ -246,6 +251,22 @@ impl Sequence {
     #[cfg(all(test, loom))]
     pub(crate) fn state(&self) -> State {
         self.synced.lock().state
+    }
+}
+
+impl Drop for Sequence {
+    /// Sequence-local values are dropped here, when the last reference to the sequence goes
+    /// (possibly on a worker, after the last task): a panicking destructor is caught and logged
+    /// instead of unwinding through the scheduler, and the values are dropped in the sequence's
+    /// context (its token is current), as Chromium destroys SequenceLocalStorage in the
+    /// sequence's environment.
+    fn drop(&mut self) {
+        let locals = self.locals.lock().take();
+        if locals.is_some() {
+            let scope = crate::current::TaskScope::enter(self.token, None, self.may_block);
+            crate::worker::drop_quietly(locals);
+            let _ = scope.exit();
+        }
     }
 }
 

@@ -106,6 +106,12 @@ impl Dedicated {
         self.cv.notify_one();
     }
 
+    /// Seeded test mode: the calling (test) thread plays the dedicated thread.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn adopt_current_thread(&self) {
+        *self.thread_id.lock() = Some(std::thread::current().id());
+    }
+
     /// Marks a runner that never got a thread (created after shutdown started).
     pub(crate) fn mark_dead(&self) {
         self.flags.lock().dead = true;

@@ -169,12 +169,17 @@ struct Synced {
     /// Tasks inside `blocking()` scopes: each raises the capacity by one (a compensating worker
     /// may run while it waits).
     blocked: usize,
+    /// Of those, best-effort tasks: each also raises the best-effort cap by one (Chromium does
+    /// the same), or blocked best-effort work would starve the rest.
+    blocked_best_effort: usize,
     /// Shutdown completed: queued work is discarded, workers exit.
     completed: bool,
     /// Every handle to the pool is gone: workers exit once the queue is empty.
     terminating: bool,
     /// Test environments waiting in `wait_quiet`.
     quiet_waiters: usize,
+    /// Seeded single-thread test mode: no worker threads; the test thread takes the work.
+    manual: bool,
     /// The inbox's other buffer: swapped in on every drain so that draining never allocates.
     spare: Vec<Pending>,
 }
@@ -192,6 +197,8 @@ pub(crate) struct Group {
     /// Hint that the inbox is non-empty, for spinning workers (written under the inbox lock;
     /// read without it, so it may be stale: the park handshake does not rely on it).
     pending: AtomicBool,
+    /// Mirror of `Synced::manual` for lock-free reads (set once, before any post).
+    manual_flag: AtomicBool,
     pub(crate) max_workers: usize,
     pub(crate) max_best_effort: usize,
 }
@@ -204,6 +211,7 @@ impl Group {
             inbox: Mutex::new(Inbox::default()),
             sleepy: AtomicUsize::new(max_workers),
             pending: AtomicBool::new(false),
+            manual_flag: AtomicBool::new(false),
             max_workers,
             max_best_effort,
         }
@@ -304,7 +312,17 @@ impl Group {
         self.max_workers + s.blocked
     }
 
+    /// Best-effort tasks that may run at once (the cap, plus blocked best-effort tasks).
+    fn best_effort_capacity(&self, s: &Synced) -> usize {
+        self.max_best_effort + s.blocked_best_effort
+    }
+
     fn update_sleepy(&self, s: &Synced) {
+        if s.manual {
+            // Nobody to wake: posts only fill the inbox.
+            self.sleepy.store(0, Ordering::SeqCst);
+            return;
+        }
         let sleepy = s.idle.len() + self.capacity(s).saturating_sub(s.workers.len());
         self.sleepy.store(sleepy, Ordering::SeqCst);
     }
@@ -318,7 +336,7 @@ impl Group {
         match s.queue.peek_priority() {
             Some(p)
                 if p != TaskPriority::BestEffort
-                    || s.running_best_effort < self.max_best_effort =>
+                    || s.running_best_effort < self.best_effort_capacity(s) =>
             {
                 let (source, prio) = s.queue.pop().expect("peeked");
                 s.running += 1;
@@ -367,12 +385,15 @@ impl Group {
             }
         }
         self.drain_inbox_if_pending(&mut s, &mut w);
-        if let Some((key, seq)) = requeue {
+        if let Some((mut key, seq)) = requeue {
+            // Read under the group lock: either this sees a concurrent `update_priority`, or
+            // that call (which takes this lock) finds the sequence in the heap afterwards.
+            key.priority = seq.priority();
             // Fast path: if the sequence just run is still the best source, pushing it into the
             // heap and popping it again would hand it straight back. Same order, no heap work.
             let runnable = s.running < self.capacity(&s)
                 && (key.priority != TaskPriority::BestEffort
-                    || s.running_best_effort < self.max_best_effort);
+                    || s.running_best_effort < self.best_effort_capacity(&s));
             if runnable && s.queue.best_key().is_none_or(|best| key > best) {
                 s.running += 1;
                 if key.priority == TaskPriority::BestEffort {
@@ -424,13 +445,13 @@ impl Group {
     /// Chromium's EnsureEnoughWorkers: wake or create workers until the awake ones cover the
     /// demand (running tasks + queued sources, best-effort demand capped).
     fn ensure_enough_workers(&self, s: &mut Synced, w: &mut Wakeups) {
-        if s.completed {
+        if s.completed || s.manual {
             return;
         }
         let queued_be = s.queue.count(TaskPriority::BestEffort);
         let queued_fg = s.queue.len() - queued_be;
         let be_demand = (s.running_best_effort + queued_be)
-            .min(self.max_best_effort)
+            .min(self.best_effort_capacity(s))
             .max(s.running_best_effort);
         let fg_demand = (s.running - s.running_best_effort) + queued_fg;
         let desired = (be_demand + fg_demand).min(self.capacity(s));
@@ -462,10 +483,13 @@ impl Group {
     }
 
     /// A task entered a `blocking()` scope: one more worker may run meanwhile.
-    pub(crate) fn begin_blocking(&self) -> Wakeups {
+    pub(crate) fn begin_blocking(&self, best_effort: bool) -> Wakeups {
         let mut w = Wakeups::default();
         let mut s = self.synced.lock();
         s.blocked += 1;
+        if best_effort {
+            s.blocked_best_effort += 1;
+        }
         self.drain_inbox(&mut s, &mut w);
         self.ensure_enough_workers(&mut s, &mut w);
         self.update_sleepy(&s);
@@ -473,19 +497,24 @@ impl Group {
     }
 
     /// The scope ended: capacity goes back; excess workers stand down at their next pick.
-    pub(crate) fn end_blocking(&self) {
+    pub(crate) fn end_blocking(&self, best_effort: bool) {
         let mut s = self.synced.lock();
         s.blocked -= 1;
+        if best_effort {
+            s.blocked_best_effort -= 1;
+        }
         self.update_sleepy(&s);
     }
 
     /// `seq`'s priority changed: re-key it if it is waiting in the queue (or the inbox), and
     /// wake a worker if that made work runnable (e.g. best-effort raised above the cap).
-    pub(crate) fn update_priority(&self, seq: &Arc<Sequence>, p: TaskPriority) -> Wakeups {
+    pub(crate) fn update_priority(&self, seq: &Arc<Sequence>) -> Wakeups {
         let mut w = Wakeups::default();
         let mut s = self.synced.lock();
         self.drain_inbox(&mut s, &mut w);
-        if s.queue.update_sequence_priority(seq, p) {
+        // The sequence's priority as of now (under the lock), not the caller's argument: two
+        // racing updates then leave the key equal to whichever priority was stored last.
+        if s.queue.update_sequence_priority(seq, seq.priority()) {
             self.ensure_enough_workers(&mut s, &mut w);
         }
         w
@@ -575,6 +604,61 @@ impl Group {
             self.quiet_cv.wait(&mut s);
             s.quiet_waiters -= 1;
         }
+    }
+
+    /// Seeded single-thread test mode: from now on no worker thread is started or woken.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn set_manual(&self) {
+        let mut s = self.synced.lock();
+        s.manual = true;
+        self.manual_flag.store(true, Ordering::Release);
+        self.update_sleepy(&s);
+    }
+
+    /// `true` in seeded single-thread test mode.
+    #[inline]
+    pub(crate) fn is_manual(&self) -> bool {
+        self.manual_flag.load(Ordering::Acquire)
+    }
+
+    /// Seeded test mode: the test thread takes a source chosen by `r` among the ready ones of
+    /// the highest priority.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn take_seeded(&self, r: u64) -> (Option<Work>, Wakeups) {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        self.drain_inbox(&mut s, &mut w);
+        let work = s.queue.pop_random(r).map(|(source, prio)| {
+            s.running += 1;
+            if prio == TaskPriority::BestEffort {
+                s.running_best_effort += 1;
+            }
+            match source {
+                Source::Sequence(seq) => Work::Sequence(seq, prio),
+                Source::Single(one) => Work::Single(one, prio),
+            }
+        });
+        (work, w)
+    }
+
+    /// Seeded test mode: hands back what the test thread ran.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn hand_back(&self, f: Finished) -> Wakeups {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        s.running -= 1;
+        if f.priority == TaskPriority::BestEffort {
+            s.running_best_effort -= 1;
+        }
+        if let Some((mut key, seq)) = f.requeue {
+            if s.completed {
+                w.discard.push(Source::Sequence(seq));
+            } else {
+                key.priority = seq.priority();
+                s.queue.push_sequence(key, seq);
+            }
+        }
+        w
     }
 
     /// Test environments: sources queued (inbox included) and tasks running, a snapshot.

@@ -32,6 +32,8 @@ pub(crate) use group::{Finished, Group, Work};
 pub(crate) use parker::Parker;
 #[cfg(all(test, loom))]
 pub(crate) use thread::run_one_off_for_loom;
+#[cfg(feature = "test-util")]
+pub(crate) use thread::run_one_off_on_test_thread;
 pub use thread::RunningTask;
 pub(crate) use thread::{
     drop_quietly, run_sequence_task, spawn_worker, AbortOnUnwind, WorkerShared,

@@ -326,6 +326,12 @@ pub(crate) fn run_one_off_for_loom(inner: &Arc<Inner>, one: OneOff, me: &WorkerS
     run_one_off(inner, one, me);
 }
 
+/// Seeded test mode: the one-off running path, on the test thread.
+#[cfg(feature = "test-util")]
+pub(crate) fn run_one_off_on_test_thread(inner: &Arc<Inner>, one: OneOff, me: &WorkerShared) {
+    run_one_off(inner, one, me);
+}
+
 /// A skip task that ends after shutdown started may have been the last thing it waited for.
 #[inline]
 fn after_run(inner: &Arc<Inner>, behavior: ShutdownBehavior) {
@@ -354,6 +360,7 @@ fn run_task(
         queued_at,
         ..
     } = task;
+    current::set_best_effort(priority == TaskPriority::BestEffort);
     let span = tracing::trace_span!(
         target: "taskrunner::task",
         "task",
@@ -363,17 +370,26 @@ fn run_task(
         queue_time_us = queued_at.map_or(0, |q| Instant::now().saturating_duration_since(q).as_micros() as u64),
     );
     let _entered = span.enter();
+    // Under `Poison`, the sequence is marked before anyone hears of the panic (the panic
+    // handler, or — for a handle — its joiner): a post made in reaction is refused, not
+    // accepted and dropped.
+    let poison = || {
+        if policy == PanicPolicy::Poison {
+            current::running_sequence_ref(|s| s.mark_poisoned());
+        }
+    };
     let panicked = match job {
         Job::Fn(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => false,
             Err(payload) => {
+                poison();
                 inner.report_panic(posted_from, &*payload);
                 drop_quietly(payload);
                 true
             }
         },
         // The cell catches the panic itself (its handle gets the message) and reports it back.
-        Job::Cell(cell) => match cell.run() {
+        Job::Cell(cell) => match cell.run_with(&poison) {
             Ok(()) => false,
             Err(message) => {
                 inner.report_panic_message(posted_from, message);
