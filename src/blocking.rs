@@ -11,7 +11,8 @@ use crate::sync::Arc;
 /// Only tasks posted with [`TaskTraits::may_block(true)`](crate::TaskTraits::may_block) may
 /// block: in debug builds, calling this from a pool task without that trait panics with a
 /// message saying so. Outside pool workers (the main thread, a single-thread runner's own
-/// thread) it simply runs `f`.
+/// thread) it runs `f` without adjusting anything (the may-block check above still applies in
+/// debug builds).
 ///
 /// ```
 /// use taskrunner::{ThreadPool, TaskTraits};

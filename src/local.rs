@@ -107,7 +107,8 @@ impl<T: Send + 'static> SequenceLocal<T> {
 
     /// Calls `f` with this sequence's value (`None` if unset). The value is taken out of the
     /// sequence while `f` runs, so `f` may use other slots freely; using this same slot inside
-    /// `f` sees it empty. If `f` panics, the value is dropped.
+    /// `f` sees it empty, and a value `f` sets in this same slot is replaced by the taken one
+    /// when `f` returns. If `f` panics, the value is dropped.
     ///
     /// ```
     /// # use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};

@@ -71,7 +71,11 @@ impl<T> CellCore<T> {
 
     /// A cell that is already finished (`TaskHandle::ready` / `failed`).
     pub(crate) fn finished(result: Result<T, TaskError>) -> Self {
-        let state = if result.is_ok() { COMPLETED } else { PANICKED };
+        let state = match &result {
+            Ok(_) => COMPLETED,
+            Err(e) if e.is_cancelled() || e.is_not_run() => CANCELLED,
+            Err(_) => PANICKED,
+        };
         let core = CellCore::new(state);
         {
             let mut s = core.sync.lock();

@@ -136,7 +136,9 @@ impl<T: Send + 'static> TaskHandle<T> {
         self.cell.core()
     }
 
-    /// Blocks until the task ends and returns its value, or why there is none.
+    /// Blocks until the task ends and returns its value, or why there is none. Panics if the
+    /// result was already taken with [`try_result`](Self::try_result) or
+    /// [`join_timeout`](Self::join_timeout).
     ///
     /// ```
     /// # use taskrunner::{ThreadPool, TaskTraits};
@@ -145,8 +147,9 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
     pub fn join(mut self) -> Result<T, TaskError> {
-        self.wait_take(None)
-            .expect("no deadline, so join returns a result")
+        self.wait_take(None).expect(
+            "TaskHandle::join: the result was already taken (by try_result or join_timeout)",
+        )
     }
 
     /// Waits at most `timeout` for the result. `None` if the task has not ended yet (the handle

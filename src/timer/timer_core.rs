@@ -38,8 +38,9 @@
 //! returns unless it was running (then when the run ends). Modelled by loom in
 //! `src/loom_tests/timer.rs`.
 //!
-//! **Locks.** Lock order: the core lock, then the delay manager's or a sequence's lock (posting
-//! under the core lock). Nothing is dropped and no user code runs under the core lock: old
+//! **Locks.** Lock order: the core lock, then the locks a post takes under it: the delay
+//! manager's lock and, in admission, a dedicated thread's flags lock (the first delayed post may
+//! also register the clock waker and spawn the delay service thread under it). Nothing is dropped and no user code runs under the core lock: old
 //! tasks, cancelled entries and refused fire tasks are dropped after it is released (their
 //! destructors may call back into the timer).
 

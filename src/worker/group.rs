@@ -8,13 +8,15 @@
 //!
 //! With a single lock, every post contends with every worker's pick. The inbox lets a post cost
 //! one short, mostly uncontended lock while workers are busy. Ordering is unchanged: a worker
-//! drains the whole inbox under the group lock before it picks, so every post that completed
+//! drains the inbox under the group lock before it picks (skipping the lock when the inbox's
+//! Release/Acquire non-empty hint says it is empty), so every post that completed
 //! before the pick is considered, keyed exactly as if it had been pushed directly.
 //!
 //! # Not losing a wake-up: the `sleepy` handshake
 //!
 //! `sleepy` counts workers that could run more work but are not awake: parked workers plus
-//! workers not yet spawned (`idle.len() + max_workers - workers.len()`). It only changes under
+//! workers not yet spawned (`idle.len() + capacity - workers.len()`, where capacity is
+//! `max_workers` plus tasks inside `blocking()`; always 0 in seeded test mode). It only changes under
 //! the group lock.
 //!
 //! | side | steps (all `SeqCst`) |
