@@ -141,9 +141,11 @@ impl TestEnvironmentBuilder {
             .expect("a test pool with at least one worker is valid");
         let inner = pool.pool_ref().inner();
         inner.delay.set_manual();
+        // This thread drives the environment: blocking joins here that could only finish once
+        // it moves time (or, seeded, runs tasks) panic with advice instead of hanging.
+        current::drive_test_env(1);
         let seeded = self.seed.map(|seed| {
             inner.group.set_manual();
-            current::drive_test_env(1);
             Seeded {
                 seed,
                 // xorshift64* must not start at 0.
@@ -464,8 +466,8 @@ impl Drop for TestEnvironment {
     /// hanging. A seeded environment runs what shutdown still needs on this thread, and prints
     /// its seed if the test is panicking, so the failing interleaving can be replayed.
     fn drop(&mut self) {
+        current::drive_test_env(-1);
         if let Some(seeded) = self.seeded.take() {
-            current::drive_test_env(-1);
             if std::thread::panicking() {
                 eprintln!(
                     "TestEnvironment seed: {} (replay with TestEnvironment::builder().seed({}))",

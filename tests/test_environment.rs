@@ -333,3 +333,32 @@ fn seeded_timers_follow_the_mock_clock() {
     env.fast_forward_by(Duration::from_secs(600));
     assert_eq!(runs.load(Ordering::SeqCst), 10);
 }
+
+#[test]
+fn joining_a_delayed_task_that_is_not_due_panics_instead_of_hanging() {
+    let env = TestEnvironment::new();
+    let h = env
+        .pool()
+        .post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 3)
+        .unwrap();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.join())).unwrap_err();
+    let msg = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(msg.contains("fast_forward_by"), "{msg}");
+    // Joining an immediate task from the driving thread is fine: workers run it.
+    let h = env
+        .pool()
+        .post_task_with_result(TaskTraits::default(), || 4)
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 4);
+    // And a delayed one after the clock got there.
+    let h = env
+        .pool()
+        .post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(1), || 5)
+        .unwrap();
+    env.fast_forward_by(Duration::from_secs(1));
+    assert_eq!(h.join().unwrap(), 5);
+}

@@ -139,6 +139,14 @@ impl DelayHeap {
         self.drop_dead_top();
     }
 
+    /// `true` if the entry `id` is still waiting in the heap.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn contains(&self, id: DelayId) -> bool {
+        self.slots
+            .get(id.slot)
+            .is_some_and(|e| e.as_ref().is_some_and(|d| d.seq == id.seq))
+    }
+
     /// Removes a pending task by id and returns it (for the caller to drop outside the lock);
     /// `None` if it is no longer pending.
     pub(crate) fn cancel(&mut self, id: DelayId) -> Option<Delayed> {

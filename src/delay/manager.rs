@@ -152,6 +152,12 @@ impl DelayManager {
         self.shared.synced.lock().stopped = false;
     }
 
+    /// `true` if this manager forwards only when a test environment tells it to.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn is_manual(&self) -> bool {
+        self.shared.synced.lock().manual
+    }
+
     /// Test environments: no service thread; ripe tasks are forwarded by [`take_ripe`].
     #[cfg(feature = "test-util")]
     pub(crate) fn set_manual(&self) {
@@ -164,6 +170,12 @@ impl DelayManager {
         let mut out = Vec::new();
         self.shared.synced.lock().heap.pop_ripe(now, &mut out);
         out
+    }
+
+    /// `true` if the delayed task `id` has not been forwarded (or cancelled) yet.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn is_pending(&self, id: DelayId) -> bool {
+        self.shared.synced.lock().heap.contains(id)
     }
 
     /// The earliest pending run time.

@@ -180,6 +180,20 @@ impl<T: Send + 'static> TaskHandle<T> {
 
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
         let seeded_pool = self.seeded_pool;
+        #[cfg(feature = "test-util")]
+        let waits_for_mock_time = timeout.is_none()
+            && crate::current::drives_test_env()
+            && self.delay_entry.as_ref().is_some_and(|(pool, id)| {
+                pool.upgrade()
+                    .is_some_and(|inner| inner.delay.is_manual() && inner.delay.is_pending(*id))
+            });
+        #[cfg(not(feature = "test-util"))]
+        let waits_for_mock_time = false;
+        if waits_for_mock_time {
+            panic!(
+                "TaskHandle::join() on a delayed task that is not due yet, on the thread that drives a                  TestEnvironment, would block forever: mock time only moves when this thread moves it. Call                  env.fast_forward_by(..) (or advance_clock + run_until_idle) first, then join."
+            );
+        }
         let core = self.cell.core();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut s = core.sync.lock();
