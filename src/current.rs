@@ -27,6 +27,9 @@ thread_local! {
     static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
     /// This thread is a worker of a pool's thread group (not a dedicated thread).
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// A test environment installed as the global pool for this thread's scope.
+    #[cfg(feature = "test-util")]
+    static GLOBAL_OVERRIDE: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     /// The running task was taken at best-effort priority (for `blocking()` accounting).
     static BEST_EFFORT: Cell<bool> = const { Cell::new(false) };
     /// Nesting depth of `blocking()` scopes on this thread (only the outermost counts).
@@ -65,6 +68,22 @@ pub(crate) fn drive_test_env(delta: i32) {
 /// `true` if this thread drives a seeded single-thread test environment.
 pub(crate) fn drives_test_env() -> bool {
     DRIVES_TEST_ENV.with(Cell::get) > 0
+}
+
+/// Installs (or, with `None`, removes) this thread's global-pool override; returns the old one.
+#[cfg(feature = "test-util")]
+pub(crate) fn set_global_override(p: Option<Arc<Inner>>) -> Option<Arc<Inner>> {
+    GLOBAL_OVERRIDE.with(|g| std::mem::replace(&mut *g.borrow_mut(), p))
+}
+
+/// The pool the free functions should use instead of the global one, if any: this thread's
+/// override, or the pool whose thread this is if it acts as the global pool.
+#[cfg(feature = "test-util")]
+pub(crate) fn global_override() -> Option<Arc<Inner>> {
+    if let Some(p) = GLOBAL_OVERRIDE.with(|g| g.borrow().clone()) {
+        return Some(p);
+    }
+    current_pool().filter(|p| p.acts_as_global.load(std::sync::atomic::Ordering::Acquire))
 }
 
 /// Records whether the task about to run was taken at best-effort priority.

@@ -194,7 +194,7 @@ pub fn create_keyed_task_runner<K>(traits: TaskTraits) -> KeyedTaskRunner<K>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    ThreadPool::global().create_keyed_task_runner(traits)
+    crate::pool::global::current().create_keyed_task_runner(traits)
 }
 
 impl<K> KeyedTaskRunner<K>

@@ -94,7 +94,7 @@ pub use runner::{
     SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
 };
 #[cfg(feature = "test-util")]
-pub use test_util::{TestEnvironment, TestEnvironmentBuilder};
+pub use test_util::{GlobalPoolGuard, TestEnvironment, TestEnvironmentBuilder};
 pub use timer::{
     post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
 };
@@ -116,7 +116,7 @@ where
     F: FnOnce() + Send + 'static,
 {
     Inner::post(
-        ThreadPool::global().pool_ref().inner(),
+        pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         Duration::ZERO,
         f,
@@ -139,7 +139,7 @@ where
     F: FnOnce() + Send + 'static,
 {
     Inner::post(
-        ThreadPool::global().pool_ref().inner(),
+        pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         delay,
         f,
@@ -161,7 +161,7 @@ where
     T: Send + 'static,
 {
     Inner::post_with_result(
-        ThreadPool::global().pool_ref().inner(),
+        pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         Duration::ZERO,
         f,
@@ -178,7 +178,7 @@ where
 /// assert_eq!(rx.recv().unwrap(), 1);
 /// ```
 pub fn create_task_runner(traits: TaskTraits) -> TaskRunner {
-    ThreadPool::global().create_task_runner(traits)
+    pool::global::current().create_task_runner(traits)
 }
 
 /// A sequenced runner on the global pool. See [`ThreadPool::create_sequenced_task_runner`].
@@ -190,7 +190,7 @@ pub fn create_task_runner(traits: TaskTraits) -> TaskRunner {
 /// assert_eq!((rx.recv().unwrap(), rx.recv().unwrap(), rx.recv().unwrap()), (0, 1, 2));
 /// ```
 pub fn create_sequenced_task_runner(traits: TaskTraits) -> SequencedTaskRunner {
-    ThreadPool::global().create_sequenced_task_runner(traits)
+    pool::global::current().create_sequenced_task_runner(traits)
 }
 
 /// A single-thread runner on the global pool. See
@@ -203,5 +203,5 @@ pub fn create_sequenced_task_runner(traits: TaskTraits) -> SequencedTaskRunner {
 /// rx.recv().unwrap();
 /// ```
 pub fn create_single_thread_task_runner(traits: TaskTraits) -> SingleThreadTaskRunner {
-    ThreadPool::global().create_single_thread_task_runner(traits)
+    pool::global::current().create_single_thread_task_runner(traits)
 }

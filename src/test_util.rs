@@ -294,6 +294,41 @@ impl TestEnvironment {
         }
     }
 
+    /// Installs this environment's pool as the global pool for the returned guard's scope: the
+    /// crate's free functions ([`post_task`](crate::post_task),
+    /// [`create_sequenced_task_runner`](crate::create_sequenced_task_runner), timers' and keyed
+    /// runners' free functions, ...) called on this thread, or from tasks running on this
+    /// environment's pool, use it instead of the process-wide pool. Other threads are not
+    /// affected, so tests running in parallel do not see each other's environments.
+    /// [`ThreadPool::global`](crate::ThreadPool::global) itself keeps returning the real global
+    /// pool.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{TaskTraits, TestEnvironment};
+    /// // Code under test that uses the global pool:
+    /// fn schedule_cleanup() -> taskrunner::TaskHandle<&'static str> {
+    ///     let seq = taskrunner::create_sequenced_task_runner(TaskTraits::default());
+    ///     seq.post_delayed_task_with_result(Duration::from_secs(600), || "cleaned").unwrap()
+    /// }
+    /// let env = TestEnvironment::new();
+    /// let _global = env.install_as_global();
+    /// let h = schedule_cleanup();
+    /// env.fast_forward_by(Duration::from_secs(600)); // mock time drives the "global" work
+    /// assert_eq!(h.join().unwrap(), "cleaned");
+    /// ```
+    pub fn install_as_global(&self) -> GlobalPoolGuard<'_> {
+        let inner = Arc::clone(self.inner());
+        inner
+            .acts_as_global
+            .store(true, std::sync::atomic::Ordering::Release);
+        let previous = current::set_global_override(Some(inner));
+        GlobalPoolGuard {
+            env: self,
+            previous,
+        }
+    }
+
     /// The seed of a seeded single-thread environment.
     ///
     /// ```
@@ -457,6 +492,31 @@ impl TestEnvironment {
     pub fn pending_task_count(&self) -> usize {
         let inner = self.inner();
         inner.delay.len() + inner.group.load().0
+    }
+}
+
+/// Keeps a [`TestEnvironment`] installed as the global pool; see
+/// [`TestEnvironment::install_as_global`]. Dropping it restores the previous global pool for
+/// this thread.
+#[must_use = "the environment is the global pool only while the guard lives"]
+pub struct GlobalPoolGuard<'a> {
+    env: &'a TestEnvironment,
+    previous: Option<Arc<Inner>>,
+}
+
+impl Drop for GlobalPoolGuard<'_> {
+    fn drop(&mut self) {
+        self.env
+            .inner()
+            .acts_as_global
+            .store(false, std::sync::atomic::Ordering::Release);
+        current::set_global_override(self.previous.take());
+    }
+}
+
+impl fmt::Debug for GlobalPoolGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlobalPoolGuard").finish_non_exhaustive()
     }
 }
 

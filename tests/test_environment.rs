@@ -362,3 +362,47 @@ fn joining_a_delayed_task_that_is_not_due_panics_instead_of_hanging() {
     env.fast_forward_by(Duration::from_secs(1));
     assert_eq!(h.join().unwrap(), 5);
 }
+
+#[test]
+fn install_as_global_redirects_free_functions_in_its_scope_only() {
+    let env = TestEnvironment::new();
+    let env_thread_names = |h: taskrunner::TaskHandle<Option<String>>| h.join().unwrap();
+    {
+        let _guard = env.install_as_global();
+        // From the test thread: the free functions post to the environment's pool.
+        let h = taskrunner::post_task_with_result(TaskTraits::default(), || {
+            // From a task of the environment's pool: still the environment.
+            let inner = taskrunner::post_task_with_result(TaskTraits::default(), || {
+                std::thread::current().name().map(str::to_owned)
+            })
+            .unwrap();
+            (std::thread::current().name().map(str::to_owned), inner)
+        })
+        .unwrap();
+        env.run_until_idle();
+        let (outer, inner) = h.join().unwrap();
+        env.run_until_idle();
+        assert!(outer.unwrap().starts_with("taskrunner-test"));
+        assert!(env_thread_names(inner)
+            .unwrap()
+            .starts_with("taskrunner-test"));
+        // Another thread is not affected.
+        let other = std::thread::spawn(|| {
+            taskrunner::post_task_with_result(TaskTraits::default(), || {
+                std::thread::current().name().map(str::to_owned)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+        })
+        .join()
+        .unwrap();
+        assert!(!other.unwrap().starts_with("taskrunner-test"));
+    }
+    // Guard dropped: back to the process-wide pool.
+    let h = taskrunner::post_task_with_result(TaskTraits::default(), || {
+        std::thread::current().name().map(str::to_owned)
+    })
+    .unwrap();
+    assert!(!h.join().unwrap().unwrap().starts_with("taskrunner-test"));
+}

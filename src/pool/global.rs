@@ -21,6 +21,35 @@ pub(crate) fn install(pool: ThreadPool) -> Result<(), BuildError> {
     }
 }
 
+/// The pool the crate's free functions use: a test environment installed as the global pool
+/// for this thread's scope (or, on its own threads, for its tasks), else the process-wide pool.
+pub(crate) fn current() -> Current {
+    #[cfg(feature = "test-util")]
+    if let Some(inner) = crate::current::global_override() {
+        return Current::Override(ThreadPool::from_ref(crate::pool::PoolRef::from_inner(
+            &inner,
+        )));
+    }
+    Current::Static(get())
+}
+
+/// See [`current`].
+pub(crate) enum Current {
+    Static(&'static ThreadPool),
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    Override(ThreadPool),
+}
+
+impl std::ops::Deref for Current {
+    type Target = ThreadPool;
+    fn deref(&self) -> &ThreadPool {
+        match self {
+            Current::Static(p) => p,
+            Current::Override(p) => p,
+        }
+    }
+}
+
 pub(crate) fn get() -> &'static ThreadPool {
     GLOBAL.get_or_init(|| {
         ThreadPool::builder()

@@ -196,6 +196,10 @@ pub(crate) struct Inner {
     lifecycle: Mutex<()>,
     /// Serialises completion checks.
     completion: Mutex<()>,
+    /// A test environment installed this pool as the global pool for its scope: free
+    /// functions called from this pool's own threads use it.
+    #[cfg(feature = "test-util")]
+    pub(crate) acts_as_global: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Inner {
@@ -225,6 +229,8 @@ impl Inner {
             next_dedicated: AtomicUsize::new(0),
             lifecycle: Mutex::new(()),
             completion: Mutex::new(()),
+            #[cfg(feature = "test-util")]
+            acts_as_global: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -1179,6 +1185,11 @@ impl ThreadPool {
     /// ```
     pub fn now(&self) -> Instant {
         self.r.inner().clock.now()
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn from_ref(r: PoolRef) -> Self {
+        ThreadPool { r }
     }
 
     pub(crate) fn pool_ref(&self) -> &PoolRef {

@@ -246,5 +246,5 @@ pub fn post_repeating_task<F>(
 where
     F: FnMut() + Send + 'static,
 {
-    ThreadPool::global().post_repeating_task(traits, interval, f)
+    crate::pool::global::current().post_repeating_task(traits, interval, f)
 }
