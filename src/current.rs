@@ -36,6 +36,7 @@ thread_local! {
     static BLOCKING_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// This thread drives seeded single-thread test environments (count): a blocking join here
     /// could never finish, since only this thread runs their tasks.
+    #[cfg(feature = "test-util")]
     static DRIVES_TEST_ENV: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -65,7 +66,8 @@ pub(crate) fn drive_test_env(delta: i32) {
     DRIVES_TEST_ENV.with(|c| c.set(c.get().saturating_add_signed(delta)));
 }
 
-/// `true` if this thread drives a seeded single-thread test environment.
+/// `true` if this thread drives a test environment.
+#[cfg(feature = "test-util")]
 pub(crate) fn drives_test_env() -> bool {
     DRIVES_TEST_ENV.with(Cell::get) > 0
 }

@@ -406,3 +406,43 @@ fn install_as_global_redirects_free_functions_in_its_scope_only() {
     .unwrap();
     assert!(!h.join().unwrap().unwrap().starts_with("taskrunner-test"));
 }
+
+#[test]
+fn join_timeout_obeys_the_mock_clock() {
+    let env = TestEnvironment::new();
+    let h = env
+        .pool()
+        .post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1)
+        .unwrap();
+    // Another thread waits with a 10 s timeout of *mock* time: real time does not end it...
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut h = h;
+        started_tx.send(()).unwrap();
+        let first = h.join_timeout(Duration::from_secs(10)).is_none();
+        (first, h)
+    });
+    started_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !waiter.is_finished(),
+        "a mock-time timeout must not elapse in real time"
+    );
+    // ...the test moving the clock past it does.
+    env.advance_clock(Duration::from_secs(10));
+    let (timed_out, mut h) = waiter.join().unwrap();
+    assert!(timed_out);
+    // And a join_timeout on the driving thread that only mock time could end is misuse.
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        h.join_timeout(Duration::from_secs(1))
+    }))
+    .unwrap_err();
+    let msg = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(msg.contains("fast_forward_by"), "{msg}");
+    env.fast_forward_by(Duration::from_secs(60));
+    assert_eq!(h.join_timeout(Duration::from_secs(1)).unwrap().unwrap(), 1);
+}

@@ -72,12 +72,17 @@ pub struct TaskHandle<T> {
     abort_on_drop: bool,
     /// The task was posted to a seeded single-thread test pool (only the driving thread runs
     /// it, so a blocking join there could never finish).
+    #[cfg(feature = "test-util")]
     seeded_pool: bool,
     /// A delayed task's pending entry: cancelling removes it from the delay manager at once
     /// (the closure is freed by the cell either way; this frees the entry and its sequence).
     /// A weak reference, so a handle does not keep a dropped pool's state alive.
     #[cfg(not(loom))]
     delay_entry: Option<(std::sync::Weak<Inner>, DelayId)>,
+    /// The pool, when it is a `TestEnvironment`'s (mock clock, manual delays): waits obey the
+    /// mock clock.
+    #[cfg(feature = "test-util")]
+    mock: Option<std::sync::Weak<Inner>>,
 }
 
 impl<T: Send + 'static> TaskHandle<T> {
@@ -85,10 +90,22 @@ impl<T: Send + 'static> TaskHandle<T> {
         TaskHandle {
             cell,
             abort_on_drop: false,
+            #[cfg(feature = "test-util")]
             seeded_pool: false,
             #[cfg(not(loom))]
             delay_entry: None,
+            #[cfg(feature = "test-util")]
+            mock: None,
         }
+    }
+
+    /// Marks a handle of a task posted to a `TestEnvironment` pool.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn on_mock_pool(mut self, pool: &crate::sync::Arc<Inner>) -> Self {
+        if pool.delay.is_manual() {
+            self.mock = Some(crate::sync::Arc::downgrade(pool));
+        }
+        self
     }
 
     /// Remembers the pending delay-manager entry of a delayed task.
@@ -105,6 +122,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 
     /// Marks a handle of a task posted to a seeded single-thread test pool.
+    #[cfg(feature = "test-util")]
     pub(crate) fn on_seeded_pool(mut self, seeded: bool) -> Self {
         self.seeded_pool = seeded;
         self
@@ -179,29 +197,13 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
-        let seeded_pool = self.seeded_pool;
         #[cfg(feature = "test-util")]
-        let waits_for_mock_time = timeout.is_none()
-            && crate::current::drives_test_env()
-            && self.delay_entry.as_ref().is_some_and(|(pool, id)| {
-                pool.upgrade()
-                    .is_some_and(|inner| inner.delay.is_manual() && inner.delay.is_pending(*id))
-            });
-        #[cfg(not(feature = "test-util"))]
-        let waits_for_mock_time = false;
-        if waits_for_mock_time {
-            panic!(
-                "TaskHandle::join() on a delayed task that is not due yet, on the thread that drives a                  TestEnvironment, would block forever: mock time only moves when this thread moves it. Call                  env.fast_forward_by(..) (or advance_clock + run_until_idle) first, then join."
-            );
+        if let Some(inner) = self.mock.as_ref().and_then(std::sync::Weak::upgrade) {
+            return self.wait_take_mock(&inner, timeout);
         }
         let core = self.cell.core();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut s = core.sync.lock();
-        if !s.done && timeout.is_none() && seeded_pool && crate::current::drives_test_env() {
-            panic!(
-                "TaskHandle::join() on the thread that drives a seeded single-thread TestEnvironment would block                  forever: only this thread runs its tasks. Call env.run_until_idle() or env.fast_forward_by(..)                  first, then join (or use try_result())."
-            );
-        }
         while !s.done {
             match (timeout, deadline) {
                 (None, _) | (Some(_), None) => core.cv.wait(&mut s),
@@ -215,6 +217,50 @@ impl<T: Send + 'static> TaskHandle<T> {
             }
         }
         s.result.take()
+    }
+
+    /// Waiting on a task of a `TestEnvironment` pool: a timeout is measured on the mock clock
+    /// (it elapses when the test moves time past it), and a wait that only the thread driving
+    /// the environment could end panics with advice instead of hanging.
+    #[cfg(feature = "test-util")]
+    fn wait_take_mock(
+        &mut self,
+        inner: &Inner,
+        timeout: Option<Duration>,
+    ) -> Option<Result<T, TaskError>> {
+        let deadline = timeout.map(|t| inner.clock.now() + t);
+        let core = self.cell.core();
+        let mut s = core.sync.lock();
+        loop {
+            if s.done {
+                return s.result.take();
+            }
+            if deadline.is_some_and(|d| inner.clock.now() >= d) {
+                return None;
+            }
+            if crate::current::drives_test_env() {
+                if self.seeded_pool {
+                    panic!(
+                        "waiting for a task on the thread that drives a seeded single-thread TestEnvironment would \
+                         block forever: only this thread runs its tasks. Call env.run_until_idle() or \
+                         env.fast_forward_by(..) first (or use try_result())."
+                    );
+                }
+                let not_due = self
+                    .delay_entry
+                    .as_ref()
+                    .is_some_and(|(_, id)| inner.delay.is_pending(*id));
+                if not_due || deadline.is_some() {
+                    panic!(
+                        "waiting for a delayed task (or on a mock-time timeout) on the thread that drives a \
+                         TestEnvironment would block forever: mock time only moves when this thread moves it. \
+                         Call env.fast_forward_by(..) (or advance_clock + run_until_idle) first, then join."
+                    );
+                }
+            }
+            // Another thread may move the mock clock: look again every millisecond.
+            core.cv.wait_for(&mut s, Duration::from_millis(1));
+        }
     }
 
     /// `true` once the task has ended (completed, panicked or cancelled). Never blocks.

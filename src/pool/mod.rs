@@ -336,7 +336,11 @@ impl Inner {
                     Task::from_job(Job::Cell(job), posted_from),
                     block_now,
                 );
-                let handle = TaskHandle::from_cell(cell).on_seeded_pool(this.group.is_manual());
+                let handle = TaskHandle::from_cell(cell);
+                #[cfg(feature = "test-util")]
+                let handle = handle
+                    .on_seeded_pool(this.group.is_manual())
+                    .on_mock_pool(this);
                 Ok(match entry {
                     Some(id) => handle.with_delay_entry(this, id),
                     None => handle,

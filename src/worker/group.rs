@@ -200,6 +200,7 @@ pub(crate) struct Group {
     /// read without it, so it may be stale: the park handshake does not rely on it).
     pending: AtomicBool,
     /// Mirror of `Synced::manual` for lock-free reads (set once, before any post).
+    #[cfg(feature = "test-util")]
     manual_flag: AtomicBool,
     pub(crate) max_workers: usize,
     pub(crate) max_best_effort: usize,
@@ -213,6 +214,7 @@ impl Group {
             inbox: Mutex::new(Inbox::default()),
             sleepy: AtomicUsize::new(max_workers),
             pending: AtomicBool::new(false),
+            #[cfg(feature = "test-util")]
             manual_flag: AtomicBool::new(false),
             max_workers,
             max_best_effort,
@@ -618,6 +620,7 @@ impl Group {
     }
 
     /// `true` in seeded single-thread test mode.
+    #[cfg(feature = "test-util")]
     #[inline]
     pub(crate) fn is_manual(&self) -> bool {
         self.manual_flag.load(Ordering::Acquire)
