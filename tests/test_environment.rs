@@ -1,6 +1,6 @@
+//! The deterministic test environment (issue 4): threaded and seeded modes.
 #![cfg(feature = "test-util")]
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
-//! The deterministic test environment (issue 4, multi-threaded mode).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -242,12 +242,6 @@ impl Sequence {
             .insert(id, v)
     }
 
-    /// Number of queued tasks (a snapshot).
-    #[allow(dead_code)]
-    pub(crate) fn len(&self) -> usize {
-        self.synced.lock().queue.len()
-    }
-
     #[cfg(all(test, loom))]
     pub(crate) fn state(&self) -> State {
         self.synced.lock().state

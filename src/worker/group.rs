@@ -678,8 +678,8 @@ impl Group {
         self.synced.lock().workers.clone()
     }
 
-    /// Queued sources, including those still in the inbox (a snapshot).
-    #[allow(dead_code)]
+    /// Queued sources, including those still in the inbox (a snapshot; loom models).
+    #[cfg(all(test, loom))]
     pub(crate) fn queued(&self) -> usize {
         let s = self.synced.lock();
         s.queue.len() + self.inbox.lock().items.len()

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::current::{self, TaskScope};
 use crate::pool::Inner;
 use crate::scheduler::{AfterRun, OneOff, Sequence, SortKey};
-use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{thread, Arc, Mutex};
 use crate::task::{Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
@@ -43,8 +43,6 @@ pub(crate) struct WorkerShared {
     running: Mutex<Slot>,
     /// The thread's handle, for joining at shutdown.
     pub(crate) join: Mutex<Option<thread::JoinHandle<()>>>,
-    /// The thread has left its loop for good.
-    pub(crate) exited: AtomicBool,
 }
 
 impl WorkerShared {
@@ -54,7 +52,6 @@ impl WorkerShared {
             parker: Parker::new(),
             running: Mutex::new(Slot::default()),
             join: Mutex::new(None),
-            exited: AtomicBool::new(false),
         }
     }
 
@@ -190,7 +187,6 @@ fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
             Work::Exit => break,
         }
     }
-    me.exited.store(true, Ordering::Release);
     current::clear_thread_pool();
     drop(guard);
 }
