@@ -52,6 +52,7 @@
 
 mod blocking;
 mod bound;
+mod cancel;
 mod checker;
 mod clock;
 mod current;
@@ -61,8 +62,10 @@ mod handle;
 mod keyed;
 mod local;
 mod pool;
+mod retry;
 mod runner;
 mod scheduler;
+mod semaphore;
 mod sync;
 mod task;
 #[cfg(feature = "test-util")]
@@ -81,18 +84,22 @@ use std::time::Duration;
 
 pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
+pub use cancel::{CancellationToken, Interrupted, TaskContext};
 pub use checker::SequenceChecker;
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
-pub use handle::{TaskError, TaskHandle, TaskState};
+pub use handle::{Deferred, TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+pub use retry::{retry, RetryPolicy};
 pub use runner::{
-    SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
+    PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
+    UpdateableSequencedTaskRunner,
 };
+pub use semaphore::{Permit, Semaphore};
 #[cfg(feature = "test-util")]
 pub use test_util::{GlobalPoolGuard, TestEnvironment, TestEnvironmentBuilder};
 pub use timer::{

@@ -9,6 +9,7 @@
 //! | `COMPLETED` | the closure returned; the value is (or was) in `result` |
 //! | `PANICKED` | the closure panicked; `result` holds the message |
 //! | `CANCELLED` | it will never run: cancelled through the handle, or dropped unrun |
+//! | `FAILED` | a fallible task returned an error (promise cells only, see `promise.rs`) |
 //!
 //! | transition | by | rule |
 //! |---|---|---|
@@ -36,6 +37,17 @@ pub(crate) const RUNNING: u8 = 1;
 pub(crate) const COMPLETED: u8 = 2;
 pub(crate) const PANICKED: u8 = 3;
 pub(crate) const CANCELLED: u8 = 4;
+pub(crate) const FAILED: u8 = 5;
+
+/// The terminal state that matches an outcome.
+pub(crate) fn state_of<T>(result: &Result<T, TaskError>) -> u8 {
+    match result {
+        Ok(_) => COMPLETED,
+        Err(e) if e.is_cancelled() || e.is_not_run() || e.is_deadline_exceeded() => CANCELLED,
+        Err(e) if e.is_failed() => FAILED,
+        Err(_) => PANICKED,
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Sync<T> {
@@ -71,11 +83,7 @@ impl<T> CellCore<T> {
 
     /// A cell that is already finished (`TaskHandle::ready` / `failed`).
     pub(crate) fn finished(result: Result<T, TaskError>) -> Self {
-        let state = match &result {
-            Ok(_) => COMPLETED,
-            Err(e) if e.is_cancelled() || e.is_not_run() => CANCELLED,
-            Err(_) => PANICKED,
-        };
+        let state = state_of(&result);
         let core = CellCore::new(state);
         {
             let mut s = core.sync.lock();
@@ -130,6 +138,9 @@ pub(crate) trait RunCell: Send + std::marker::Sync {
     fn run(&self, on_panic: &dyn Fn()) -> Result<(), String>;
     /// The task will never run: drop the closure and resolve the handle as not run.
     fn abandon(&self);
+    /// The task will never run: drop the closure and resolve the handle with `err`
+    /// (cancelled, deadline exceeded). `false` if it had already started or ended.
+    fn cancel_with_error(&self, err: TaskError) -> bool;
 }
 
 /// One allocation: the closure (until it runs or is dropped) and the result cell.
@@ -140,7 +151,7 @@ pub(crate) struct Cell<F, T> {
 
 impl<F, T> Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
     /// Leaves `PENDING` for `CANCELLED`; on success drops the closure and stores `err`.
@@ -163,7 +174,7 @@ where
 
 impl<F, T> HandleCell<T> for Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
     fn core(&self) -> &CellCore<T> {
@@ -177,7 +188,7 @@ where
 
 impl<F, T> RunCell for Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
     fn run(&self, on_panic: &dyn Fn()) -> Result<(), String> {
@@ -198,8 +209,8 @@ where
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let elapsed = Some(start.elapsed());
         match outcome {
-            Ok(v) => {
-                self.core.finish(COMPLETED, Ok(v), elapsed);
+            Ok(r) => {
+                self.core.finish(state_of(&r), r, elapsed);
                 Ok(())
             }
             Err(payload) => {
@@ -216,6 +227,10 @@ where
     fn abandon(&self) {
         self.cancel_with(TaskError::not_run());
     }
+
+    fn cancel_with_error(&self, err: TaskError) -> bool {
+        self.cancel_with(err)
+    }
 }
 
 /// The queued side: a cell to run. Dropping it without running resolves the handle as not
@@ -231,6 +246,11 @@ impl CellJob {
 
     pub(crate) fn run_with(&self, on_panic: &dyn Fn()) -> Result<(), String> {
         self.0.run(on_panic)
+    }
+
+    /// Resolves the handle with `err` without running the task (if it has not started).
+    pub(crate) fn cancel_with(&self, err: TaskError) -> bool {
+        self.0.cancel_with_error(err)
     }
 }
 
@@ -250,6 +270,16 @@ impl std::fmt::Debug for CellJob {
 pub(crate) fn new_cell<F, T>(f: F) -> (CellJob, Arc<dyn HandleCell<T>>)
 where
     F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    new_outcome_cell(move || Ok(f()))
+}
+
+/// Like [`new_cell`] for a closure that decides its own outcome: `Err` resolves the handle as
+/// failed, cancelled or deadline-exceeded (see `state_of`).
+pub(crate) fn new_outcome_cell<F, T>(f: F) -> (CellJob, Arc<dyn HandleCell<T>>)
+where
+    F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
     let cell = Arc::new(Cell {

@@ -4,10 +4,15 @@
 //! refers to it as `Arc<dyn RunCell>`, the handle as `Arc<dyn HandleCell<T>>`.
 
 mod cell;
+mod deferred;
 mod error;
+mod promise;
 mod task_handle;
+mod then;
 
 pub(crate) use cell::{new_cell, CellJob};
+pub use deferred::Deferred;
+pub(crate) use promise::Promise;
 
 /// Adapts a `FnOnce()` reply to the `FnOnce(())` shape of the with-result path while keeping
 /// the original closure recoverable for refusals.

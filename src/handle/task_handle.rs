@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::delay::DelayId;
-use crate::handle::cell::{CellCore, HandleCell, CANCELLED, COMPLETED, PANICKED, PENDING, RUNNING};
+use crate::handle::cell::{
+    CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
+};
 use crate::handle::TaskError;
 use crate::pool::Inner;
 use crate::sync::Ordering;
@@ -24,12 +26,15 @@ pub enum TaskState {
     Completed,
     /// Finished by panicking.
     Panicked,
+    /// Finished by returning an error: a fallible task of the [`Executor`](crate::Executor),
+    /// fork/join or a retry (see [`TaskError::is_failed`]).
+    Failed,
     /// Will never run: cancelled before it started, or dropped unrun at shutdown.
     Cancelled,
 }
 
 impl TaskState {
-    /// `true` for the three terminal states.
+    /// `true` for the four terminal states.
     ///
     /// ```
     /// use taskrunner::TaskState;
@@ -39,7 +44,7 @@ impl TaskState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskState::Completed | TaskState::Panicked | TaskState::Cancelled
+            TaskState::Completed | TaskState::Panicked | TaskState::Failed | TaskState::Cancelled
         )
     }
 }
@@ -68,7 +73,7 @@ impl TaskState {
 /// assert_eq!(h.join().unwrap(), "cached");
 /// ```
 pub struct TaskHandle<T> {
-    cell: Arc<dyn HandleCell<T>>,
+    pub(super) cell: Arc<dyn HandleCell<T>>,
     abort_on_drop: bool,
     /// The task was posted to a seeded single-thread test pool (only the driving thread runs
     /// it, so a blocking join there could never finish).
@@ -152,6 +157,24 @@ impl<T: Send + 'static> TaskHandle<T> {
 
     fn core(&self) -> &CellCore<T> {
         self.cell.core()
+    }
+
+    /// Wakes `waker` when the task ends (at once if it has), without taking the result.
+    /// Replaces a waker stored by an earlier poll.
+    pub(crate) fn wake_when_done(&self, waker: &std::task::Waker) {
+        let ended = {
+            let mut s = self.core().sync.lock();
+            if !s.done {
+                match &s.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => s.waker = Some(waker.clone()),
+                }
+            }
+            s.done
+        };
+        if ended {
+            waker.wake_by_ref();
+        }
     }
 
     /// Blocks until the task ends and returns its value, or why there is none. Panics if the
@@ -294,6 +317,7 @@ impl<T: Send + 'static> TaskHandle<T> {
             COMPLETED => TaskState::Completed,
             PANICKED => TaskState::Panicked,
             CANCELLED => TaskState::Cancelled,
+            FAILED => TaskState::Failed,
             _ => unreachable!("invalid task state"),
         }
     }
@@ -302,6 +326,11 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// now (for a delayed task: now, not at its deadline). Returns `true` if this call
     /// cancelled it; `false` if it had already started or ended (a running task finishes and
     /// keeps its value).
+    ///
+    /// A task that runs with a [`CancellationToken`](crate::CancellationToken) (executor,
+    /// fork/join and retry tasks) also has its token cancelled, whether or not it started: a
+    /// running task sees it through its [`TaskContext`](crate::TaskContext) and may stop early;
+    /// whatever it returns is its result.
     ///
     /// ```
     /// # use std::time::Duration;

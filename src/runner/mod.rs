@@ -16,3 +16,149 @@ pub use parallel::TaskRunner;
 pub use sequenced::SequencedTaskRunner;
 pub use single_thread::SingleThreadTaskRunner;
 pub use updateable::UpdateableSequencedTaskRunner;
+
+use std::time::{Duration, Instant};
+
+use crate::error::PostError;
+use crate::pool::ThreadPool;
+
+/// Anything tasks can be posted to: the pool and every runner. Orchestration helpers
+/// ([`Executor`](crate::Executor), [`invoke_all`](crate::invoke_all), [`retry`](crate::retry),
+/// [`TaskHandle::then`](crate::TaskHandle::then), ...) are generic over it, so they work on the
+/// pool, on a parallel runner, and on sequences alike.
+///
+/// The runners' inherent `post_task` / `post_delayed_task` have the same meaning; a
+/// [`ThreadPool`] posts with [`TaskTraits::default()`](crate::TaskTraits) (use a runner made with
+/// [`ThreadPool::create_task_runner`] for other traits).
+///
+/// ```
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
+/// fn post_two<R: PostTask>(r: &R, tx: std::sync::mpsc::Sender<u8>) {
+///     let tx2 = tx.clone();
+///     r.post_task(move || tx.send(1).unwrap()).unwrap();
+///     r.post_task(move || tx2.send(2).unwrap()).unwrap();
+/// }
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// post_two(&pool.create_sequenced_task_runner(TaskTraits::default()), tx);
+/// assert_eq!((rx.recv().unwrap(), rx.recv().unwrap()), (1, 2)); // a sequence keeps the order
+/// ```
+pub trait PostTask {
+    /// Posts a task; refused (closure handed back) after shutdown started.
+    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static;
+
+    /// Posts a task that runs no sooner than `delay` from now, by [`now`](Self::now)'s clock.
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static;
+
+    /// The current time of the pool's clock (a mock clock in a `TestEnvironment`).
+    fn now(&self) -> Instant;
+
+    /// How many of this runner's tasks can run at once: 1 for a sequence, the pool's
+    /// `max_workers` otherwise.
+    fn max_concurrency(&self) -> usize;
+}
+
+macro_rules! impl_post_task_for_runner {
+    ($t:ty, $conc:expr) => {
+        impl PostTask for $t {
+            #[track_caller]
+            fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+            where
+                F: FnOnce() + Send + 'static,
+            {
+                <$t>::post_task(self, f)
+            }
+            #[track_caller]
+            fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+            where
+                F: FnOnce() + Send + 'static,
+            {
+                <$t>::post_delayed_task(self, delay, f)
+            }
+            fn now(&self) -> Instant {
+                self.pool_inner().clock.now()
+            }
+            fn max_concurrency(&self) -> usize {
+                let c: fn(&$t) -> usize = $conc;
+                c(self)
+            }
+        }
+    };
+}
+
+impl_post_task_for_runner!(TaskRunner, |r| r.pool_inner().group.max_workers);
+impl_post_task_for_runner!(SequencedTaskRunner, |_| 1);
+impl_post_task_for_runner!(SingleThreadTaskRunner, |_| 1);
+
+impl PostTask for UpdateableSequencedTaskRunner {
+    #[track_caller]
+    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.as_sequenced().post_task(f)
+    }
+    #[track_caller]
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.as_sequenced().post_delayed_task(delay, f)
+    }
+    fn now(&self) -> Instant {
+        PostTask::now(self.as_sequenced())
+    }
+    fn max_concurrency(&self) -> usize {
+        1
+    }
+}
+
+impl PostTask for ThreadPool {
+    #[track_caller]
+    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        ThreadPool::post_task(self, crate::TaskTraits::default(), f)
+    }
+    #[track_caller]
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        ThreadPool::post_delayed_task(self, crate::TaskTraits::default(), delay, f)
+    }
+    fn now(&self) -> Instant {
+        ThreadPool::now(self)
+    }
+    fn max_concurrency(&self) -> usize {
+        self.max_workers()
+    }
+}
+
+impl<R: PostTask + ?Sized> PostTask for &R {
+    #[track_caller]
+    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        (**self).post_task(f)
+    }
+    #[track_caller]
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        (**self).post_delayed_task(delay, f)
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    fn max_concurrency(&self) -> usize {
+        (**self).max_concurrency()
+    }
+}

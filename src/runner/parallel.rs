@@ -35,6 +35,11 @@ pub struct TaskRunner {
 }
 
 impl TaskRunner {
+    /// The pool behind this runner (crate-internal helpers: clock, worker count).
+    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+        self.pool.inner()
+    }
+
     pub(crate) fn new(pool: PoolRef, traits: TaskTraits) -> Self {
         TaskRunner { pool, traits }
     }

@@ -54,6 +54,11 @@ impl fmt::Debug for SequencedTaskRunner {
 }
 
 impl SequencedTaskRunner {
+    /// The pool behind this runner (crate-internal helpers: clock, worker count).
+    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+        self.pool.inner()
+    }
+
     pub(crate) fn new(pool: PoolRef, traits: TaskTraits) -> Self {
         SequencedTaskRunner {
             pool,

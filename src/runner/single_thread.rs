@@ -46,6 +46,11 @@ impl fmt::Debug for SingleThreadTaskRunner {
 }
 
 impl SingleThreadTaskRunner {
+    /// The pool behind this runner (crate-internal helpers: clock, worker count).
+    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+        self.pool.inner()
+    }
+
     pub(crate) fn new(pool: PoolRef, seq: Arc<Sequence>, d: Arc<Dedicated>) -> Self {
         let owner = ThreadOwner::new(d, Arc::clone(pool.inner()));
         SingleThreadTaskRunner { pool, seq, owner }

@@ -1,0 +1,254 @@
+//! `Semaphore`: a counting limit shared across tasks, independent of the worker count.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::sync::{Arc, Condvar, Mutex};
+
+type Waiter = Box<dyn FnOnce(Permit) + Send>;
+
+struct State {
+    permits: usize,
+    /// Queued `acquire_then` callbacks, served first-come first-served. Blocking `acquire`
+    /// callers wait on the condvar and take a permit only when no callback is queued, so the
+    /// two kinds never steal a permit from each other out of order by more than one wake-up.
+    waiters: VecDeque<Waiter>,
+}
+
+struct Inner {
+    total: usize,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+/// A counting semaphore for limiting how many tasks do something at once (open connections,
+/// requests to one host), shared across runners and [`Executor`](crate::Executor)s.
+///
+/// Unlike a blocking semaphore inside a task, [`Executor::submit_with_limit`](crate::Executor)
+/// does not hold a worker while it waits: the task is posted only once a permit is free
+/// ([`acquire_then`](Self::acquire_then)). A [`Permit`] returns itself on drop, and hands
+/// itself directly to the oldest queued waiter: a permit is either handed over or returned,
+/// never both (corio's semaphore did both and let two holders in).
+///
+/// ```
+/// use taskrunner::Semaphore;
+/// let s = Semaphore::new(2);
+/// let a = s.acquire();
+/// let b = s.try_acquire().unwrap();
+/// assert!(s.try_acquire().is_none());
+/// drop(a);
+/// assert_eq!(s.available(), 1);
+/// drop(b);
+/// assert_eq!(s.available(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    inner: Arc<Inner>,
+}
+
+/// One unit of a [`Semaphore`], released on drop.
+///
+/// See [`Semaphore`] for an example.
+pub struct Permit {
+    inner: Option<Arc<Inner>>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` units. Panics if `permits` is 0 (nothing could ever run).
+    ///
+    /// ```
+    /// assert_eq!(taskrunner::Semaphore::new(3).available(), 3);
+    /// ```
+    pub fn new(permits: usize) -> Self {
+        assert!(
+            permits > 0,
+            "Semaphore::new(0): a semaphore needs at least one permit"
+        );
+        Semaphore {
+            inner: Arc::new(Inner {
+                total: permits,
+                state: Mutex::new(State {
+                    permits,
+                    waiters: VecDeque::new(),
+                }),
+                cv: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Permits free right now.
+    ///
+    /// See [`Semaphore`] for an example.
+    pub fn available(&self) -> usize {
+        self.inner.state.lock().permits
+    }
+
+    /// The number of permits the semaphore was made with.
+    ///
+    /// ```
+    /// assert_eq!(taskrunner::Semaphore::new(4).capacity(), 4);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.inner.total
+    }
+
+    /// Takes a permit if one is free and no callback is queued for one.
+    ///
+    /// See [`Semaphore`] for an example.
+    pub fn try_acquire(&self) -> Option<Permit> {
+        let mut s = self.inner.state.lock();
+        if s.permits > 0 && s.waiters.is_empty() {
+            s.permits -= 1;
+            Some(self.permit())
+        } else {
+            None
+        }
+    }
+
+    /// Blocks this thread until a permit is free. Inside pool tasks prefer
+    /// [`acquire_then`](Self::acquire_then), which holds no worker while waiting.
+    ///
+    /// See [`Semaphore`] for an example.
+    pub fn acquire(&self) -> Permit {
+        let mut s = self.inner.state.lock();
+        while s.permits == 0 || !s.waiters.is_empty() {
+            self.inner.cv.wait(&mut s);
+        }
+        s.permits -= 1;
+        self.permit()
+    }
+
+    /// Like [`acquire`](Self::acquire), giving up after `timeout`.
+    ///
+    /// ```
+    /// let s = taskrunner::Semaphore::new(1);
+    /// let _held = s.acquire();
+    /// assert!(s.acquire_timeout(std::time::Duration::from_millis(1)).is_none());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<Permit> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.inner.state.lock();
+        while s.permits == 0 || !s.waiters.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            self.inner.cv.wait_for(&mut s, deadline - now);
+        }
+        s.permits -= 1;
+        Some(self.permit())
+    }
+
+    /// Calls `f` with a permit as soon as one is free: at once, on this thread, if one is;
+    /// otherwise later, on the thread that releases one. `f` should be short (post a task).
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// let s = taskrunner::Semaphore::new(1);
+    /// let held = s.acquire();
+    /// let (tx, rx) = channel();
+    /// s.acquire_then(move |permit| tx.send(permit).unwrap());
+    /// assert!(rx.try_recv().is_err()); // queued
+    /// drop(held); // hands the permit straight to the queued callback
+    /// let p = rx.recv().unwrap();
+    /// assert_eq!(s.available(), 0);
+    /// drop(p);
+    /// assert_eq!(s.available(), 1);
+    /// ```
+    pub fn acquire_then<F>(&self, f: F)
+    where
+        F: FnOnce(Permit) + Send + 'static,
+    {
+        {
+            let mut s = self.inner.state.lock();
+            if s.permits == 0 || !s.waiters.is_empty() {
+                s.waiters.push_back(Box::new(f));
+                return;
+            }
+            s.permits -= 1;
+        }
+        f(self.permit());
+    }
+
+    fn permit(&self) -> Permit {
+        Permit {
+            inner: Some(self.inner.clone()),
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let next = {
+            let mut s = inner.state.lock();
+            match s.waiters.pop_front() {
+                Some(w) => Some(w),
+                None => {
+                    s.permits += 1;
+                    None
+                }
+            }
+        };
+        match next {
+            // Handed over, not returned: the count stays as it was.
+            Some(w) => w(Permit { inner: Some(inner) }),
+            None => inner.cv.notify_one(),
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("capacity", &self.inner.total)
+            .field("available", &self.available())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Permit")
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_third_acquirer_after_a_hand_off_does_not_get_in() {
+        // corio's permit leak: after T1 hands off to T2, T3 must not find a stale permit.
+        let s = Semaphore::new(1);
+        let t1 = s.acquire();
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.acquire_then(move |p| tx.send(p).unwrap());
+        drop(t1);
+        let t2 = rx.recv().unwrap();
+        assert!(
+            s.try_acquire().is_none(),
+            "T3 entered while T2 holds the permit"
+        );
+        assert_eq!(s.available(), 0);
+        drop(t2);
+        assert!(s.try_acquire().is_some());
+    }
+
+    #[test]
+    fn callbacks_are_served_in_order() {
+        let s = Semaphore::new(1);
+        let held = s.acquire();
+        let order = std::sync::Arc::new(crate::sync::Mutex::new(Vec::new()));
+        for i in 0..3 {
+            let o = order.clone();
+            s.acquire_then(move |_p| o.lock().push(i));
+        }
+        drop(held);
+        assert_eq!(*order.lock(), vec![0, 1, 2]);
+        assert_eq!(s.available(), 1);
+    }
+}
