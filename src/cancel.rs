@@ -331,9 +331,12 @@ impl CancellationToken {
 
     /// Sets a deadline: the token is cancelled with [`Interrupted::DeadlineExceeded`] after
     /// `timeout`, measured on `runner`'s clock (a mock clock in a
-    /// [`TestEnvironment`](crate::TestEnvironment)). No thread sleeps: the delay manager fires
-    /// it. Returns `false` if the runner refused the timer (shutdown); the token is then
-    /// unchanged.
+    /// [`TestEnvironment`](crate::TestEnvironment)). No thread sleeps: for the pool and its
+    /// runners the delay manager's own thread fires it, so a deadline fires on time even when
+    /// every worker is busy (and the token's [`on_cancel`](Self::on_cancel) callbacks run
+    /// there: keep them short). If the token is cancelled another way first, the timer entry is
+    /// removed at once. Returns `false` if the pool refused the timer (shutdown); the token is
+    /// then unchanged.
     ///
     /// ```
     /// use std::time::Duration;
@@ -344,15 +347,35 @@ impl CancellationToken {
     /// t.wait();
     /// assert_eq!(t.reason(), Some(Interrupted::DeadlineExceeded));
     /// ```
+    #[track_caller]
     pub fn cancel_after<R: PostTask + ?Sized>(&self, runner: &R, timeout: Duration) -> bool {
         let weak = downgrade(&self.inner);
-        runner
-            .post_delayed_task(timeout, move || {
-                if let Some(inner) = upgrade(&weak) {
-                    inner.fire(Interrupted::DeadlineExceeded);
+        let fire = move || {
+            if let Some(inner) = upgrade(&weak) {
+                inner.fire(Interrupted::DeadlineExceeded);
+            }
+        };
+        #[cfg(not(loom))]
+        if let Some(link) = runner.pool_link() {
+            let pool = link.0;
+            let Some(id) = crate::pool::Inner::add_timer_callback(
+                &pool,
+                timeout,
+                Box::new(fire),
+                std::panic::Location::caller(),
+            ) else {
+                return false;
+            };
+            let pool = std::sync::Arc::downgrade(&pool);
+            self.on_cancel(move |_| {
+                if let Some(p) = pool.upgrade() {
+                    // Outside every lock of ours; the entry's closure holds only a weak link.
+                    crate::worker::drop_quietly(p.delay.cancel(id));
                 }
-            })
-            .is_ok()
+            });
+            return true;
+        }
+        runner.post_delayed_task(timeout, fire).is_ok()
     }
 
     /// Blocks until the token is cancelled.

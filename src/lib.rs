@@ -58,10 +58,14 @@ mod clock;
 mod current;
 mod delay;
 mod error;
+mod executor;
+mod fork_join;
 mod handle;
 mod keyed;
 mod local;
 mod pool;
+mod registry;
+mod repeat;
 mod retry;
 mod runner;
 mod scheduler;
@@ -73,6 +77,7 @@ mod test_util;
 mod timer;
 mod tracker;
 mod traits;
+mod wait;
 mod worker;
 
 #[cfg(all(test, loom))]
@@ -90,10 +95,20 @@ pub use checker::SequenceChecker;
 pub use clock::ManualClock;
 pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
+pub use executor::{
+    Executor, ExecutorBuildError, ExecutorBuilder, MapIter, ShutdownMode, SubmitError,
+    SubmitOptions, SubmitRefusal,
+};
+pub use fork_join::{
+    cancel_all, consume, invoke_all, invoke_all_fail_fast, wait_all, ConsumeReport, Consumer,
+    InvokeAll, WaitAllError,
+};
 pub use handle::{Deferred, TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+pub use registry::{HandleId, HandleRegistry, HandleRegistryBuilder, RegistryError, RegistryFull};
+pub use repeat::{repeat, Repeat, RepeatHandle, RepeatMode};
 pub use retry::{retry, RetryPolicy};
 pub use runner::{
     PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
@@ -106,6 +121,7 @@ pub use timer::{
     post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
 };
 pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
+pub use wait::{as_completed, wait, AsCompleted, WaitStrategy, Waited};
 pub use worker::RunningTask;
 
 use pool::PostDest;

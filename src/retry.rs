@@ -9,11 +9,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cancel::{CancellationToken, TaskContext};
+use crate::cancel::{CancellationToken, Interrupted, TaskContext};
 use crate::handle::{Promise, TaskError, TaskHandle};
 use crate::runner::PostTask;
 use crate::semaphore::{Permit, Semaphore};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{Mutex, MutexGuard, Ordering};
 
 /// How often and how patiently to retry a fallible task.
 ///
@@ -181,7 +181,9 @@ impl RetryPolicy {
 /// A uniform value in [0, 1) from a process-wide splitmix64 stream (jitter needs no
 /// cryptographic quality, and no dependency).
 fn next_random() -> f64 {
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    // std's atomic even under loom (loom's has no const constructor; jitter is not modelled).
+    static STATE: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
     let mut z = STATE
         .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
         .wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -196,12 +198,44 @@ type Attempt<T> = Box<dyn FnMut() -> Result<T, TaskError> + Send>;
 struct Job<R, T: Send + 'static> {
     runner: R,
     policy: RetryPolicy,
-    f: Attempt<T>,
+    /// The attempt closure; `None` while an attempt runs (the lock is not held meanwhile).
+    f: Option<Attempt<T>>,
     promise: Option<Promise<T>>,
     token: CancellationToken,
     gate: Option<Semaphore>,
+    /// The attempt to run next (1-based); `attempt - 1` attempts were made before it.
     attempt: u32,
+    /// The error of the last failed attempt while a retry is pending: the handle's error if
+    /// the retries end without another attempt (the runner shut down during the backoff).
+    last_error: Option<TaskError>,
     started: Option<Instant>,
+}
+
+impl<R, T: Send + 'static> Job<R, T> {
+    /// Attempts made before the one to run next (at least 1: a handle error says 1 when the
+    /// first attempt never ran, as for any task that did not run).
+    fn made(&self) -> u32 {
+        self.attempt.saturating_sub(1).max(1)
+    }
+}
+
+impl<R, T: Send + 'static> Drop for Job<R, T> {
+    /// The last reference went away with the handle unresolved: a pending attempt or backoff
+    /// was dropped unrun (shutdown). The handle gets the last attempt's error (the original
+    /// cause and the attempt count), or "not run" if no attempt ran.
+    fn drop(&mut self) {
+        let Some(promise) = self.promise.take() else {
+            return;
+        };
+        let took = self.started.map(|s| s.elapsed());
+        match self.last_error.take() {
+            Some(e) => {
+                let made = self.made();
+                promise.complete(Err(e.with_attempts(made)), took);
+            }
+            None => drop(promise), // resolves as not run
+        }
+    }
 }
 
 /// The retry state machine, shared by the posted attempts (one runs at a time).
@@ -212,21 +246,40 @@ where
     R: PostTask + Send + Sync + 'static,
     T: Send + 'static,
 {
-    /// Ends the handle with `result` (the `Promise` ignores it if a cancel won).
-    fn finish(&self, result: Result<T, TaskError>) {
-        let (promise, took) = {
-            let mut j = self.0.lock();
-            let took = j.started.map(|s| s.elapsed());
-            (j.promise.take(), took)
-        };
+    /// Ends the handle with `result` (the `Promise` ignores it if a cancel won). The promise
+    /// is taken under the job's lock, where the outcome was decided, so that no other path
+    /// (a cancel between attempts) can resolve the handle in between.
+    fn finish(mut j: MutexGuard<'_, Job<R, T>>, result: Result<T, TaskError>) {
+        let took = j.started.map(|s| s.elapsed());
+        let promise = j.promise.take();
+        drop(j);
         if let Some(p) = promise {
             p.complete(result, took);
         }
     }
 
+    /// The token was cancelled (the handle's `cancel`, a parent token, a deadline). Between
+    /// attempts (backoff, waiting for a permit, queued) the handle resolves now, with the
+    /// reason and the attempts made; during an attempt (until its outcome is recorded) the
+    /// attempt decides, and no further attempt starts.
+    fn interrupt(&self, why: Interrupted) {
+        let j = self.0.lock();
+        if j.f.is_none() {
+            return; // an attempt is running: `run` sees the token when it returns
+        }
+        let made = j.made();
+        Self::finish(j, Err(TaskError::interrupted(why).with_attempts(made)));
+    }
+
     /// Starts the next attempt: waits for a permit if gated, then posts it.
     fn launch(self: Arc<Self>) {
-        let gate = self.0.lock().gate.clone();
+        let gate = {
+            let j = self.0.lock();
+            if j.promise.is_none() {
+                return; // resolved meanwhile (cancelled during the backoff)
+            }
+            j.gate.clone()
+        };
         match gate {
             Some(sem) => sem.acquire_then(move |permit| self.post(Some(permit))),
             None => self.post(None),
@@ -235,73 +288,80 @@ where
 
     fn post(self: Arc<Self>, permit: Option<Permit>) {
         let me = self.clone();
-        let refused = {
+        let posted = {
             let j = self.0.lock();
-            j.runner.post_task(move || me.run(permit)).is_err()
+            j.runner.post_task(move || me.run(permit))
         };
-        if refused {
-            let attempts = self.0.lock().attempt.saturating_sub(1).max(1);
-            self.finish(Err(TaskError::not_run().with_attempts(attempts)));
+        if let Err(refused) = posted {
+            drop(refused); // the permit is released outside the job's lock
+            let mut j = self.0.lock();
+            let made = j.made();
+            let error = j.last_error.take().unwrap_or_else(TaskError::not_run);
+            Self::finish(j, Err(error.with_attempts(made)));
         }
     }
 
     fn run(self: Arc<Self>, permit: Option<Permit>) {
-        let mut j = self.0.lock();
-        let Some(promise) = j.promise.as_ref() else {
-            return;
-        };
-        if j.attempt == 1 {
-            if !promise.start() {
-                return; // cancelled through the handle before the first attempt
+        let (mut f, ctx, attempt) = {
+            let mut j = self.0.lock();
+            let Some(promise) = j.promise.as_ref() else {
+                return;
+            };
+            if j.attempt == 1 {
+                if !promise.start() {
+                    return; // cancelled through the handle before the first attempt
+                }
+                j.started = Some(Instant::now());
             }
-            j.started = Some(Instant::now());
-        }
-        let attempt = j.attempt;
-        if let Some(why) = j.token.reason() {
-            drop(j);
-            drop(permit);
-            self.finish(Err(TaskError::interrupted(why).with_attempts(attempt)));
-            return;
-        }
-        let ctx = TaskContext::new(j.token.clone()).with_attempt(attempt);
-        // The lock is held while the attempt runs: attempts never overlap, and nothing else
-        // takes it meanwhile except a refused post (which cannot happen during a run).
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.scope(|| (j.f)())));
+            if let Some(why) = j.token.reason() {
+                let made = j.made();
+                Self::finish(j, Err(TaskError::interrupted(why).with_attempts(made)));
+                drop(permit);
+                return;
+            }
+            let Some(f) = j.f.take() else {
+                return; // attempts never overlap: unreachable
+            };
+            let attempt = j.attempt;
+            let ctx = TaskContext::new(j.token.clone()).with_attempt(attempt);
+            (f, ctx, attempt)
+        };
+        // The attempt runs without the job's lock, so that a cancel (which takes it) never
+        // waits for an attempt, nor deadlocks when the attempt cancels its own token.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.scope(&mut f)));
         drop(permit);
+        let mut j = self.0.lock();
+        j.f = Some(f);
         let result = match outcome {
             Ok(r) => r,
             Err(payload) => {
                 let msg = crate::pool::panic_message(&*payload);
                 tracing::error!(message = %msg, attempt, "a retried task panicked");
-                drop(j);
-                self.finish(Err(TaskError::panicked(msg).with_attempts(attempt)));
+                Self::finish(j, Err(TaskError::panicked(msg).with_attempts(attempt)));
                 return;
             }
         };
-        match result {
-            Ok(v) => {
-                drop(j);
-                self.finish(Ok(v));
-            }
-            Err(e) => {
-                let retryable = e.is_failed() && !j.token.is_cancelled();
-                if !retryable || attempt >= j.policy.max() {
-                    drop(j);
-                    self.finish(Err(e.with_attempts(attempt)));
-                    return;
-                }
-                let delay = j.policy.backoff(attempt);
-                j.attempt += 1;
-                let me = self.clone();
-                let refused = j
-                    .runner
-                    .post_delayed_task(delay, move || me.launch())
-                    .is_err();
-                drop(j);
-                if refused {
-                    self.finish(Err(e.with_attempts(attempt)));
-                }
+        let e = match result {
+            Ok(v) => return Self::finish(j, Ok(v)),
+            Err(e) => e,
+        };
+        // A cancel that arrived during the attempt found no closure to stop; it is seen here:
+        // no retry.
+        let retryable = e.is_failed() && !j.token.is_cancelled();
+        if !retryable || attempt >= j.policy.max() {
+            return Self::finish(j, Err(e.with_attempts(attempt)));
+        }
+        let delay = j.policy.backoff(attempt);
+        j.attempt += 1;
+        j.last_error = Some(e);
+        let me = self.clone();
+        let posted = j.runner.post_delayed_task(delay, move || me.launch());
+        drop(j);
+        if let Err(refused) = posted {
+            drop(refused);
+            let mut j = self.0.lock();
+            if let Some(e) = j.last_error.take() {
+                Self::finish(j, Err(e.with_attempts(attempt)));
             }
         }
     }
@@ -313,7 +373,10 @@ where
 /// were made).
 ///
 /// Inside `f`, [`TaskContext::current`] gives the attempt number and the token;
-/// [`TaskHandle::cancel`] cancels that token and stops further attempts.
+/// [`TaskHandle::cancel`] cancels that token and stops further attempts: during a backoff the
+/// handle resolves as cancelled at once (with the attempts made so far); a running attempt
+/// sees the token and decides its own outcome. If the runner shuts down during a backoff, the
+/// handle resolves with the last attempt's error.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -368,16 +431,26 @@ where
     T: Send + 'static,
 {
     let (promise, handle) = Promise::new(Some(token.clone()));
+    let handle = handle.for_pool(runner.pool_link());
     let job = Arc::new(Retry(Mutex::new(Job {
         runner: runner.clone(),
         policy,
-        f,
+        f: Some(f),
         promise: Some(promise),
-        token,
+        token: token.clone(),
         gate,
         attempt: 1,
+        last_error: None,
         started: None,
     })));
+    // A cancel between attempts resolves the handle at once instead of when the backoff
+    // ends (the callback holds the job weakly: the token lives inside it).
+    let weak = Arc::downgrade(&job);
+    token.on_cancel(move |why| {
+        if let Some(job) = weak.upgrade() {
+            job.interrupt(why);
+        }
+    });
     job.launch();
     handle
 }

@@ -14,6 +14,11 @@ struct State {
     /// callers wait on the condvar and take a permit only when no callback is queued, so the
     /// two kinds never steal a permit from each other out of order by more than one wake-up.
     waiters: VecDeque<Waiter>,
+    /// A `Permit::drop` is handing permits to queued callbacks (outside the lock). A permit
+    /// dropped meanwhile (typically by a callback that could not use it) is returned to
+    /// `permits` and that loop hands it on: the hand-off is a loop, not a recursion through
+    /// the callbacks, however many are queued.
+    handing: bool,
 }
 
 struct Inner {
@@ -71,6 +76,7 @@ impl Semaphore {
                 state: Mutex::new(State {
                     permits,
                     waiters: VecDeque::new(),
+                    handing: false,
                 }),
                 cv: Condvar::new(),
             }),
@@ -142,6 +148,9 @@ impl Semaphore {
 
     /// Calls `f` with a permit as soon as one is free: at once, on this thread, if one is;
     /// otherwise later, on the thread that releases one. `f` should be short (post a task).
+    /// Queued callbacks are served in the order they were queued; a queued `f` that panics
+    /// when it runs is reported (tracing) and does not stop the others, and its permit is
+    /// released.
     ///
     /// ```
     /// use std::sync::mpsc::channel;
@@ -183,20 +192,44 @@ impl Drop for Permit {
         let Some(inner) = self.inner.take() else {
             return;
         };
-        let next = {
-            let mut s = inner.state.lock();
-            match s.waiters.pop_front() {
-                Some(w) => Some(w),
-                None => {
-                    s.permits += 1;
-                    None
-                }
+        let mut s = inner.state.lock();
+        s.permits += 1;
+        if s.waiters.is_empty() || s.handing {
+            // Nobody queued, or the thread that is handing permits over takes this one too.
+            drop(s);
+            inner.cv.notify_one();
+            return;
+        }
+        // Hand permits to queued callbacks, oldest first, while both exist. Each permit goes
+        // from the count straight to one callback under the lock, so it is handed over or
+        // returned, never both; nobody else takes from the count while callbacks are queued.
+        s.handing = true;
+        while s.permits > 0 {
+            let Some(w) = s.waiters.pop_front() else {
+                break;
+            };
+            s.permits -= 1;
+            drop(s);
+            let permit = Permit {
+                inner: Some(inner.clone()),
+            };
+            // A panicking callback must not stop the hand-off (queued callbacks would wait
+            // forever) nor unwind into whoever dropped the permit; its permit is dropped
+            // during the unwind and comes back to this loop.
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w(permit))) {
+                tracing::error!(
+                    message = %crate::pool::panic_message(&*p),
+                    "a semaphore acquire_then callback panicked"
+                );
             }
-        };
-        match next {
-            // Handed over, not returned: the count stays as it was.
-            Some(w) => w(Permit { inner: Some(inner) }),
-            None => inner.cv.notify_one(),
+            s = inner.state.lock();
+        }
+        s.handing = false;
+        let free = s.permits > 0;
+        drop(s);
+        if free {
+            // Blocking acquirers woken while callbacks were queued went back to sleep.
+            inner.cv.notify_all();
         }
     }
 }

@@ -39,6 +39,10 @@ pub(crate) enum Destination {
     Sequence(Arc<Sequence>),
     /// The parallel queue, as a one-off task with these traits.
     Parallel(TaskTraits),
+    /// Run on the forwarding thread itself (the delay service thread, or a test environment's
+    /// driver): short timer callbacks such as deadlines, which must fire even when every
+    /// worker is busy. Never used for user tasks.
+    Inline,
 }
 
 /// A delayed task waiting in the heap.

@@ -88,16 +88,6 @@ impl<T: Send + 'static> Promise<T> {
         }
     }
 
-    /// `true` once the handle was cancelled before the work started (or the result is in).
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cell.core.state.load(Ordering::Acquire) == CANCELLED
-    }
-
-    /// The token `handle.cancel()` cancels.
-    pub(crate) fn token(&self) -> Option<&CancellationToken> {
-        self.cell.token.as_ref()
-    }
-
     /// Resolves the handle; `false` (and `result` is dropped) if it was already resolved by a
     /// cancel.
     pub(crate) fn complete(mut self, result: Result<T, TaskError>, took: Option<Duration>) -> bool {

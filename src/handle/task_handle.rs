@@ -113,6 +113,20 @@ impl<T: Send + 'static> TaskHandle<T> {
         self
     }
 
+    /// Marks a handle whose work runs on the pool behind `link` (orchestration handles:
+    /// continuations, retries, executor tasks), so that waits on a `TestEnvironment` pool obey
+    /// its mock clock and misuse from the driving thread panics with advice.
+    #[cfg_attr(not(feature = "test-util"), allow(unused_mut, unused_variables))]
+    pub(crate) fn for_pool(mut self, link: Option<crate::runner::PoolLink>) -> Self {
+        #[cfg(feature = "test-util")]
+        if let Some(l) = link {
+            self = self
+                .on_seeded_pool(l.0.group.is_manual())
+                .on_mock_pool(&l.0);
+        }
+        self
+    }
+
     /// Remembers the pending delay-manager entry of a delayed task.
     #[cfg(not(loom))]
     pub(crate) fn with_delay_entry(mut self, pool: &crate::sync::Arc<Inner>, id: DelayId) -> Self {

@@ -61,11 +61,14 @@ impl<T: Send + 'static> TaskHandle<T> {
         let pred_cell = self.cell.clone();
         let mut pred = self;
         let (job, cell) = new_cell(move || {
-            let outcome = pred
-                .try_result()
-                .expect("TaskHandle::then: the predecessor has ended");
+            // The predecessor has ended (this runs after its waker fired); the result is
+            // missing only if it was taken before `then` (try_result / join_timeout).
+            let outcome = pred.try_result().expect(
+                "TaskHandle::then: the predecessor's result was already taken (by try_result or join_timeout) before `then`",
+            );
             f(outcome)
         });
+        let link = runner.pool_link();
         let runner = runner.clone();
         let post = move || {
             let run = move || {
@@ -76,7 +79,7 @@ impl<T: Send + 'static> TaskHandle<T> {
             // Refused: dropping the closure drops the job unrun, so the handle says not run.
             drop(runner.post_task(run));
         };
-        let handle = TaskHandle::from_cell(cell);
+        let handle = TaskHandle::from_cell(cell).for_pool(link);
         let waker = Waker::from(Arc::new(PostOnWake {
             post: Mutex::new(Some(Box::new(post))),
         }));

@@ -66,6 +66,7 @@
 mod delay_handoff;
 mod group_wakeups;
 mod handle;
+mod orchestration;
 mod sequence_state;
 mod shutdown;
 mod timer;

@@ -497,6 +497,41 @@ impl Inner {
                 }
                 Inner::push_one_off(this, t, task, true)
             }
+            Destination::Inline => {
+                if let Job::Fn(f) = task.job {
+                    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                        tracing::error!(
+                            message = %panic_message(&*p),
+                            "a timer callback panicked"
+                        );
+                        drop_quietly(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the delay manager's thread after `delay` (pool clock): for short internal
+    /// callbacks (deadlines) that must not wait for a worker. `None` if the delay manager has
+    /// stopped (shutdown); `f` is then dropped. Cancel with `self.delay.cancel(id)`.
+    pub(crate) fn add_timer_callback(
+        this: &Arc<Self>,
+        delay: Duration,
+        f: Box<dyn FnOnce() + Send>,
+        posted_from: &'static Location<'static>,
+    ) -> Option<DelayId> {
+        if this.tracker.shutdown_started() {
+            return None;
+        }
+        let run_at = this.clock.now() + delay;
+        let mut task = Task::new(f, posted_from);
+        task.was_delayed = true;
+        match this.delay.add(this, run_at, task, Destination::Inline) {
+            Ok(id) => Some(id),
+            Err(task) => {
+                drop_quietly(task);
+                None
+            }
         }
     }
 

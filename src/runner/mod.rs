@@ -60,7 +60,21 @@ pub trait PostTask {
     /// How many of this runner's tasks can run at once: 1 for a sequence, the pool's
     /// `max_workers` otherwise.
     fn max_concurrency(&self) -> usize;
+
+    /// The pool behind the runner, for crate-internal services (deadline timers that fire on
+    /// the delay thread, mock-clock awareness of handles). Implementations outside the crate
+    /// keep the default `None`; everything still works through `post_delayed_task`.
+    #[doc(hidden)]
+    fn pool_link(&self) -> Option<PoolLink> {
+        None
+    }
 }
+
+/// An opaque reference to a pool (see [`PostTask::pool_link`]); nothing to do with it outside
+/// the crate.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct PoolLink(pub(crate) crate::sync::Arc<crate::pool::Inner>);
 
 macro_rules! impl_post_task_for_runner {
     ($t:ty, $conc:expr) => {
@@ -85,6 +99,9 @@ macro_rules! impl_post_task_for_runner {
             fn max_concurrency(&self) -> usize {
                 let c: fn(&$t) -> usize = $conc;
                 c(self)
+            }
+            fn pool_link(&self) -> Option<PoolLink> {
+                Some(PoolLink(self.pool_inner().clone()))
             }
         }
     };
@@ -115,6 +132,9 @@ impl PostTask for UpdateableSequencedTaskRunner {
     fn max_concurrency(&self) -> usize {
         1
     }
+    fn pool_link(&self) -> Option<PoolLink> {
+        self.as_sequenced().pool_link()
+    }
 }
 
 impl PostTask for ThreadPool {
@@ -138,6 +158,9 @@ impl PostTask for ThreadPool {
     fn max_concurrency(&self) -> usize {
         self.max_workers()
     }
+    fn pool_link(&self) -> Option<PoolLink> {
+        Some(PoolLink(self.pool_ref().inner().clone()))
+    }
 }
 
 impl<R: PostTask + ?Sized> PostTask for &R {
@@ -160,5 +183,8 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     }
     fn max_concurrency(&self) -> usize {
         (**self).max_concurrency()
+    }
+    fn pool_link(&self) -> Option<PoolLink> {
+        (**self).pool_link()
     }
 }

@@ -1,0 +1,206 @@
+//! `ExecutorBuilder`: the runner, the concurrency, the queue bound, the drop behaviour.
+
+use std::fmt;
+
+use crate::pool::ThreadPool;
+use crate::runner::{PostTask, TaskRunner};
+use crate::traits::TaskTraits;
+
+use super::core::Core;
+use super::error::ExecutorBuildError;
+use super::options::ShutdownMode;
+use super::Executor;
+
+/// Configures an [`Executor`].
+///
+/// Defaults: a parallel [`TaskRunner`] on the global pool with [`TaskTraits::default()`];
+/// `max_workers` = the runner's [`max_concurrency`](PostTask::max_concurrency) (the pool's
+/// `max_workers`; 1 for a sequence); `queue_capacity` = `max_workers × 10` (wren.go's
+/// default); dropping the executor drains it ([`ShutdownMode::DRAIN`]).
+///
+/// ```
+/// use taskrunner::{Executor, ShutdownMode, TaskPriority, TaskTraits, ThreadPool};
+/// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
+/// let exec = Executor::builder()
+///     .pool(&pool)
+///     .traits(TaskTraits::new().priority(TaskPriority::UserVisible))
+///     .max_workers(2)
+///     .on_drop(ShutdownMode::CANCEL)
+///     .build()
+///     .unwrap();
+/// assert_eq!((exec.max_workers(), exec.queue_capacity()), (2, 20));
+///
+/// // Any runner works, a sequence too (one task at a time, in submission order):
+/// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+/// let exec = Executor::builder().runner(seq).build().unwrap();
+/// assert_eq!(exec.max_workers(), 1);
+/// ```
+pub struct ExecutorBuilder<R = TaskRunner> {
+    runner: Option<R>,
+    make_runner: fn(Option<&ThreadPool>, TaskTraits) -> Option<R>,
+    pool: Option<ThreadPool>,
+    traits: TaskTraits,
+    max_workers: Option<usize>,
+    queue_capacity: Option<usize>,
+    on_drop: ShutdownMode,
+}
+
+fn parallel_runner(pool: Option<&ThreadPool>, traits: TaskTraits) -> Option<TaskRunner> {
+    Some(match pool {
+        Some(p) => p.create_task_runner(traits),
+        None => crate::create_task_runner(traits),
+    })
+}
+
+fn given_runner<R>(_: Option<&ThreadPool>, _: TaskTraits) -> Option<R> {
+    None
+}
+
+impl Default for ExecutorBuilder<TaskRunner> {
+    fn default() -> Self {
+        ExecutorBuilder {
+            runner: None,
+            make_runner: parallel_runner,
+            pool: None,
+            traits: TaskTraits::default(),
+            max_workers: None,
+            queue_capacity: None,
+            on_drop: ShutdownMode::DRAIN,
+        }
+    }
+}
+
+impl ExecutorBuilder<TaskRunner> {
+    /// A builder with the defaults.
+    ///
+    /// ```
+    /// let exec = taskrunner::ExecutorBuilder::new().max_workers(3).build().unwrap();
+    /// assert_eq!(exec.max_workers(), 3);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Run the tasks on `pool` (through a parallel runner with the builder's
+    /// [`traits`](Self::traits)) instead of the global pool.
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(3).build().unwrap();
+    /// let exec = taskrunner::Executor::builder().pool(&pool).build().unwrap();
+    /// assert_eq!(exec.max_workers(), 3);
+    /// ```
+    #[must_use]
+    pub fn pool(mut self, pool: &ThreadPool) -> Self {
+        self.pool = Some(pool.clone());
+        self
+    }
+
+    /// The traits of the tasks (priority, shutdown behaviour, may-block).
+    ///
+    /// ```
+    /// use taskrunner::{Executor, TaskTraits};
+    /// let io = TaskTraits::new().may_block(true);
+    /// let exec = Executor::builder().traits(io).max_workers(1).build().unwrap();
+    /// assert_eq!(exec.submit(|| taskrunner::blocking(|| 7)).unwrap().join().unwrap(), 7);
+    /// ```
+    #[must_use]
+    pub fn traits(mut self, traits: TaskTraits) -> Self {
+        self.traits = traits;
+        self
+    }
+}
+
+impl<R> ExecutorBuilder<R> {
+    /// Run the tasks on `runner` (any [`PostTask`]: a parallel runner, a sequence, a
+    /// single-thread runner). Replaces [`pool`](ExecutorBuilder::pool) and
+    /// [`traits`](ExecutorBuilder::traits).
+    ///
+    /// See [`ExecutorBuilder`] for an example.
+    pub fn runner<R2>(self, runner: R2) -> ExecutorBuilder<R2> {
+        ExecutorBuilder {
+            runner: Some(runner),
+            make_runner: given_runner::<R2>,
+            pool: None,
+            traits: self.traits,
+            max_workers: self.max_workers,
+            queue_capacity: self.queue_capacity,
+            on_drop: self.on_drop,
+        }
+    }
+
+    /// How many of the executor's tasks run at once (attempts posted to the runner). Must be
+    /// at least 1.
+    ///
+    /// See [`ExecutorBuilder`] for an example.
+    #[must_use]
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// How many submitted tasks may wait to start; [`submit`](Executor::submit) blocks beyond
+    /// that. Must be at least 1: 0 is an error, not "unbounded" (antflow's `queue_capacity=0`
+    /// meant unbounded, S5(d)10).
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::builder().max_workers(1).queue_capacity(5).build().unwrap();
+    /// assert_eq!(exec.queue_capacity(), 5);
+    /// ```
+    #[must_use]
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = Some(n);
+        self
+    }
+
+    /// What dropping the executor does (default [`ShutdownMode::DRAIN`]).
+    ///
+    /// See [`ExecutorBuilder`] for an example.
+    #[must_use]
+    pub fn on_drop(mut self, mode: ShutdownMode) -> Self {
+        self.on_drop = mode;
+        self
+    }
+}
+
+impl<R: PostTask + Clone + Send + Sync + 'static> ExecutorBuilder<R> {
+    /// Builds the executor. Fails if `max_workers` or `queue_capacity` is 0.
+    ///
+    /// See [`ExecutorBuilder`] for an example.
+    pub fn build(self) -> Result<Executor<R>, ExecutorBuildError> {
+        if self.max_workers == Some(0) {
+            return Err(ExecutorBuildError::new("max_workers must be at least 1"));
+        }
+        if self.queue_capacity == Some(0) {
+            return Err(ExecutorBuildError::new(
+                "queue_capacity must be at least 1 (0 does not mean unbounded)",
+            ));
+        }
+        let runner = match self.runner {
+            Some(r) => r,
+            None => (self.make_runner)(self.pool.as_ref(), self.traits)
+                .expect("ExecutorBuilder: a runner or a way to make one is always set"),
+        };
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(|| runner.max_concurrency())
+            .max(1);
+        let capacity = self
+            .queue_capacity
+            .unwrap_or_else(|| max_workers.saturating_mul(10));
+        Ok(Executor {
+            core: Core::new(runner, max_workers, capacity),
+            on_drop: self.on_drop,
+        })
+    }
+}
+
+impl<R> fmt::Debug for ExecutorBuilder<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorBuilder")
+            .field("max_workers", &self.max_workers)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("on_drop", &self.on_drop)
+            .field("traits", &self.traits)
+            .finish_non_exhaustive()
+    }
+}

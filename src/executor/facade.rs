@@ -1,0 +1,671 @@
+//! `Executor`: submit tasks, get handles; bounded queue, shutdown, drop.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cancel::{CancellationToken, Interrupted, TaskContext};
+use crate::handle::{TaskError, TaskHandle};
+use crate::retry::{retry_with, RetryPolicy};
+use crate::runner::{PostTask, TaskRunner};
+use crate::semaphore::Semaphore;
+
+use super::builder::ExecutorBuilder;
+use super::core::{Core, ExecRunner, TaskMeta, Wait};
+use super::error::SubmitError;
+use super::options::{ShutdownMode, SubmitOptions};
+
+/// What the retry engine runs per attempt.
+pub(crate) type Attempt<T> = Box<dyn FnMut() -> Result<T, TaskError> + Send>;
+
+/// How one task is run: resolved [`SubmitOptions`].
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) policy: RetryPolicy,
+    pub(crate) gate: Option<Semaphore>,
+    /// Cancel the task's token with `DeadlineExceeded` after this long.
+    pub(crate) timer: Option<Duration>,
+    /// No attempt starts at or after this instant (runner clock).
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) token: Option<CancellationToken>,
+}
+
+impl Plan {
+    pub(crate) fn once() -> Plan {
+        Plan {
+            policy: RetryPolicy::never(),
+            gate: None,
+            timer: None,
+            deadline: None,
+            token: None,
+        }
+    }
+
+    fn gated(gate: &Semaphore) -> Plan {
+        Plan {
+            gate: Some(gate.clone()),
+            ..Plan::once()
+        }
+    }
+
+    fn retried(policy: RetryPolicy) -> Plan {
+        Plan {
+            policy,
+            ..Plan::once()
+        }
+    }
+
+    /// The absolute deadline `opts` asks for, measured from `now`.
+    pub(crate) fn deadline_of(opts: &SubmitOptions, now: Instant) -> Option<Instant> {
+        let by_timeout = opts.timeout.and_then(|t| now.checked_add(t));
+        match (by_timeout, opts.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn from_options(opts: SubmitOptions, now: Instant) -> Plan {
+        let deadline = Self::deadline_of(&opts, now);
+        Plan {
+            policy: opts.retry.unwrap_or_else(RetryPolicy::never),
+            gate: opts.limit,
+            timer: deadline.map(|d| d.saturating_duration_since(now)),
+            deadline,
+            token: opts.token,
+        }
+    }
+}
+
+/// A one-shot closure as an attempt (its policy never retries, so it is called once).
+pub(crate) fn once<F, T>(f: F) -> Attempt<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut f = Some(f);
+    Box::new(move || match f.take() {
+        Some(f) => Ok(f()),
+        None => Err(TaskError::new("an executor task was started twice")),
+    })
+}
+
+/// A one-shot fallible closure as an attempt.
+pub(crate) fn once_fallible<F, T, E>(f: F) -> Attempt<T>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<Box<dyn Error + Send + Sync + 'static>>,
+{
+    let mut f = Some(f);
+    Box::new(move || match f.take() {
+        Some(f) => f().map_err(TaskError::from_error),
+        None => Err(TaskError::new("an executor task was started twice")),
+    })
+}
+
+fn current_context() -> TaskContext {
+    TaskContext::current().expect("executor attempts run inside a TaskContext")
+}
+
+/// A bounded executor with the `concurrent.futures` shape: submit closures, get
+/// [`TaskHandle`]s; map over inputs; retries, deadlines, cancellation tokens and a shared
+/// [`Semaphore`] limit per task; a bounded submission queue with backpressure; shutdown that
+/// drains or cancels; [`Drop`] that shuts down (Python's `with ThreadPoolExecutor(..)`).
+///
+/// * **Concurrency**: at most [`max_workers`](Self::max_workers) of its tasks run at once
+///   (attempts posted to the runner). A task waiting in retry backoff or for a semaphore
+///   permit holds no worker and no slot: the backoff is a delayed post, the permit a
+///   hand-off ([`Semaphore::acquire_then`]).
+/// * **Queue**: at most [`queue_capacity`](Self::queue_capacity) tasks wait to start;
+///   [`submit`](Self::submit) blocks beyond that, [`try_submit`](Self::try_submit) refuses
+///   with [`SubmitRefusal::Full`](crate::SubmitRefusal::Full) and hands the closure back,
+///   [`submit_timeout`](Self::submit_timeout) gives up after a while. A blocking `submit` from
+///   inside one of the executor's own tasks is admitted over capacity instead of blocking (the
+///   task blocked on the full queue could be the one that must finish to make room).
+/// * **Every handle ends**: completed, failed (a fallible task's error, downcastable),
+///   panicked, cancelled, or deadline exceeded (a [`TaskError`] with
+///   [`is_deadline_exceeded`](TaskError::is_deadline_exceeded); the handle's state is
+///   `Cancelled`). A task runs even if nothing else happens (no `with` block is needed:
+///   antflow's bare `submit` never ran, S5(d)1).
+/// * **Cancellation**: [`TaskHandle::cancel`] on a queued task resolves it at once and it
+///   never runs (wren.go ran cancelled jobs, S3(d)4); on a running task it cancels the task's
+///   token, which the task sees through its [`TaskContext`]. Cancel racing completion ends in
+///   exactly one terminal state (S3(d)1).
+///
+/// ```
+/// use taskrunner::{Executor, ThreadPool};
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let exec = Executor::builder().pool(&pool).max_workers(2).build().unwrap();
+/// let h = exec.submit(|| 6 * 7).unwrap();
+/// assert_eq!(h.join().unwrap(), 42);
+/// let squares = exec.map(1..=4, |x: u64| x * x);
+/// assert_eq!(squares.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![1, 4, 9, 16]);
+/// drop(exec); // drains: waits for everything submitted
+/// ```
+pub struct Executor<R = TaskRunner>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+{
+    pub(crate) core: Arc<Core<R>>,
+    pub(crate) on_drop: ShutdownMode,
+}
+
+impl Executor<TaskRunner> {
+    /// An executor on the global pool running at most `workers` tasks at once, with the
+    /// default queue (`workers × 10`). Panics if `workers` is 0 (use
+    /// [`builder`](Self::builder) to handle that as an error).
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(4);
+    /// assert_eq!(exec.max_workers(), 4);
+    /// assert_eq!(exec.queue_capacity(), 40);
+    /// assert_eq!(exec.submit(|| "ran").unwrap().join().unwrap(), "ran");
+    /// ```
+    pub fn new(workers: usize) -> Self {
+        match Self::builder().max_workers(workers).build() {
+            Ok(e) => e,
+            Err(e) => panic!("Executor::new({workers}): {e}"),
+        }
+    }
+
+    /// A builder; see [`ExecutorBuilder`].
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::builder().max_workers(2).queue_capacity(8).build().unwrap();
+    /// assert_eq!(exec.queue_capacity(), 8);
+    /// ```
+    pub fn builder() -> ExecutorBuilder<TaskRunner> {
+        ExecutorBuilder::new()
+    }
+}
+
+impl<R> Executor<R>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+{
+    /// Starts one admitted task through the retry engine.
+    pub(crate) fn launch<T: Send + 'static>(
+        &self,
+        epoch: u64,
+        plan: Plan,
+        attempt: Attempt<T>,
+    ) -> TaskHandle<T> {
+        let core = &self.core;
+        // The executor's token reaches every task (wren.go's custom contexts escaped
+        // shutdown, S3(d)7), and so does the caller's.
+        let token = core.token.child();
+        let link = plan.token.map(|caller| {
+            let link = caller.child();
+            let t = token.clone();
+            link.on_cancel(move |why| {
+                t.cancel_with(why);
+            });
+            link
+        });
+        if let Some(after) = plan.timer {
+            token.cancel_after(&core.runner, after);
+        }
+        let attempt = match plan.deadline {
+            None => attempt,
+            Some(deadline) => {
+                // Checked on the runner's clock before each attempt, so a deadline that passed
+                // before the task started wins even if its timer has not fired yet.
+                let (core, t, mut attempt) = (core.clone(), token.clone(), attempt);
+                Box::new(move || {
+                    if core.runner.now() >= deadline {
+                        t.cancel_with(Interrupted::DeadlineExceeded);
+                        return Err(TaskError::deadline_exceeded());
+                    }
+                    attempt()
+                })
+            }
+        };
+        let meta = TaskMeta::new(core.clone(), epoch, token.clone(), link);
+        retry_with(&ExecRunner { meta }, plan.policy, token, plan.gate, attempt)
+    }
+
+    /// Admits then launches; a refusal hands `f` back.
+    fn submit_inner<F, T>(
+        &self,
+        wait: Wait,
+        f: F,
+        plan: impl FnOnce(&Self) -> Plan,
+        make: impl FnOnce(F) -> Attempt<T>,
+    ) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        T: Send + 'static,
+    {
+        match self.core.admit(wait) {
+            Ok(epoch) => Ok(self.launch(epoch, plan(self), make(f))),
+            Err(reason) => Err(SubmitError::new(reason, f)),
+        }
+    }
+
+    /// Admits (blocking) then launches an already built attempt; a refusal gives a handle
+    /// that has ended as not run.
+    pub(crate) fn submit_attempt<T: Send + 'static>(
+        &self,
+        plan: Plan,
+        attempt: Attempt<T>,
+    ) -> TaskHandle<T> {
+        match self.core.admit(Wait::Block) {
+            Ok(epoch) => self.launch(epoch, plan, attempt),
+            Err(_) => TaskHandle::failed(TaskError::not_run()),
+        }
+    }
+
+    /// Submits `f`, blocking while the queue is full. Refused (with `f` handed back) only if
+    /// the executor is shut down, also while waiting for room.
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(2);
+    /// let h = exec.submit(|| 1 + 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// ```
+    pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_inner(Wait::Block, f, |_| Plan::once(), once)
+    }
+
+    /// Submits `f` if the queue has room; otherwise refuses at once with
+    /// [`SubmitRefusal::Full`](crate::SubmitRefusal::Full) and hands `f` back.
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use taskrunner::{Executor, SubmitRefusal, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let exec = Executor::builder().pool(&pool).max_workers(1).queue_capacity(1).build().unwrap();
+    /// let (release, gate) = channel::<()>();
+    /// let (started_tx, started) = channel();
+    /// let busy = exec.submit(move || { started_tx.send(()).unwrap(); gate.recv().unwrap() }).unwrap();
+    /// started.recv().unwrap(); // the only slot is taken
+    /// let queued = exec.try_submit(|| 1).unwrap(); // the only queue place
+    /// let err = exec.try_submit(|| 2).unwrap_err();
+    /// assert_eq!(err.reason(), SubmitRefusal::Full);
+    /// assert_eq!(err.into_inner()(), 2);
+    /// release.send(()).unwrap();
+    /// busy.join().unwrap();
+    /// assert_eq!(queued.join().unwrap(), 1);
+    /// ```
+    pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_inner(Wait::Try, f, |_| Plan::once(), once)
+    }
+
+    /// Submits `f`, waiting at most `timeout` (real time) for room in the queue; then refuses
+    /// with [`SubmitRefusal::TimedOut`](crate::SubmitRefusal::TimedOut) and hands `f` back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let exec = taskrunner::Executor::new(1);
+    /// let h = exec.submit_timeout(|| 5, Duration::from_secs(1)).unwrap();
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    pub fn submit_timeout<F, T>(
+        &self,
+        f: F,
+        timeout: Duration,
+    ) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Block, Wait::Until);
+        self.submit_inner(wait, f, |_| Plan::once(), once)
+    }
+
+    /// Submits a fallible task: `Err(e)` ends the handle as
+    /// [`Failed`](crate::TaskState::Failed), keeping `e` as the error's source.
+    ///
+    /// ```
+    /// use taskrunner::TaskState;
+    /// let exec = taskrunner::Executor::new(1);
+    /// let h = exec.submit_fallible(|| "x".parse::<u32>()).unwrap();
+    /// exec.wait_idle();
+    /// assert_eq!(h.state(), TaskState::Failed);
+    /// assert!(h.join().unwrap_err().downcast_ref::<std::num::ParseIntError>().is_some());
+    /// ```
+    pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        self.submit_inner(Wait::Block, f, |_| Plan::once(), once_fallible)
+    }
+
+    /// Submits a task that takes its [`TaskContext`]: its cancellation token (cancelled by
+    /// the handle, the executor's shutdown with `cancel_pending`, a deadline or a caller's
+    /// token) and its attempt number. `ctx.check()?` ends it as cancelled or deadline
+    /// exceeded.
+    ///
+    /// ```
+    /// use taskrunner::{Executor, Interrupted};
+    /// let exec = Executor::new(1);
+    /// let h = exec.submit_with_context(|ctx| {
+    ///     ctx.check()?;
+    ///     Ok::<_, Interrupted>(ctx.attempt())
+    /// }).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn submit_with_context<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce(&TaskContext) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        self.submit_inner(
+            Wait::Block,
+            f,
+            |_| Plan::once(),
+            |f| once_fallible(move || f(&current_context())),
+        )
+    }
+
+    /// Submits `f` to run while holding a permit of `limit`, a concurrency limit independent
+    /// of `max_workers` that may be shared by several executors (at most N requests to one
+    /// host). The task waits for the permit without holding a worker or a slot.
+    ///
+    /// ```
+    /// use taskrunner::{Executor, Semaphore};
+    /// let exec = Executor::new(4);
+    /// let host = Semaphore::new(1);
+    /// let hs: Vec<_> = (0..3).map(|i| exec.submit_with_limit(&host, move || i).unwrap()).collect();
+    /// assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 3);
+    /// assert_eq!(host.available(), 1);
+    /// ```
+    pub fn submit_with_limit<F, T>(
+        &self,
+        limit: &Semaphore,
+        f: F,
+    ) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_inner(Wait::Block, f, |_| Plan::gated(limit), once)
+    }
+
+    /// Submits a fallible task retried by `policy` while it returns `Err`. The backoff is a
+    /// delayed post: no worker sleeps and no slot is held meanwhile. The final error is the
+    /// last attempt's, kept as the source (downcastable), with
+    /// [`attempts`](TaskError::attempts) (antflow wrapped it in a `RetryError` that hid the
+    /// cause, S5(d)4).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use taskrunner::{Executor, RetryPolicy};
+    /// let exec = Executor::new(2);
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let policy = RetryPolicy::attempts(3).base_delay(Duration::from_millis(1));
+    /// let h = exec.submit_with_retry(policy, move || {
+    ///     Err::<(), _>(std::io::Error::other(format!("try {}", c.fetch_add(1, Ordering::SeqCst) + 1)))
+    /// }).unwrap();
+    /// let err = h.join().unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// assert_eq!(err.downcast_ref::<std::io::Error>().unwrap().to_string(), "try 3");
+    /// ```
+    pub fn submit_with_retry<F, T, E>(
+        &self,
+        policy: RetryPolicy,
+        f: F,
+    ) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnMut() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        self.submit_inner(
+            Wait::Block,
+            f,
+            |_| Plan::retried(policy),
+            |mut f| Box::new(move || f().map_err(TaskError::from_error)),
+        )
+    }
+
+    /// The general form: a fallible task taking its [`TaskContext`], with any of
+    /// [`SubmitOptions`]' retries, limit, deadline and caller's token. Blocks while the queue
+    /// is full, like [`submit`](Self::submit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{CancellationToken, Executor, RetryPolicy, Semaphore, SubmitOptions};
+    /// let exec = Executor::new(2);
+    /// let stop = CancellationToken::new();
+    /// let opts = SubmitOptions::new()
+    ///     .retry(RetryPolicy::attempts(3).base_delay(Duration::ZERO))
+    ///     .limit(&Semaphore::new(1))
+    ///     .timeout(Duration::from_secs(30))
+    ///     .token(stop.clone());
+    /// let h = exec.submit_with(opts, |ctx| {
+    ///     if ctx.attempt() < 2 { Err("flaky") } else { Ok(ctx.attempt()) }
+    /// }).unwrap();
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// ```
+    pub fn submit_with<F, T, E>(
+        &self,
+        options: SubmitOptions,
+        f: F,
+    ) -> Result<TaskHandle<T>, SubmitError<F>>
+    where
+        F: FnMut(&TaskContext) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        self.submit_inner(
+            Wait::Block,
+            f,
+            |me| Plan::from_options(options, me.core.runner.now()),
+            |mut f| Box::new(move || f(&current_context()).map_err(TaskError::from_error)),
+        )
+    }
+
+    /// Blocks until every task submitted before the call has ended (wren.go's `WaitAll`
+    /// snapshot: later submissions are not waited for). Returns `true` then, or `false` as
+    /// soon as the executor is shut down. Panics if called from one of the executor's own
+    /// tasks (it would wait for itself).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let exec = taskrunner::Executor::new(2);
+    /// let n = Arc::new(AtomicU32::new(0));
+    /// for _ in 0..10 {
+    ///     let n = n.clone();
+    ///     exec.submit(move || { n.fetch_add(1, Ordering::SeqCst); }).unwrap();
+    /// }
+    /// assert!(exec.wait_idle());
+    /// assert_eq!(n.load(Ordering::SeqCst), 10);
+    /// ```
+    pub fn wait_idle(&self) -> bool {
+        self.check_not_own_task("wait_idle");
+        self.core.wait_idle(None)
+    }
+
+    /// Like [`wait_idle`](Self::wait_idle), giving up after `timeout` (real time): `false` if
+    /// the tasks had not all ended by then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let exec = taskrunner::Executor::new(1);
+    /// exec.submit(|| ()).unwrap();
+    /// assert!(exec.wait_idle_timeout(Duration::from_secs(10)));
+    /// ```
+    pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
+        self.check_not_own_task("wait_idle_timeout");
+        self.core.wait_idle(Some(timeout))
+    }
+
+    /// Stops accepting submissions and ends the executor as `mode` says (see
+    /// [`ShutdownMode`]): blocked submitters wake with
+    /// [`SubmitRefusal::Shutdown`](crate::SubmitRefusal::Shutdown); `cancel_pending` resolves
+    /// every queued handle as cancelled and cancels the executor's token; `drain` waits for
+    /// the tasks to end, otherwise the call returns at once and queued tasks still run in
+    /// the background (antflow's `wait=False` waited anyway, S5(d)3). Every handle ends;
+    /// none stays pending (wren.go's did, S3(d)3). Idempotent; a later call may escalate
+    /// (cancel what an earlier one let run, or wait).
+    ///
+    /// A task waiting in retry backoff or for a semaphore permit is resolved when its wait
+    /// ends (it then sees its cancelled token and does not run again).
+    ///
+    /// Panics if `mode.drain` and this is called from one of the executor's own tasks (it
+    /// would wait for itself); dropping the executor there does not wait (see [`Drop`]).
+    ///
+    /// ```
+    /// use taskrunner::{Executor, ShutdownMode, SubmitRefusal};
+    /// let exec = Executor::new(2);
+    /// let h = exec.submit(|| 1).unwrap();
+    /// exec.shutdown(ShutdownMode::DRAIN);
+    /// assert!(h.is_finished());
+    /// assert!(exec.is_shutdown());
+    /// assert_eq!(exec.submit(|| 2).unwrap_err().reason(), SubmitRefusal::Shutdown);
+    /// exec.shutdown(ShutdownMode::CANCEL); // idempotent
+    /// ```
+    pub fn shutdown(&self, mode: ShutdownMode) {
+        if mode.drain {
+            self.check_not_own_task("shutdown with drain");
+        }
+        self.core.shutdown(mode);
+    }
+
+    fn check_not_own_task(&self, what: &str) {
+        if self.core.in_own_task() {
+            panic!(
+                "Executor::{what} was called from inside one of the executor's own tasks: it waits for \
+                 the executor's tasks to end, including this one, so it would never return. Call it from \
+                 outside the executor (or use ShutdownMode::NO_WAIT / CANCEL_NO_WAIT)."
+            );
+        }
+    }
+
+    /// `true` once [`shutdown`](Self::shutdown) was called.
+    ///
+    /// See [`shutdown`](Self::shutdown) for an example.
+    pub fn is_shutdown(&self) -> bool {
+        !self.core.is_open()
+    }
+
+    /// The executor's cancellation token: every task's token is a child of it. Cancelling
+    /// it cancels every task, queued or running, **and every task submitted later** (they
+    /// end as cancelled without running); use [`shutdown`](Self::shutdown) with
+    /// `cancel_pending` to also stop accepting work.
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(1);
+    /// let h = exec.submit_with_context(|ctx| Ok::<_, taskrunner::Interrupted>(ctx.is_cancelled())).unwrap();
+    /// assert_eq!(h.join().unwrap(), false);
+    /// exec.token().cancel();
+    /// assert!(exec.submit(|| ()).unwrap().join().unwrap_err().is_cancelled());
+    /// ```
+    pub fn token(&self) -> CancellationToken {
+        self.core.token.clone()
+    }
+
+    /// How many tasks run at once, at most.
+    ///
+    /// ```
+    /// assert_eq!(taskrunner::Executor::new(3).max_workers(), 3);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.core.max_workers
+    }
+
+    /// How many tasks may wait to start before [`submit`](Self::submit) blocks.
+    ///
+    /// ```
+    /// assert_eq!(taskrunner::Executor::new(3).queue_capacity(), 30);
+    /// ```
+    pub fn queue_capacity(&self) -> usize {
+        self.core.capacity
+    }
+
+    /// Tasks submitted that have not started yet (waiting for a slot, or for a semaphore
+    /// permit before their first attempt). A snapshot.
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(1);
+    /// exec.submit(|| ()).unwrap();
+    /// exec.wait_idle();
+    /// assert_eq!(exec.queued(), 0);
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.core.counts().0
+    }
+
+    /// Attempts posted to the runner and not finished (at most
+    /// [`max_workers`](Self::max_workers)). A snapshot.
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(1);
+    /// let h = exec.submit(|| ()).unwrap();
+    /// h.join().unwrap();
+    /// exec.wait_idle();
+    /// assert_eq!(exec.running(), 0);
+    /// ```
+    pub fn running(&self) -> usize {
+        self.core.counts().1
+    }
+
+    /// Tasks submitted that have not ended: queued, running, in retry backoff or waiting for
+    /// a permit. A snapshot.
+    ///
+    /// ```
+    /// let exec = taskrunner::Executor::new(1);
+    /// exec.submit(|| ()).unwrap();
+    /// exec.wait_idle();
+    /// assert_eq!(exec.in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.core.counts().2
+    }
+}
+
+impl<R> Drop for Executor<R>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+{
+    /// Shuts down with the builder's [`on_drop`](ExecutorBuilder::on_drop) mode (default
+    /// [`ShutdownMode::DRAIN`]). Dropped inside one of its own tasks, it does not wait
+    /// (waiting there would wait for itself forever): the mode's `drain` is ignored, and a
+    /// warning is logged.
+    fn drop(&mut self) {
+        let mut mode = self.on_drop;
+        if mode.drain && self.core.in_own_task() {
+            tracing::warn!(
+                "an Executor was dropped inside one of its own tasks: shutting down without waiting \
+                 (draining there would wait for this task forever)"
+            );
+            mode.drain = false;
+        }
+        self.core.shutdown(mode);
+    }
+}
+
+impl<R> fmt::Debug for Executor<R>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (queued, running, in_flight) = self.core.counts();
+        f.debug_struct("Executor")
+            .field("max_workers", &self.core.max_workers)
+            .field("queue_capacity", &self.core.capacity)
+            .field("queued", &queued)
+            .field("running", &running)
+            .field("in_flight", &in_flight)
+            .field("shutdown", &!self.core.is_open())
+            .finish()
+    }
+}

@@ -1,0 +1,40 @@
+//! The bounded executor: `concurrent.futures`' shape (submit, map, shutdown, `with`) on any
+//! runner, with the seeds' bugs fixed (antflow's `AsyncExecutor`, wren.go's `AsyncManager`).
+//!
+//! # Data flow
+//!
+//! `submit` → [`Core::admit`](core::Core) (a reservation in the bounded queue; blocks, refuses
+//! or times out) → the retry engine ([`crate::retry`], one attempt unless a policy says more)
+//! → each attempt goes through [`ExecRunner`](core::ExecRunner): it takes one of
+//! `max_workers` slots and is posted to the runner, or waits in the executor's queue until a
+//! finishing attempt hands its slot over. Backoff waits are delayed posts on the runner and
+//! semaphore waits are hand-offs ([`Semaphore::acquire_then`](crate::Semaphore)): neither
+//! holds a worker or a slot.
+//!
+//! The retry engine owns the handle's [`Promise`](crate::handle) and resolves it, for every
+//! variant (plain, fallible, with context, limited, retried, with deadline): there is one
+//! engine. The executor adds admission, slots, the queue, deadlines, token links, and the
+//! bookkeeping for `wait_idle` and draining (see [`core`]).
+//!
+//! # Cancellation and deadlines
+//!
+//! Each task has its own token: a child of the executor's token (shutdown with
+//! `cancel_pending` reaches every task), linked to the caller's token if one was given, and
+//! cancelled after the task's timeout by the delay manager. A queued attempt whose token is
+//! cancelled leaves the queue at once and the engine resolves its handle without calling the
+//! task. A deadline is also checked against the runner's clock before each attempt, so one
+//! that passed before the task started always wins, even if its timer has not fired yet (the
+//! mock clock of a `TestEnvironment` moves time without running timers).
+
+mod builder;
+mod core;
+mod error;
+mod facade;
+mod map;
+mod options;
+
+pub use builder::ExecutorBuilder;
+pub use error::{ExecutorBuildError, SubmitError, SubmitRefusal};
+pub use facade::Executor;
+pub use map::MapIter;
+pub use options::{ShutdownMode, SubmitOptions};
