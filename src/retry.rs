@@ -196,7 +196,10 @@ fn next_random() -> f64 {
 type Attempt<T> = Box<dyn FnMut() -> Result<T, TaskError> + Send>;
 
 struct Job<R, T: Send + 'static> {
-    runner: R,
+    /// The runner, until the handle resolves: then it is released at once, so that whatever
+    /// it keeps alive (an executor's bookkeeping for this task) does not wait for a stale
+    /// backoff post or permit callback that still references this job.
+    runner: Option<R>,
     policy: RetryPolicy,
     /// The attempt closure; `None` while an attempt runs (the lock is not held meanwhile).
     f: Option<Attempt<T>>,
@@ -252,10 +255,15 @@ where
     fn finish(mut j: MutexGuard<'_, Job<R, T>>, result: Result<T, TaskError>) {
         let took = j.started.map(|s| s.elapsed());
         let promise = j.promise.take();
+        // Released now, not when the last stale post drops the job: the runner may hold an
+        // executor's per-task bookkeeping, and the closure the user's captures.
+        let runner = j.runner.take();
+        let f = j.f.take();
         drop(j);
         if let Some(p) = promise {
             p.complete(result, took);
         }
+        drop((runner, f));
     }
 
     /// The token was cancelled (the handle's `cancel`, a parent token, a deadline). Between
@@ -290,7 +298,10 @@ where
         let me = self.clone();
         let posted = {
             let j = self.0.lock();
-            j.runner.post_task(move || me.run(permit))
+            match &j.runner {
+                Some(r) => r.post_task(move || me.run(permit)),
+                None => return, // resolved meanwhile; the permit is released on return
+            }
         };
         if let Err(refused) = posted {
             drop(refused); // the permit is released outside the job's lock
@@ -355,7 +366,10 @@ where
         j.attempt += 1;
         j.last_error = Some(e);
         let me = self.clone();
-        let posted = j.runner.post_delayed_task(delay, move || me.launch());
+        let posted = match &j.runner {
+            Some(r) => r.post_delayed_task(delay, move || me.launch()),
+            None => return,
+        };
         drop(j);
         if let Err(refused) = posted {
             drop(refused);
@@ -433,7 +447,7 @@ where
     let (promise, handle) = Promise::new(Some(token.clone()));
     let handle = handle.for_pool(runner.pool_link());
     let job = Arc::new(Retry(Mutex::new(Job {
-        runner: runner.clone(),
+        runner: Some(runner.clone()),
         policy,
         f: Some(f),
         promise: Some(promise),

@@ -861,3 +861,38 @@ fn concurrent_submitters_cancels_and_a_shutdown_leave_no_handle_pending() {
     assert_eq!(exec.queued(), 0);
     assert_eq!(limit.available(), 2);
 }
+
+/// Cancelling a task in its retry backoff (or waiting for a permit) resolves the handle at
+/// once, and the executor's bookkeeping follows at once too: neither `wait_idle` nor a
+/// draining shutdown waits out the stale backoff (60 s here).
+#[test]
+fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executor_busy() {
+    let p = pool(2);
+    let ex = exec(&p, 2, 10);
+    let policy = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::from_secs(60));
+    let (tx, first_failed) = channel();
+    let h = ex
+        .submit_with_retry(policy, move || {
+            let _ = tx.send(());
+            Err::<(), _>("transient")
+        })
+        .unwrap();
+    first_failed.recv_timeout(TIMEOUT).unwrap();
+    // A second task waits for the only permit of a semaphore held here.
+    let sem = Semaphore::new(1);
+    let held = sem.acquire();
+    let waiting = ex.submit_with_limit(&sem, || 1).unwrap();
+    h.cancel(); // in its backoff: resolves at once
+    waiting.cancel(); // never ran: resolves at once
+    let start = Instant::now();
+    assert!(
+        ex.wait_idle_timeout(Duration::from_secs(20)),
+        "the executor stayed busy"
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert!(waiting.join().unwrap_err().is_cancelled());
+    drop(held);
+    ex.shutdown(ShutdownMode::DRAIN);
+    assert_eq!(sem.available(), 1);
+}

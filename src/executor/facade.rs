@@ -517,8 +517,9 @@ where
     /// none stays pending (wren.go's did, S3(d)3). Idempotent; a later call may escalate
     /// (cancel what an earlier one let run, or wait).
     ///
-    /// A task waiting in retry backoff or for a semaphore permit is resolved when its wait
-    /// ends (it then sees its cancelled token and does not run again).
+    /// A task waiting in retry backoff or for a semaphore permit is resolved at once, as
+    /// cancelled, and stops counting as live (its stale timer or permit callback, when it comes,
+    /// does nothing).
     ///
     /// Panics if `mode.drain` and this is called from one of the executor's own tasks (it
     /// would wait for itself); dropping the executor there does not wait (see [`Drop`]).

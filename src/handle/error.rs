@@ -185,7 +185,11 @@ impl TaskError {
         matches!(self.kind, Kind::Panicked(_))
     }
 
-    /// `true` if the task was cancelled through its handle before it started.
+    /// `true` if the task was cancelled: through its handle before it started, or (tasks with
+    /// a [`CancellationToken`](crate::CancellationToken): executor, fork/join, retries) by its
+    /// token — before it started, during a retry backoff, or because it returned
+    /// [`Interrupted::Cancelled`]. Not for a passed deadline (see
+    /// [`is_deadline_exceeded`](Self::is_deadline_exceeded)).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -240,7 +244,7 @@ impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Panicked(m) => write!(f, "task panicked: {m}"),
-            Kind::Cancelled => f.write_str("task was cancelled before it started"),
+            Kind::Cancelled => f.write_str("task was cancelled"),
             Kind::NotRun => f.write_str(
                 "task was dropped without running (skipped at shutdown, or the pool wound down)",
             ),

@@ -29,7 +29,9 @@ pub enum TaskState {
     /// Finished by returning an error: a fallible task of the [`Executor`](crate::Executor),
     /// fork/join or a retry (see [`TaskError::is_failed`]).
     Failed,
-    /// Will never run: cancelled before it started, or dropped unrun at shutdown.
+    /// Ended without a value because of a cancellation: cancelled before it started, dropped
+    /// unrun at shutdown, its deadline passed, or (orchestrated tasks) it stopped on its
+    /// cancelled token — see [`TaskError`] for which.
     Cancelled,
 }
 
@@ -301,7 +303,7 @@ impl<T: Send + 'static> TaskHandle<T> {
         }
     }
 
-    /// `true` once the task has ended (completed, panicked or cancelled). Never blocks.
+    /// `true` once the task has ended (completed, failed, panicked or cancelled). Never blocks.
     ///
     /// ```
     /// assert!(taskrunner::TaskHandle::ready(()).is_finished());
