@@ -896,3 +896,43 @@ fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executo
     ex.shutdown(ShutdownMode::DRAIN);
     assert_eq!(sem.available(), 1);
 }
+
+/// wren.go S3(d)7: a blocking enqueue ignored the caller's context. A `submit_with` blocked on
+/// a full queue returns once the caller's token is cancelled, with a handle that is already
+/// cancelled (the task never runs).
+#[test]
+fn a_submit_blocked_on_a_full_queue_returns_when_the_callers_token_is_cancelled() {
+    let p = pool(1);
+    let ex = exec(&p, 1, 1);
+    let (release, running) = occupy(&ex);
+    let _queued = ex.submit(|| ()).unwrap(); // the queue (capacity 1) is now full
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let (tx, rx) = channel();
+    let submitter = std::thread::spawn(move || {
+        let h = ex
+            .submit_with(SubmitOptions::new().token(t), move |_| {
+                r.store(true, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(())
+            })
+            .unwrap();
+        tx.send(()).unwrap();
+        (ex, h)
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(50)),
+        Err(RecvTimeoutError::Timeout),
+        "the submit should block while the queue is full"
+    );
+    token.cancel();
+    rx.recv_timeout(TIMEOUT)
+        .expect("the blocked submit never returned");
+    let (ex, h) = submitter.join().unwrap();
+    assert!(h.join().unwrap_err().is_cancelled());
+    release.send(()).unwrap();
+    running.join().unwrap();
+    ex.shutdown(ShutdownMode::DRAIN);
+    assert!(!ran.load(Ordering::SeqCst));
+}

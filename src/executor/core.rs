@@ -79,7 +79,7 @@ fn set_local<T: Copy + 'static>(key: &'static std::thread::LocalKey<Cell<T>>, v:
 }
 
 /// How long an admission may wait for room in the queue.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Wait {
     /// Fail with `Full` at once.
     Try,
@@ -87,6 +87,10 @@ pub(crate) enum Wait {
     Block,
     /// Wait until this instant (real time), then fail with `TimedOut`.
     Until(Instant),
+    /// Wait as `Block`, but stop waiting once the caller's token is cancelled: the task is
+    /// then admitted over capacity, and the engine resolves it as cancelled at once without
+    /// running it (wren.go's blocking enqueue ignored the caller's context, S3(d)7).
+    BlockUnless(CancellationToken),
 }
 
 /// An attempt waiting for a slot.
@@ -166,7 +170,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
 
     /// Takes a reservation in the queue for a new task; returns its epoch.
     pub(crate) fn admit(self: &Arc<Self>, wait: Wait) -> Result<u64, SubmitRefusal> {
-        let own = matches!(wait, Wait::Block) && self.in_own_task();
+        let own = matches!(wait, Wait::Block | Wait::BlockUnless(_)) && self.in_own_task();
         let mut s = self.state.lock();
         loop {
             if !s.open {
@@ -175,20 +179,25 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
             // A task blocked on its own executor's queue may be the one that has to finish to
             // make room: from inside a task, a blocking submit is admitted over capacity.
             if s.waiting < self.capacity || own {
-                s.waiting += 1;
-                s.live += 1;
-                let epoch = s.epoch;
-                match s.epochs.back_mut() {
-                    Some((e, n)) if *e == epoch => *n += 1,
-                    _ => s.epochs.push_back((epoch, 1)),
-                }
-                return Ok(epoch);
+                return Ok(Self::take_reservation(&mut s));
             }
             match wait {
                 Wait::Try => return Err(SubmitRefusal::Full),
                 Wait::Block => {
                     s.space_waiters += 1;
                     self.space.wait(&mut s);
+                    s.space_waiters -= 1;
+                }
+                Wait::BlockUnless(ref token) => {
+                    if token.is_cancelled() {
+                        // Admitted over capacity: the engine resolves it at once, unrun.
+                        return Ok(Self::take_reservation(&mut s));
+                    }
+                    // Polls the token every few milliseconds: registering a wake-up on a
+                    // caller's (possibly long-lived) token for every blocked submit would
+                    // accumulate callbacks on it.
+                    s.space_waiters += 1;
+                    self.space.wait_for(&mut s, Duration::from_millis(5));
                     s.space_waiters -= 1;
                 }
                 Wait::Until(deadline) => {
@@ -207,6 +216,18 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
                 }
             }
         }
+    }
+
+    /// Counts one admitted task (a reservation in the queue, live, in the current epoch).
+    fn take_reservation(s: &mut State<R>) -> u64 {
+        s.waiting += 1;
+        s.live += 1;
+        let epoch = s.epoch;
+        match s.epochs.back_mut() {
+            Some((e, n)) if *e == epoch => *n += 1,
+            _ => s.epochs.push_back((epoch, 1)),
+        }
+        epoch
     }
 
     /// A task's meta was dropped: the engine is done with it.

@@ -464,8 +464,12 @@ where
         T: Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
+        let wait = match &options.token {
+            Some(t) => Wait::BlockUnless(t.clone()),
+            None => Wait::Block,
+        };
         self.submit_inner(
-            Wait::Block,
+            wait,
             f,
             |me| Plan::from_options(options, me.core.runner.now()),
             |mut f| Box::new(move || f(&current_context()).map_err(TaskError::from_error)),

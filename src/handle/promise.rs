@@ -88,6 +88,12 @@ impl<T: Send + 'static> Promise<T> {
         }
     }
 
+    /// `true` once the handle was cancelled before the work started (loom models check it).
+    #[cfg(all(test, loom))]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cell.core.state.load(Ordering::Acquire) == CANCELLED
+    }
+
     /// Resolves the handle; `false` (and `result` is dropped) if it was already resolved by a
     /// cancel.
     pub(crate) fn complete(mut self, result: Result<T, TaskError>, took: Option<Duration>) -> bool {
