@@ -33,6 +33,12 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
              with TaskTraits::new().may_block(true) (or to a runner created with it) so the pool can plan for it"
         );
     }
+    blocking_unchecked(f)
+}
+
+/// [`blocking`] without the may-block check: for the crate's own waits (a scope, a group or a
+/// single-flight follower waiting for work it cannot finish itself), which any task may do.
+pub(crate) fn blocking_unchecked<R>(f: impl FnOnce() -> R) -> R {
     let _scope = if current::is_worker() && current::in_task() {
         // Only the outermost scope of a task adjusts the pool: nested scopes block the same
         // worker, which was already compensated for.

@@ -878,6 +878,13 @@ fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executo
         })
         .unwrap();
     first_failed.recv_timeout(TIMEOUT).unwrap();
+    // Wait until the failed attempt has returned and given its slot back: the task is then in
+    // its backoff (a cancel during the attempt would let the attempt's error stand).
+    let until = Instant::now() + TIMEOUT;
+    while ex.running() != 0 {
+        assert!(Instant::now() < until, "the first attempt never ended");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // A second task waits for the only permit of a semaphore held here.
     let sem = Semaphore::new(1);
     let held = sem.acquire();

@@ -405,3 +405,39 @@ fn a_sequence_is_poisoned_before_the_panic_handler_hears_of_the_panic() {
     );
     slot.lock().unwrap().take();
 }
+
+/// A post racing a worker's entry into `blocking()` is never stranded in the inbox: the raised
+/// capacity is published before the inbox is drained, so the post wakes a compensating worker.
+/// (It used to hang about once in a thousand rounds on a 1-worker pool.)
+#[test]
+fn a_post_racing_entry_into_blocking_is_not_stranded() {
+    let rounds = (600.0 * stress_scale()).max(50.0) as usize;
+    for _ in 0..rounds {
+        let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let io = TaskTraits::new().may_block(true);
+        let blocked = pool
+            .post_task_with_result(io, move || {
+                started_tx.send(()).unwrap();
+                taskrunner::blocking(|| release_rx.recv().unwrap())
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        let mut cpu = pool
+            .post_task_with_result(TaskTraits::default(), || 4)
+            .unwrap();
+        let got = cpu.join_timeout(Duration::from_secs(20));
+        release_tx.send(()).unwrap();
+        assert_eq!(got.map(Result::unwrap), Some(4), "the post was stranded");
+        blocked.join().unwrap();
+        pool.shutdown();
+    }
+}
+
+fn stress_scale() -> f64 {
+    std::env::var("TASKRUNNER_STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0)
+}

@@ -3,7 +3,7 @@
 //! One allocation holds both the closure and the result cell ([`cell::Cell`]): the queued task
 //! refers to it as `Arc<dyn RunCell>`, the handle as `Arc<dyn HandleCell<T>>`.
 
-mod cell;
+pub(crate) mod cell;
 mod deferred;
 mod error;
 mod promise;

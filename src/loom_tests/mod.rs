@@ -64,6 +64,7 @@
 //! (single-thread runners) are not modelled.
 
 mod delay_handoff;
+mod future_task;
 mod group_wakeups;
 mod handle;
 mod orchestration;

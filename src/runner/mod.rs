@@ -74,6 +74,7 @@ pub trait PostTask {
 /// the crate.
 #[doc(hidden)]
 #[derive(Clone, Debug)]
+#[cfg_attr(loom, allow(dead_code))]
 pub struct PoolLink(pub(crate) crate::sync::Arc<crate::pool::Inner>);
 
 macro_rules! impl_post_task_for_runner {

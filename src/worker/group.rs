@@ -494,6 +494,11 @@ impl Group {
         if best_effort {
             s.blocked_best_effort += 1;
         }
+        // Publish the raised capacity *before* draining the inbox (the handshake a worker does
+        // before it parks): a post that lands after the drain then sees `sleepy > 0` and takes
+        // the group lock to wake someone, instead of leaving its task in the inbox while the
+        // only worker blocks.
+        self.update_sleepy(&s);
         self.drain_inbox(&mut s, &mut w);
         self.ensure_enough_workers(&mut s, &mut w);
         self.update_sleepy(&s);

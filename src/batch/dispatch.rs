@@ -1,0 +1,289 @@
+//! Running a closed batch: wait for an in-flight slot, call the dispatcher (sync task or
+//! future), and deliver response `i` to request `i`, or the batch's error to every request.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::delay::DelayId;
+use crate::handle::{Promise, TaskError};
+use crate::pool::{panic_message, Inner};
+use crate::semaphore::Permit;
+use std::sync::Arc;
+
+use crate::sync::Mutex;
+use crate::worker::drop_quietly;
+
+use super::batcher::{Entry, Shared};
+use super::error::BatchError;
+
+/// A dispatcher's outcome, its error already made a `TaskError` (shared by the batch).
+pub(crate) type Outcome<Resp> = Result<Vec<Resp>, TaskError>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type SyncFn<Req, Resp> = dyn Fn(Vec<Req>) -> Outcome<Resp> + Send + Sync + 'static;
+pub(crate) type AsyncFn<Req, Resp> =
+    dyn Fn(Vec<Req>) -> BoxFuture<Outcome<Resp>> + Send + Sync + 'static;
+
+/// The user's dispatcher, behind one calling convention per flavour.
+pub(crate) enum Dispatcher<Req, Resp> {
+    /// Runs as one pool task per batch (inside `blocking()` when the task may block).
+    Sync(Box<SyncFn<Req, Resp>>),
+    /// Runs as one `post_future` future per batch.
+    Async(Box<AsyncFn<Req, Resp>>),
+}
+
+impl<Req, Resp> Shared<Req, Resp>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    /// The batch holds an in-flight permit: post its dispatch. A refused post drops the
+    /// batch (its requests resolve as not run) and the permit (the next batch gets it).
+    pub(crate) fn start(this: Arc<Self>, entries: Vec<Entry<Req, Resp>>, permit: Permit) {
+        let place = this.place.clone();
+        match &this.dispatcher {
+            Dispatcher::Sync(_) => {
+                place.post(move || Shared::run_sync(this, entries, permit));
+            }
+            Dispatcher::Async(_) => {
+                place.post_future(AsyncDispatch {
+                    shared: this,
+                    state: State::Start(entries, permit),
+                });
+            }
+        }
+    }
+
+    /// Takes the requests that were not cancelled (each one's promise moves to running), and
+    /// arms the batch's timeout. `None` if every request was cancelled: no dispatcher call.
+    fn begin(
+        self: &Arc<Self>,
+        entries: Vec<Entry<Req, Resp>>,
+    ) -> Option<(Vec<Req>, Delivery<Req, Resp>)> {
+        let total = entries.len();
+        let mut reqs = Vec::with_capacity(total);
+        let mut promises = Vec::with_capacity(total);
+        for e in entries {
+            // `false`: cancelled through its handle, which already resolved it.
+            if e.promise.start() {
+                reqs.push(e.req);
+                promises.push(e.promise);
+            }
+        }
+        self.counters.cancelled(total - reqs.len());
+        if reqs.is_empty() {
+            return None;
+        }
+        self.counters.dispatched(reqs.len());
+        Some((reqs, Delivery::new(self, promises)))
+    }
+
+    fn run_sync(this: Arc<Self>, entries: Vec<Entry<Req, Resp>>, permit: Permit) {
+        let Some((reqs, delivery)) = this.begin(entries) else {
+            return;
+        };
+        let Dispatcher::Sync(d) = &this.dispatcher else {
+            unreachable!("run_sync is posted for sync dispatchers only");
+        };
+        let t0 = Instant::now();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if crate::current::may_block() {
+                crate::blocking::blocking(|| d(reqs))
+            } else {
+                d(reqs)
+            }
+        }));
+        drop(permit);
+        let outcome = outcome.unwrap_or_else(|p| Err(this.panicked(p)));
+        delivery.deliver(outcome, t0.elapsed());
+    }
+
+    /// Reports a dispatcher panic (tracing and the pool's panic handler, like a task's) and
+    /// turns it into the error every request of the batch gets.
+    fn panicked(&self, payload: Box<dyn Any + Send>) -> TaskError {
+        let msg = panic_message(&*payload);
+        drop_quietly(payload);
+        self.pool().report_panic_message(self.built_at, msg.clone());
+        TaskError::panicked(msg)
+    }
+}
+
+/// The promises of a dispatched batch, resolved once: by the dispatcher's answer, by the
+/// batch's timeout, or (dropped unanswered: shutdown dropped the dispatch) as not run.
+pub(crate) struct Delivery<Req: Send + 'static, Resp: Send + 'static> {
+    shared: Arc<Shared<Req, Resp>>,
+    promises: Arc<Mutex<Option<Vec<Promise<Resp>>>>>,
+    timer: Option<DelayId>,
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
+    fn new(shared: &Arc<Shared<Req, Resp>>, promises: Vec<Promise<Resp>>) -> Self {
+        let promises = Arc::new(Mutex::new(Some(promises)));
+        let timer = shared.config.timeout.and_then(|timeout| {
+            let slot = Arc::clone(&promises);
+            let this = Arc::clone(shared);
+            Inner::add_timer_callback(
+                shared.pool(),
+                timeout,
+                Box::new(move || {
+                    let taken = slot.lock().take();
+                    if let Some(promises) = taken {
+                        this.counters.timed_out();
+                        let _resuming = this.resuming();
+                        for p in promises {
+                            p.complete(Err(TaskError::deadline_exceeded()), None);
+                        }
+                    }
+                }),
+                shared.built_at,
+            )
+        });
+        Delivery {
+            shared: Arc::clone(shared),
+            promises,
+            timer,
+        }
+    }
+
+    /// Response `i` to request `i`; an error, or a wrong number of responses, to every one.
+    /// Nothing if the batch's timeout already resolved the requests (the late answer is
+    /// dropped).
+    fn deliver(mut self, outcome: Outcome<Resp>, took: Duration) {
+        if let Some(id) = self.timer.take() {
+            drop_quietly(self.shared.pool().delay.cancel(id));
+        }
+        let taken = self.promises.lock().take();
+        let Some(promises) = taken else {
+            drop_quietly(outcome);
+            return;
+        };
+        // Completing the promises wakes the waiting tasks: the next CPU phase starts here,
+        // and the idle flush waits for it (see `Shared::resuming`).
+        let _resuming = self.shared.resuming();
+        let took = Some(took);
+        match outcome {
+            Ok(resps) if resps.len() == promises.len() => {
+                for (p, r) in promises.into_iter().zip(resps) {
+                    p.complete(Ok(r), took);
+                }
+            }
+            Ok(resps) => {
+                let err = TaskError::from_error(BatchError::WrongResponseCount {
+                    expected: promises.len(),
+                    got: resps.len(),
+                });
+                drop_quietly(resps);
+                for p in promises {
+                    p.complete(Err(err.clone()), took);
+                }
+            }
+            Err(err) => {
+                for p in promises {
+                    p.complete(Err(err.clone()), took);
+                }
+            }
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Drop for Delivery<Req, Resp> {
+    fn drop(&mut self) {
+        if let Some(id) = self.timer.take() {
+            drop_quietly(self.shared.pool().delay.cancel(id));
+        }
+        // Unanswered (the dispatch was dropped): the promises resolve as not run.
+        let taken = self.promises.lock().take();
+        drop_quietly(taken);
+    }
+}
+
+/// The future posted for an async dispatcher: starts the batch on its first poll (so the
+/// dispatcher is called on the pool, not by whoever closed the batch), then polls the
+/// dispatcher's future, catching panics from both.
+struct AsyncDispatch<Req: Send + 'static, Resp: Send + 'static> {
+    shared: Arc<Shared<Req, Resp>>,
+    state: State<Req, Resp>,
+}
+
+// Nothing in it is pinned in place: the dispatcher's future is boxed.
+impl<Req: Send + 'static, Resp: Send + 'static> Unpin for AsyncDispatch<Req, Resp> {}
+
+enum State<Req: Send + 'static, Resp: Send + 'static> {
+    Start(Vec<Entry<Req, Resp>>, Permit),
+    Running {
+        fut: BoxFuture<Outcome<Resp>>,
+        delivery: Delivery<Req, Resp>,
+        permit: Permit,
+        t0: Instant,
+    },
+    Done,
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Future for AsyncDispatch<Req, Resp> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.state, State::Done) {
+                State::Start(entries, permit) => {
+                    let Some((reqs, delivery)) = this.shared.begin(entries) else {
+                        return Poll::Ready(());
+                    };
+                    let Dispatcher::Async(d) = &this.shared.dispatcher else {
+                        unreachable!("AsyncDispatch is posted for async dispatchers only");
+                    };
+                    let t0 = Instant::now();
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| d(reqs))) {
+                        Ok(fut) => {
+                            this.state = State::Running {
+                                fut,
+                                delivery,
+                                permit,
+                                t0,
+                            }
+                        }
+                        Err(p) => {
+                            drop(permit);
+                            delivery.deliver(Err(this.shared.panicked(p)), t0.elapsed());
+                            return Poll::Ready(());
+                        }
+                    }
+                }
+                State::Running {
+                    mut fut,
+                    delivery,
+                    permit,
+                    t0,
+                } => {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => {
+                            this.state = State::Running {
+                                fut,
+                                delivery,
+                                permit,
+                                t0,
+                            };
+                            return Poll::Pending;
+                        }
+                        Ok(Poll::Ready(outcome)) => {
+                            drop(fut);
+                            drop(permit);
+                            delivery.deliver(outcome, t0.elapsed());
+                        }
+                        Err(p) => {
+                            drop_quietly(fut);
+                            drop(permit);
+                            delivery.deliver(Err(this.shared.panicked(p)), t0.elapsed());
+                        }
+                    }
+                    return Poll::Ready(());
+                }
+                State::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}

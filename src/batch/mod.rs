@@ -1,0 +1,22 @@
+//! Batched I/O, the corio model: tasks run until they need I/O, every request made in that CPU
+//! phase joins one batch, the batch goes to the dispatcher in one call, and each task resumes
+//! with its own response. The public type is [`Batcher`]; its docs hold the dispatch rule.
+//!
+//! Data flow: `call` → the open batch (`batcher.rs`, one lock; a sequenced caller also leaves a
+//! marker on its sequence) → closed by a trigger (full, idle flush once the markers ran and no
+//! delivery is waking tasks, max-wait timer, explicit flush) → an in-flight slot (`Semaphore::acquire_then`) →
+//! one dispatch task or future (`dispatch.rs`) → response `i` to request `i`'s promise.
+//! `place.rs` says where dispatches run, `stats.rs` counts, `error.rs` names batch failures.
+
+mod batcher;
+mod builder;
+mod dispatch;
+mod error;
+mod place;
+mod stats;
+
+pub use batcher::Batcher;
+pub use builder::BatcherBuilder;
+pub use error::BatchError;
+pub use place::DispatchRunner;
+pub use stats::BatchStats;

@@ -1,0 +1,108 @@
+//! Where a batcher runs its dispatches: the pool (with traits) or one of the runners.
+
+use std::future::Future;
+
+use crate::pool::{Inner, ThreadPool};
+use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+use crate::sync::Arc;
+use crate::traits::TaskTraits;
+
+/// The runner a batcher posts its dispatch tasks to (static dispatch over the flavours).
+#[derive(Clone, Debug)]
+pub(crate) enum Place {
+    Pool(ThreadPool, TaskTraits),
+    Parallel(TaskRunner),
+    Sequenced(SequencedTaskRunner),
+    SingleThread(SingleThreadTaskRunner),
+}
+
+impl Place {
+    /// The pool behind the place: flush tasks, timers and the clock come from it.
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        match self {
+            Place::Pool(p, _) => p.pool_ref().inner(),
+            Place::Parallel(r) => r.pool_inner(),
+            Place::Sequenced(r) => r.pool_inner(),
+            Place::SingleThread(r) => r.pool_inner(),
+        }
+    }
+
+    /// Posts a dispatch task; `false` if refused (the closure was dropped, which resolves
+    /// its requests as not run).
+    pub(crate) fn post<F>(&self, f: F) -> bool
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        match self {
+            Place::Pool(p, t) => p.post_task(*t, f).is_ok(),
+            Place::Parallel(r) => r.post_task(f).is_ok(),
+            Place::Sequenced(r) => r.post_task(f).is_ok(),
+            Place::SingleThread(r) => r.post_task(f).is_ok(),
+        }
+    }
+
+    /// Polls a dispatch future as tasks of the place; `false` if refused (the future was
+    /// dropped, which resolves its requests as not run).
+    pub(crate) fn post_future<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            Place::Pool(p, t) => p.post_future(*t, fut).is_ok(),
+            Place::Parallel(r) => r.post_future(fut).is_ok(),
+            Place::Sequenced(r) => r.post_future(fut).is_ok(),
+            Place::SingleThread(r) => r.post_future(fut).is_ok(),
+        }
+    }
+}
+
+/// A runner a [`Batcher`](crate::Batcher) can run its dispatches on (see
+/// [`BatcherBuilder::runner`](crate::BatcherBuilder::runner)): a [`TaskRunner`] (dispatches in
+/// parallel, up to `max_in_flight`), a [`SequencedTaskRunner`] (one dispatch at a time, in
+/// order) or a [`SingleThreadTaskRunner`] (one at a time, on its own thread). Sealed.
+///
+/// ```
+/// use taskrunner::{Batcher, TaskTraits, ThreadPool};
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let io = pool.create_task_runner(TaskTraits::new().may_block(true));
+/// let batcher = Batcher::builder()
+///     .runner(io)
+///     .build(|reqs: Vec<u8>| Ok::<_, std::convert::Infallible>(reqs));
+/// assert_eq!(batcher.call(7).join().unwrap(), 7);
+/// ```
+pub trait DispatchRunner: sealed::Sealed {}
+
+/// A [`Place`] behind a public, unnameable type (the sealed trait's method must not expose a
+/// crate-private type).
+#[derive(Debug)]
+pub struct SealedPlace(pub(crate) Place);
+
+pub(crate) mod sealed {
+    /// Turns a runner into a [`Place`](super::Place).
+    pub trait Sealed {
+        /// The place this runner stands for.
+        #[doc(hidden)]
+        fn into_place(self) -> super::SealedPlace;
+    }
+}
+
+impl sealed::Sealed for TaskRunner {
+    fn into_place(self) -> SealedPlace {
+        SealedPlace(Place::Parallel(self))
+    }
+}
+impl DispatchRunner for TaskRunner {}
+
+impl sealed::Sealed for SequencedTaskRunner {
+    fn into_place(self) -> SealedPlace {
+        SealedPlace(Place::Sequenced(self))
+    }
+}
+impl DispatchRunner for SequencedTaskRunner {}
+
+impl sealed::Sealed for SingleThreadTaskRunner {
+    fn into_place(self) -> SealedPlace {
+        SealedPlace(Place::SingleThread(self))
+    }
+}
+impl DispatchRunner for SingleThreadTaskRunner {}
