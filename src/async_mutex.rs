@@ -11,7 +11,9 @@
 //! * run the code that touches it as tasks or `post_future` futures **of that sequence**: they
 //!   run one at a time, in posting order, each seeing the previous one's writes. Between two
 //!   awaits of a future the state is yours; across an await, other tasks of the sequence may
-//!   run (an actor's mailbox), which is what a lock would also allow.
+//!   run (an actor's mailbox) and see the state as you left it. That is the one difference
+//!   from a lock held across the await, which would keep them out: keep each invariant
+//!   whole at every await, or use `AsyncMutex`.
 //!
 //! Use `AsyncMutex` only when futures that run on *different* runners must hold one piece of
 //! state across an `.await` (a connection used for a multi-step exchange, a file written in

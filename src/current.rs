@@ -38,6 +38,10 @@ thread_local! {
     /// could never finish, since only this thread runs their tasks.
     #[cfg(feature = "test-util")]
     static DRIVES_TEST_ENV: Cell<u32> = const { Cell::new(0) };
+    /// Of those, the seeded single-thread ones (count): there *any* blocking wait for pool
+    /// work would hang, since only this thread runs their tasks.
+    #[cfg(feature = "test-util")]
+    static DRIVES_SEEDED_ENV: Cell<u32> = const { Cell::new(0) };
 }
 
 /// The token of whatever is running on this thread: the running task's sequence, or this
@@ -64,6 +68,18 @@ pub(crate) fn in_task() -> bool {
 #[cfg(feature = "test-util")]
 pub(crate) fn drive_test_env(delta: i32) {
     DRIVES_TEST_ENV.with(|c| c.set(c.get().saturating_add_signed(delta)));
+}
+
+/// Seeded test mode: this thread starts (`+1`) or stops (`-1`) driving a seeded environment.
+#[cfg(feature = "test-util")]
+pub(crate) fn drive_seeded_env(delta: i32) {
+    DRIVES_SEEDED_ENV.with(|c| c.set(c.get().saturating_add_signed(delta)));
+}
+
+/// `true` if this thread drives a seeded single-thread test environment.
+#[cfg(feature = "test-util")]
+pub(crate) fn drives_seeded_env() -> bool {
+    DRIVES_SEEDED_ENV.with(Cell::get) > 0
 }
 
 /// `true` if this thread drives a test environment.

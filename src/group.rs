@@ -257,6 +257,9 @@ impl WaitGroup {
             }
             s.generation
         };
+        if deadline.is_none() {
+            crate::wait::check_can_block("WaitGroup::wait");
+        }
         wait_compensated(|| {
             let mut s = self.inner.state.lock();
             while s.count > 0 && s.generation == generation {

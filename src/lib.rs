@@ -243,3 +243,29 @@ pub fn create_sequenced_task_runner(traits: TaskTraits) -> SequencedTaskRunner {
 pub fn create_single_thread_task_runner(traits: TaskTraits) -> SingleThreadTaskRunner {
     pool::global::current().create_single_thread_task_runner(traits)
 }
+
+/// The guides' code blocks run as doctests too, so the docs cannot drift from the code
+/// (`docs/timers.md` and `docs/testing.md` show fragments and are not included).
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/orchestration.md")]
+struct OrchestrationGuide;
+
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/async-and-batching.md")]
+struct AsyncAndBatchingGuide;
+
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/handles-and-ownership.md")]
+struct HandlesGuide;
+
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/keyed.md")]
+struct KeyedGuide;
+
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/runner-policies.md")]
+struct RunnerPoliciesGuide;
+
+#[cfg(all(doctest, feature = "test-util"))]
+#[doc = include_str!("../docs/shutdown.md")]
+struct ShutdownGuide;

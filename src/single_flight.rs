@@ -318,6 +318,7 @@ impl<K: Hash + Eq, V: Clone> Drop for Leader<K, V> {
 fn follow_blocking<V: Clone>(call: &Call<V>) -> Result<(V, bool), TaskError> {
     let ready = call.state.lock().result.is_some();
     if !ready {
+        crate::wait::check_can_block("a SingleFlight follower's wait");
         wait_compensated(|| {
             let mut s = call.state.lock();
             while s.result.is_none() {

@@ -146,6 +146,7 @@ impl TestEnvironmentBuilder {
         current::drive_test_env(1);
         let seeded = self.seed.map(|seed| {
             inner.group.set_manual();
+            current::drive_seeded_env(1);
             Seeded {
                 seed,
                 // xorshift64* must not start at 0.
@@ -528,6 +529,7 @@ impl Drop for TestEnvironment {
     fn drop(&mut self) {
         current::drive_test_env(-1);
         if let Some(seeded) = self.seeded.take() {
+            current::drive_seeded_env(-1);
             if std::thread::panicking() {
                 eprintln!(
                     "TestEnvironment seed: {} (replay with TestEnvironment::builder().seed({}))",

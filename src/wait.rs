@@ -64,7 +64,7 @@ fn watch<T: Send + 'static>(handles: &[Option<TaskHandle<T>>]) -> Receiver<usize
 /// `TestEnvironment` (only that thread runs its tasks). `what` names the wait.
 pub(crate) fn check_can_block(what: &str) {
     #[cfg(feature = "test-util")]
-    if crate::current::drives_test_env() {
+    if crate::current::drives_seeded_env() {
         panic!(
             "{what} on the thread that drives a seeded single-thread TestEnvironment would block forever: \
              only this thread runs its tasks. Run them first (env.run_until_idle(), fast_forward_by), \

@@ -568,3 +568,40 @@ fn a_group_waited_on_inside_the_only_worker_completes() {
     assert!(r.is_ok());
     pool.shutdown();
 }
+
+/// A blocking group wait on the thread that drives a seeded single-thread `TestEnvironment`
+/// could never finish (only that thread runs the tasks): it panics with advice instead of
+/// hanging, as `TaskHandle::join` and scopes do there. A threaded environment's driver may wait.
+#[cfg(feature = "test-util")]
+#[test]
+fn group_waits_on_a_seeded_environments_driving_thread_panic_instead_of_hanging() {
+    use taskrunner::TestEnvironment;
+    let env = TestEnvironment::builder().seed(7).build();
+    let wg = WaitGroup::new();
+    wg.add(1);
+    let w = wg.clone();
+    env.pool()
+        .post_task(Default::default(), move || w.done())
+        .unwrap();
+    let msg = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wg.wait()))
+        .unwrap_err()
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        msg.contains("seeded single-thread TestEnvironment"),
+        "{msg}"
+    );
+    env.run_until_idle();
+    wg.wait(); // the count is zero now: returns at once
+    drop(env);
+
+    let threaded = TestEnvironment::new();
+    let wg = WaitGroup::new();
+    wg.add(1);
+    let w = wg.clone();
+    threaded
+        .pool()
+        .post_task(Default::default(), move || w.done())
+        .unwrap();
+    wg.wait(); // a worker runs it
+}

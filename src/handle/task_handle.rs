@@ -348,6 +348,11 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// running task sees it through its [`TaskContext`](crate::TaskContext) and may stop early;
     /// whatever it returns is its result.
     ///
+    /// A future posted with `post_future` is different, as dropping a future is how async Rust
+    /// cancels: `cancel()` returns `true` until the future has completed, and the future is
+    /// then dropped on its runner at its next turn (a value produced by a poll that was in
+    /// progress is dropped with it); the handle ends cancelled.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
