@@ -415,7 +415,7 @@ impl CancellationToken {
     }
 
     /// Number of live callback registrations (tests: a dropped child deregisters).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn registrations(&self) -> usize {
         self.inner
             .callbacks

@@ -47,8 +47,6 @@
 use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::task::{Wake, Waker};
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -998,32 +996,11 @@ impl fmt::Debug for Consumer {
 
 // ---- wait_all / cancel_all --------------------------------------------------------------------
 
-/// Counts handles down to zero as they end (each handle wakes its waker once).
-struct CountDown {
-    left: Mutex<usize>,
-    cv: Condvar,
-}
-
-impl Wake for CountDown {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let mut left = self.left.lock();
-        *left = left.saturating_sub(1);
-        if *left == 0 {
-            self.cv.notify_all();
-        }
-    }
-}
-
 /// Blocks until every handle has ended, without taking any result (the handles stay usable:
 /// join them afterwards for the values). `Err` lists every handle that did not complete, with
 /// its index and final state.
 ///
-/// Each handle has one waker slot, which this wait uses while it blocks; another wait on the
-/// same handle at the same time (a second `wait_all` from another thread) takes that slot
-/// over, and this one then notices the end by a periodic re-check (every 100 ms) instead.
+/// Several threads may wait on the same handles at once.
 ///
 /// ```
 /// use taskrunner::{wait_all, TaskState, ThreadPool, TaskTraits};
@@ -1040,24 +1017,9 @@ impl Wake for CountDown {
 /// ```
 pub fn wait_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> Result<(), WaitAllError> {
     if !handles.iter().all(TaskHandle::is_finished) {
-        let latch = Arc::new(CountDown {
-            left: Mutex::new(handles.len()),
-            cv: Condvar::new(),
-        });
-        let waker = Waker::from(latch.clone());
+        check_can_block("wait_all");
         for h in handles {
-            h.wake_when_done(&waker);
-        }
-        let mut left = latch.left.lock();
-        if *left > 0 {
-            check_can_block("wait_all");
-        }
-        while *left > 0 {
-            if latch.cv.wait_for(&mut left, Duration::from_millis(100))
-                && handles.iter().all(TaskHandle::is_finished)
-            {
-                break;
-            }
+            h.wait_done();
         }
     }
     let failures: Vec<(usize, TaskState)> = handles

@@ -1,6 +1,8 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 //! Issue 3 core: panic policy per runner, live priority, blocking(), SequenceLocal.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -411,7 +413,7 @@ fn a_sequence_is_poisoned_before_the_panic_handler_hears_of_the_panic() {
 /// (It used to hang about once in a thousand rounds on a 1-worker pool.)
 #[test]
 fn a_post_racing_entry_into_blocking_is_not_stranded() {
-    let rounds = (600.0 * stress_scale()).max(50.0) as usize;
+    let rounds = (600.0 * support::scale()).max(50.0) as usize;
     for _ in 0..rounds {
         let pool = ThreadPool::builder().max_workers(1).build().unwrap();
         let (started_tx, started_rx) = mpsc::channel::<()>();
@@ -433,11 +435,4 @@ fn a_post_racing_entry_into_blocking_is_not_stranded() {
         blocked.join().unwrap();
         pool.shutdown();
     }
-}
-
-fn stress_scale() -> f64 {
-    std::env::var("TASKRUNNER_STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0)
 }

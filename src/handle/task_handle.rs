@@ -175,6 +175,17 @@ impl<T: Send + 'static> TaskHandle<T> {
         self.cell.core()
     }
 
+    /// Blocks until the task ends, without taking the result (any number of threads may wait
+    /// at once: they wait on the cell's condition variable, not on its single waker slot).
+    pub(crate) fn wait_done(&self) {
+        let core = self.core();
+        spin_until_terminal(core);
+        let mut s = core.sync.lock();
+        while !s.done {
+            core.cv.wait(&mut s);
+        }
+    }
+
     /// Wakes `waker` when the task ends (at once if it has), without taking the result.
     /// Replaces a waker stored by an earlier poll.
     pub(crate) fn wake_when_done(&self, waker: &std::task::Waker) {
