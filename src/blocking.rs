@@ -36,8 +36,11 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     blocking_unchecked(f)
 }
 
-/// [`blocking`] without the may-block check: for the crate's own waits (a scope, a group or a
-/// single-flight follower waiting for work it cannot finish itself), which any task may do.
+/// [`blocking`] without the may-block check: for the crate's own waits (a join, a scope, a
+/// group, a semaphore, a full executor queue...), which any task may do. On a pool worker the
+/// pool runs one more worker while `f` blocks (Chromium's `ScopedBlockingCall`), so a pool can
+/// never deadlock on its own waits; elsewhere `f` just runs. Call it around the part that
+/// actually blocks, after any fast path, so that a wait that need not block costs nothing.
 pub(crate) fn blocking_unchecked<R>(f: impl FnOnce() -> R) -> R {
     let _scope = if current::is_worker() && current::in_task() {
         // Only the outermost scope of a task adjusts the pool: nested scopes block the same

@@ -13,6 +13,7 @@ use crate::pool::Inner;
 use crate::scheduler::Sequence;
 use crate::sync::Arc;
 use crate::task::next_id;
+use crate::traits::PanicPolicy;
 
 thread_local! {
     /// The token of the task running on this thread, or 0 when none is.
@@ -32,6 +33,9 @@ thread_local! {
     static GLOBAL_OVERRIDE: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     /// The running task was taken at best-effort priority (for `blocking()` accounting).
     static BEST_EFFORT: Cell<bool> = const { Cell::new(false) };
+    /// The panic policy of the running task (for panics that orchestration tasks catch
+    /// themselves and report through `unwind::report_task_panic`).
+    static PANIC_POLICY: Cell<PanicPolicy> = const { Cell::new(PanicPolicy::Isolate) };
     /// Nesting depth of `blocking()` scopes on this thread (only the outermost counts).
     static BLOCKING_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// This thread drives seeded single-thread test environments (count): a blocking join here
@@ -57,6 +61,22 @@ pub(crate) fn current_token() -> u64 {
         }
         c.get()
     })
+}
+
+/// Panics with advice if the calling task runs on the sequence `token`: a blocking wait there
+/// for work queued on the same sequence (behind the caller) could never end, since the
+/// sequence runs one task at a time and the caller is that task. `what` names the wait
+/// (`"TaskHandle::join"`).
+#[track_caller]
+pub(crate) fn assert_not_waiting_on_own_sequence(token: u64, what: &str) {
+    if token != 0 && TOKEN.with(Cell::get) == token {
+        panic!(
+            "{what} would wait forever: the work it waits for is queued on the sequence that is \
+             running this very task, and a sequence runs one task at a time. Don't block on your own \
+             sequence: use post_task_and_reply_with_result, TaskHandle::then, or `.await` the handle \
+             inside a future (post_future) instead"
+        );
+    }
 }
 
 /// `true` while a pool task runs on this thread.
@@ -107,6 +127,16 @@ pub(crate) fn global_override() -> Option<Arc<Inner>> {
 /// Records whether the task about to run was taken at best-effort priority.
 pub(crate) fn set_best_effort(be: bool) {
     BEST_EFFORT.with(|c| c.set(be));
+}
+
+/// Records the panic policy of the task about to run; returns the previous one.
+pub(crate) fn set_panic_policy(p: PanicPolicy) -> PanicPolicy {
+    PANIC_POLICY.with(|c| c.replace(p))
+}
+
+/// The panic policy of the running task (`Isolate` outside tasks).
+pub(crate) fn panic_policy() -> PanicPolicy {
+    PANIC_POLICY.with(Cell::get)
 }
 
 /// Whether the running task was taken at best-effort priority.

@@ -61,6 +61,7 @@ mod cancel;
 mod checker;
 mod clock;
 mod current;
+mod deadline;
 mod delay;
 mod error;
 mod executor;
@@ -86,6 +87,7 @@ mod test_util;
 mod timer;
 mod tracker;
 mod traits;
+mod unwind;
 mod wait;
 mod worker;
 

@@ -32,16 +32,7 @@ use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
 
-/// The message of a panic payload (`"<non-string panic payload>"` if it is not a string).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
-}
+pub(crate) use crate::unwind::panic_message;
 
 /// A task's panic, as given to the pool's panic handler.
 ///

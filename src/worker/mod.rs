@@ -35,6 +35,5 @@ pub(crate) use thread::run_one_off_for_loom;
 #[cfg(feature = "test-util")]
 pub(crate) use thread::run_one_off_on_test_thread;
 pub use thread::RunningTask;
-pub(crate) use thread::{
-    drop_quietly, run_sequence_task, spawn_worker, AbortOnUnwind, WorkerShared,
-};
+pub(crate) use crate::unwind::{drop_quietly, AbortOnUnwind};
+pub(crate) use thread::{run_sequence_task, spawn_worker, WorkerShared};

@@ -1,6 +1,6 @@
 //! The worker loop and the task-running path shared with dedicated threads.
 
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::time::Instant;
 
 use crate::current::{self, TaskScope};
@@ -10,6 +10,7 @@ use crate::sync::{thread, Arc, Mutex};
 use crate::task::{Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
+use crate::unwind::{drop_each_quietly, drop_quietly, AbortOnUnwind};
 use crate::worker::{Finished, Parker, Work};
 
 /// A task that was running when a report was taken (see
@@ -123,19 +124,6 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
             drop(slot);
             tracing::error!(target: "taskrunner", error = %e, "failed to spawn a worker thread");
             inner.group.spawn_failed(&worker);
-        }
-    }
-}
-
-/// Aborts the process if the scheduler itself unwinds: a panic there would leave the group's
-/// counters and sequence states inconsistent (task panics are caught long before this).
-pub(crate) struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("taskrunner: internal error: the scheduler panicked; aborting");
-            std::process::abort();
         }
     }
 }
@@ -357,6 +345,7 @@ fn run_task(
         ..
     } = task;
     current::set_best_effort(priority == TaskPriority::BestEffort);
+    let prev_policy = current::set_panic_policy(policy);
     let span = tracing::trace_span!(
         target: "taskrunner::task",
         "task",
@@ -375,12 +364,13 @@ fn run_task(
         }
     };
     let panicked = match job {
-        Job::Fn(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Job::Fn(f) => match crate::unwind::catch(f) {
             Ok(()) => false,
             Err(payload) => {
                 poison();
-                inner.report_panic(posted_from, &*payload);
-                drop_quietly(payload);
+                let message = payload.message();
+                drop(payload);
+                inner.report_panic_message(posted_from, message);
                 true
             }
         },
@@ -393,17 +383,10 @@ fn run_task(
             }
         },
     };
+    current::set_panic_policy(prev_policy);
     if panicked && policy == PanicPolicy::Abort {
-        eprintln!("taskrunner: a task posted from {posted_from} panicked under PanicPolicy::Abort; aborting");
-        std::process::abort();
+        crate::unwind::abort_for_policy(posted_from);
     }
     panicked
 }
 
-/// Drops tasks (or anything holding closures) without letting a panicking destructor unwind
-/// into the scheduler.
-pub(crate) fn drop_quietly<T>(x: T) {
-    if panic::catch_unwind(AssertUnwindSafe(move || drop(x))).is_err() {
-        tracing::error!(target: "taskrunner", "a task's destructor panicked while it was discarded");
-    }
-}
