@@ -1,14 +1,40 @@
 //! `TaskError`: why a task handle has no value.
 
+use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::cancel::Interrupted;
+use crate::sync::Mutex;
+use crate::unwind::Payload;
+
+/// A panic's payload, shared by the clones of one `TaskError`: the first `into_panic` takes it.
+/// Dropping it never unwinds (`unwind::Payload`), wherever the last clone goes.
+#[derive(Clone)]
+pub(crate) struct SharedPayload(Arc<Mutex<Option<Payload>>>);
+
+impl fmt::Debug for SharedPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedPayload")
+    }
+}
+
+/// The error a task made with [`TaskError::new`] returned: just a message.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for Message {}
 
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
-    Panicked(String),
+    Panicked(String, Option<SharedPayload>),
     Cancelled,
     NotRun,
     DeadlineExceeded,
@@ -19,7 +45,7 @@ pub(crate) enum Kind {
 impl PartialEq for Kind {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Kind::Panicked(a), Kind::Panicked(b)) => a == b,
+            (Kind::Panicked(a, _), Kind::Panicked(b, _)) => a == b,
             (Kind::Cancelled, Kind::Cancelled)
             | (Kind::NotRun, Kind::NotRun)
             | (Kind::DeadlineExceeded, Kind::DeadlineExceeded) => true,
@@ -39,6 +65,10 @@ impl Eq for Kind {}
 /// Equality compares the kind and the message; two `Failed` errors are equal only if they share
 /// the same original error (clones of one `TaskError`).
 ///
+/// It is `Send + Sync + 'static` and implements [`std::error::Error`], so `?` turns it into a
+/// `Box<dyn Error + Send + Sync>` or an `anyhow::Error`. A panicked task's payload can be taken
+/// back with [`into_panic`](TaskError::into_panic), to resume the panic on the joining thread.
+///
 /// ```
 /// use taskrunner::{ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
@@ -55,9 +85,21 @@ pub struct TaskError {
 }
 
 impl TaskError {
+    /// A panic known only by its message (the payload is gone).
     pub(crate) fn panicked(message: String) -> Self {
         TaskError {
-            kind: Kind::Panicked(message),
+            kind: Kind::Panicked(message, None),
+            attempts: 1,
+        }
+    }
+
+    /// A caught panic; the payload is kept for [`into_panic`](Self::into_panic).
+    pub(crate) fn from_panic(payload: Payload) -> Self {
+        TaskError {
+            kind: Kind::Panicked(
+                payload.message(),
+                Some(SharedPayload(Arc::new(Mutex::new(Some(payload))))),
+            ),
             attempts: 1,
         }
     }
@@ -167,22 +209,79 @@ impl TaskError {
         self.attempts
     }
 
-    /// A ready-made error for [`TaskHandle::failed`](crate::TaskHandle::failed): a "panic" with
-    /// this message.
+    /// A ready-made failure with this message, for [`TaskHandle::failed`](crate::TaskHandle::failed)
+    /// or a fallible task: [`is_failed`](Self::is_failed) is `true` and it displays as
+    /// `task failed: <message>`. It is not a panic.
     ///
     /// ```
     /// let e = taskrunner::TaskError::new("no such user");
-    /// assert_eq!(e.panic_message(), Some("no such user"));
+    /// assert!(e.is_failed());
+    /// assert!(!e.is_panic());
+    /// assert_eq!(e.to_string(), "task failed: no such user");
+    /// assert_eq!(e.panic_message(), None);
     /// ```
     pub fn new(message: impl Into<String>) -> Self {
-        Self::panicked(message.into())
+        TaskError {
+            kind: Kind::Failed(Arc::new(Message(message.into()))),
+            attempts: 1,
+        }
+    }
+
+    /// The payload of a panicked task, to resume the panic elsewhere
+    /// (`std::panic::resume_unwind(err.into_panic())`), as with tokio's `JoinError`.
+    ///
+    /// The payload is the original one the task panicked with when this error (or a clone of
+    /// it) still holds it; the first clone to call this takes it, later ones get the message as
+    /// a `String`.
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic (see [`is_panic`](Self::is_panic) and
+    /// [`try_into_panic`](Self::try_into_panic)).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_task_with_result(TaskTraits::default(), || -> u8 { std::panic::panic_any(42_u32) }).unwrap();
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
+    /// ```
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.try_into_panic() {
+            Ok(p) => p,
+            Err(e) => panic!("TaskError::into_panic on an error that is not a panic: {e}"),
+        }
+    }
+
+    /// The panic payload if the task panicked (see [`into_panic`](Self::into_panic)); the
+    /// error itself otherwise.
+    ///
+    /// ```
+    /// let e = taskrunner::TaskError::new("not a panic");
+    /// assert!(e.try_into_panic().is_err());
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, TaskError> {
+        match self.kind {
+            Kind::Panicked(message, payload) => {
+                let taken = payload.and_then(|p| p.0.lock().take());
+                Ok(match taken {
+                    Some(p) => p.into_inner(),
+                    None => Box::new(message),
+                })
+            }
+            kind => Err(TaskError {
+                kind,
+                attempts: self.attempts,
+            }),
+        }
     }
 
     /// `true` if the task panicked.
     ///
     /// See [`TaskError`] for an example.
     pub fn is_panic(&self) -> bool {
-        matches!(self.kind, Kind::Panicked(_))
+        matches!(self.kind, Kind::Panicked(..))
     }
 
     /// `true` if the task was cancelled: through its handle before it started, or (tasks with
@@ -223,7 +322,7 @@ impl TaskError {
     /// See [`TaskError`] for an example.
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Panicked(m) => Some(m),
+            Kind::Panicked(m, _) => Some(m),
             _ => None,
         }
     }
@@ -243,7 +342,7 @@ impl fmt::Debug for TaskError {
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Panicked(m) => write!(f, "task panicked: {m}"),
+            Kind::Panicked(m, _) => write!(f, "task panicked: {m}"),
             Kind::Cancelled => f.write_str("task was cancelled"),
             Kind::NotRun => f.write_str(
                 "task was dropped without running (skipped at shutdown, or the pool wound down)",

@@ -165,7 +165,9 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// ```
     /// use taskrunner::{TaskError, TaskHandle};
     /// let h: TaskHandle<u8> = TaskHandle::failed(TaskError::new("offline"));
-    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("offline"));
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.is_failed());
+    /// assert_eq!(err.to_string(), "task failed: offline");
     /// ```
     pub fn failed(error: TaskError) -> Self {
         Self::from_cell(Arc::new(CellCore::finished(Err(error))))

@@ -30,6 +30,8 @@ pub struct ThreadPoolBuilder {
     clock: StdArc<dyn Clock>,
     panic_handler: Option<PanicHandler>,
     idle_timeout: Duration,
+    #[cfg(feature = "tokio")]
+    tokio: Option<tokio::runtime::Handle>,
 }
 
 impl Default for ThreadPoolBuilder {
@@ -43,6 +45,8 @@ impl Default for ThreadPoolBuilder {
             clock: StdArc::new(SystemClock),
             panic_handler: None,
             idle_timeout: Duration::from_secs(30),
+            #[cfg(feature = "tokio")]
+            tokio: None,
         }
     }
 }
@@ -209,6 +213,30 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// Futures posted to this pool (`post_future`, `spawn_future`) are polled inside this
+    /// tokio runtime's context, so they may use tokio's timers and I/O (`tokio::time::sleep`,
+    /// `tokio::net`). The runtime must outlive the futures that use it. Needs the `tokio`
+    /// feature.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
+    /// let pool = ThreadPool::builder().max_workers(1).tokio_handle(rt.handle().clone()).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let h = seq.post_future(async {
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    ///     7
+    /// }).unwrap();
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[must_use]
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.tokio = Some(handle);
+        self
+    }
+
     fn into_config(self) -> Result<(usize, usize, Config, StdArc<dyn Clock>), BuildError> {
         let max_workers = self
             .max_workers
@@ -231,6 +259,8 @@ impl ThreadPoolBuilder {
             stack_size: self.stack_size,
             panic_handler: self.panic_handler,
             idle_timeout: self.idle_timeout,
+            #[cfg(feature = "tokio")]
+            tokio: self.tokio,
         };
         Ok((max_workers, be, config, self.clock))
     }

@@ -140,6 +140,9 @@ pub(crate) struct Config {
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: Option<PanicHandler>,
     pub(crate) idle_timeout: Duration,
+    /// A tokio runtime that futures' polls enter (`ThreadPoolBuilder::tokio_handle`).
+    #[cfg(feature = "tokio")]
+    pub(crate) tokio: Option<tokio::runtime::Handle>,
 }
 
 impl Config {
@@ -774,6 +777,8 @@ impl Inner {
             stack_size: None,
             panic_handler: None,
             idle_timeout: Duration::from_secs(1),
+            #[cfg(feature = "tokio")]
+            tokio: None,
         };
         let clock: StdArc<dyn Clock> = StdArc::new(crate::clock::SystemClock);
         Arc::new(Inner::new(max_workers, max_best_effort, config, clock))
