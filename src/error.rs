@@ -3,6 +3,24 @@
 use std::error::Error;
 use std::fmt;
 
+/// Holds a refused closure inside an error so that the error is `Sync` whatever the closure
+/// captures (a `Receiver`, a `Cell`): the closure is only ever reached by value
+/// ([`into_inner`](SyncCell::into_inner)), never shared, so wrapping it in a lock costs nothing
+/// on the success path and makes `?` into `Box<dyn Error + Send + Sync>` or `anyhow::Error` work
+/// for every closure. A plain std lock, not the loom shim: no protocol runs through it.
+pub(crate) struct SyncCell<F>(#[allow(clippy::disallowed_types)] std::sync::Mutex<F>);
+
+impl<F> SyncCell<F> {
+    pub(crate) fn new(f: F) -> Self {
+        SyncCell(std::sync::Mutex::new(f))
+    }
+
+    pub(crate) fn into_inner(self) -> F {
+        // A poisoned lock still holds the closure: nothing ever locks it, so it cannot be.
+        self.0.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Why a post was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -26,6 +44,23 @@ pub enum PostRefusal {
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
 /// nothing is lost silently: take it back with [`into_inner`](PostError::into_inner).
 ///
+/// It is `Send + Sync + 'static` for every closure (the closure is only reachable by value), so
+/// `?` converts it into `Box<dyn Error + Send + Sync>` or `anyhow::Error` whatever the closure
+/// captures; it also converts into its [`PostRefusal`] reason.
+///
+/// ```
+/// # use taskrunner::{ThreadPool, TaskTraits};
+/// fn post(pool: &ThreadPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     let (tx, rx) = std::sync::mpsc::channel::<u8>();
+///     pool.post_task(TaskTraits::default(), move || { let _ = rx.recv(); })?; // `rx` is not Sync
+///     drop(tx);
+///     Ok(())
+/// }
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// pool.shutdown();
+/// assert!(post(&pool).unwrap_err().to_string().contains("shut down"));
+/// ```
+///
 /// ```
 /// use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
@@ -40,12 +75,15 @@ pub enum PostRefusal {
 /// ```
 pub struct PostError<F> {
     reason: PostRefusal,
-    task: F,
+    task: SyncCell<F>,
 }
 
 impl<F> PostError<F> {
     pub(crate) fn new(reason: PostRefusal, task: F) -> Self {
-        PostError { reason, task }
+        PostError {
+            reason,
+            task: SyncCell::new(task),
+        }
     }
 
     /// Why the post was refused.
@@ -78,10 +116,7 @@ impl<F> PostError<F> {
 
     /// Maps the handed-back payload (used to unwrap internal adapters).
     pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> PostError<G> {
-        PostError {
-            reason: self.reason,
-            task: f(self.task),
-        }
+        PostError::new(self.reason, f(self.task.into_inner()))
     }
 
     /// Gives back the closure that was not posted.
@@ -96,7 +131,7 @@ impl<F> PostError<F> {
     /// assert_eq!(rx.recv().unwrap(), 7);
     /// ```
     pub fn into_inner(self) -> F {
-        self.task
+        self.task.into_inner()
     }
 }
 
@@ -110,7 +145,30 @@ impl<F> fmt::Debug for PostError<F> {
 
 impl<F> fmt::Display for PostError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.reason {
+        fmt::Display::fmt(&self.reason, f)
+    }
+}
+
+impl<F> Error for PostError<F> {}
+
+impl<F> From<PostError<F>> for PostRefusal {
+    /// The reason of a refusal (the closure is dropped).
+    ///
+    /// ```
+    /// # use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown();
+    /// let reason: PostRefusal = pool.post_task(TaskTraits::default(), || ()).unwrap_err().into();
+    /// assert_eq!(reason, PostRefusal::ShutdownCompleted);
+    /// ```
+    fn from(e: PostError<F>) -> Self {
+        e.reason
+    }
+}
+
+impl fmt::Display for PostRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             PostRefusal::ShutdownStarted => f.write_str(
                 "task refused: the thread pool is shutting down (only immediate BlockShutdown tasks are accepted)",
             ),
@@ -130,7 +188,13 @@ impl<F> fmt::Display for PostError<F> {
     }
 }
 
-impl<F> Error for PostError<F> {}
+/// A [`PostRefusal`] is an error on its own too (`PostError` converts into it).
+///
+/// ```
+/// let e: Box<dyn std::error::Error + Send + Sync> = taskrunner::PostRefusal::ShutdownStarted.into();
+/// assert!(e.to_string().contains("shutting down"));
+/// ```
+impl Error for PostRefusal {}
 
 #[derive(Debug)]
 pub(crate) enum BuildErrorKind {
