@@ -36,6 +36,11 @@ thread_local! {
     /// The panic policy of the running task (for panics that orchestration tasks catch
     /// themselves and report through `unwind::report_task_panic`).
     static PANIC_POLICY: Cell<PanicPolicy> = const { Cell::new(PanicPolicy::Isolate) };
+    /// The pool this thread belongs to (worker, dedicated or delay service thread), by address;
+    /// 0 on other threads.
+    static THREAD_OF: Cell<usize> = const { Cell::new(0) };
+    /// The pool whose shutdown-completion duties this thread is running (by address), or 0.
+    static COMPLETING: Cell<usize> = const { Cell::new(0) };
     /// Nesting depth of `blocking()` scopes on this thread (only the outermost counts).
     static BLOCKING_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// This thread drives seeded single-thread test environments (count): a blocking join here
@@ -77,6 +82,27 @@ pub(crate) fn assert_not_waiting_on_own_sequence(token: u64, what: &str) {
              inside a future (post_future) instead"
         );
     }
+}
+
+/// Marks this thread as one of the threads of the pool at `pool` (an `Arc::as_ptr` address),
+/// for its lifetime.
+pub(crate) fn set_thread_of(pool: usize) {
+    THREAD_OF.with(|c| c.set(pool));
+}
+
+/// `true` on a worker, dedicated or delay service thread of the pool at `pool`.
+pub(crate) fn is_thread_of(pool: usize) -> bool {
+    THREAD_OF.with(Cell::get) == pool
+}
+
+/// This thread runs (`Some`) or finished (`None`) the shutdown-completion duties of a pool.
+pub(crate) fn set_completing(pool: Option<usize>) {
+    COMPLETING.with(|c| c.set(pool.unwrap_or(0)));
+}
+
+/// `true` while this thread runs the shutdown-completion duties of the pool at `pool`.
+pub(crate) fn is_completing(pool: usize) -> bool {
+    COMPLETING.with(Cell::get) == pool
 }
 
 /// `true` while a pool task runs on this thread.

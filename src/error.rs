@@ -39,6 +39,10 @@ pub enum PostRefusal {
     /// A task of this sequence panicked and the runner's [`PanicPolicy`](crate::PanicPolicy) is
     /// `Poison`: the sequence accepts no more work.
     SequencePoisoned,
+    /// No thread could be started to run the task: the operating system refused to create the
+    /// pool's worker threads (and none is alive), or the single-thread runner's thread. Each
+    /// refused post retries the start first, so posts succeed again once threads can be made.
+    ThreadSpawnFailed,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -178,6 +182,9 @@ impl fmt::Display for PostRefusal {
             PostRefusal::ThreadExited => f.write_str(
                 "task refused: the single-thread runner's dedicated thread has exited",
             ),
+            PostRefusal::ThreadSpawnFailed => f.write_str(
+                "task refused: no thread could be started to run it (the operating system refused to create one)",
+            ),
             PostRefusal::SequencePoisoned => f.write_str(
                 "task refused: a task of this sequence panicked and its panic policy is Poison",
             ),
@@ -200,6 +207,8 @@ impl Error for PostRefusal {}
 pub(crate) enum BuildErrorKind {
     ZeroWorkers,
     BestEffortCap { cap: usize, max_workers: usize },
+    TooManyWorkers { max_workers: usize },
+    ThreadSpawn { error: String },
     GlobalAlreadyInstalled,
 }
 
@@ -234,8 +243,9 @@ impl BuildError {
         matches!(self.kind, BuildErrorKind::GlobalAlreadyInstalled)
     }
 
-    /// `true` if the builder's settings were invalid (zero workers, a best-effort cap of zero
-    /// or above `max_workers`).
+    /// `true` if the builder's settings were invalid (zero workers or more than
+    /// [`ThreadPoolBuilder::MAX_WORKERS`](crate::ThreadPoolBuilder::MAX_WORKERS), a best-effort
+    /// cap of zero or above `max_workers`).
     ///
     /// ```
     /// # use taskrunner::ThreadPool;
@@ -244,8 +254,23 @@ impl BuildError {
     pub fn is_invalid_config(&self) -> bool {
         matches!(
             self.kind,
-            BuildErrorKind::ZeroWorkers | BuildErrorKind::BestEffortCap { .. }
+            BuildErrorKind::ZeroWorkers
+                | BuildErrorKind::BestEffortCap { .. }
+                | BuildErrorKind::TooManyWorkers { .. }
         )
+    }
+
+    /// `true` if the pool's threads cannot be started: the operating system refused to create
+    /// a worker thread with the builder's settings (for example a stack size it cannot map).
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPool;
+    /// let err = ThreadPool::builder().stack_size(1 << 60).build().unwrap_err();
+    /// assert!(err.is_thread_spawn());
+    /// assert!(err.to_string().contains("could not start a worker thread"));
+    /// ```
+    pub fn is_thread_spawn(&self) -> bool {
+        matches!(self.kind, BuildErrorKind::ThreadSpawn { .. })
     }
 }
 
@@ -258,6 +283,15 @@ impl fmt::Display for BuildError {
             BuildErrorKind::BestEffortCap { cap, max_workers } => write!(
                 f,
                 "invalid thread pool: max_best_effort_workers ({cap}) must be between 1 and max_workers ({max_workers})"
+            ),
+            BuildErrorKind::TooManyWorkers { max_workers } => write!(
+                f,
+                "invalid thread pool: max_workers ({max_workers}) must be between 1 and {}",
+                crate::ThreadPoolBuilder::MAX_WORKERS
+            ),
+            BuildErrorKind::ThreadSpawn { error } => write!(
+                f,
+                "invalid thread pool: could not start a worker thread with these settings: {error}"
             ),
             BuildErrorKind::GlobalAlreadyInstalled => f.write_str(
                 "the global thread pool is already installed (build_global may be called once, before any use of the global pool)",

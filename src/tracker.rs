@@ -41,6 +41,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::error::PostRefusal;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use crate::traits::ShutdownBehavior;
@@ -198,17 +199,14 @@ impl Tracker {
     /// Waits (in real time) until the completion duties have run; `false` on timeout.
     pub(crate) fn wait_completed(&self, timeout: Option<Duration>) -> bool {
         // A timeout too large for `Instant` waits forever.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = timeout.map_or(Deadline::NEVER, Deadline::real_after);
         let mut done = self.done.lock();
         while !*done {
-            match deadline {
+            match deadline.remaining(Instant::now()) {
                 None => self.done_cv.wait(&mut done),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    self.done_cv.wait_for(&mut done, d - now);
+                Some(left) if left.is_zero() => return false,
+                Some(left) => {
+                    self.done_cv.wait_for(&mut done, left);
                 }
             }
         }

@@ -21,8 +21,10 @@
 //! plain `BinaryHeap`'s (`benches/delay_heap.rs`).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
+
+use crate::deadline::Deadline;
 
 use crate::scheduler::Sequence;
 use crate::sync::Arc;
@@ -48,7 +50,8 @@ pub(crate) enum Destination {
 /// A delayed task waiting in the heap.
 #[derive(Debug)]
 pub(crate) struct Delayed {
-    pub(crate) run_at: Instant,
+    /// When it ripens; [`Deadline::NEVER`] (a delay too large for `Instant`) never does.
+    pub(crate) run_at: Deadline,
     /// Post order: the tie-breaker for equal run times.
     pub(crate) seq: u64,
     pub(crate) task: Task,
@@ -66,7 +69,7 @@ pub(crate) struct DelayId {
 /// A heap key. Ordered reversed, so that std's max-heap pops the earliest (run_at, seq) first.
 #[derive(Debug, Clone, Copy)]
 struct Key {
-    run_at: Instant,
+    run_at: Deadline,
     seq: u64,
     slot: usize,
 }
@@ -97,9 +100,17 @@ pub(crate) struct DelayHeap {
     slots: Vec<Option<Delayed>>,
     /// Empty slots, reused last-freed first.
     free: Vec<usize>,
+    /// Entries moved to another slot by a compaction, by post number: an id still names the
+    /// slot it was given, so `cancel` looks here when that slot no longer holds it. Empty
+    /// unless a compaction moved entries that are still pending.
+    moved: HashMap<u64, usize>,
     /// Entries in `slots` (live keys in `heap`).
     live: usize,
 }
+
+/// Capacity (entries) kept however empty the heap gets; above it, storage shrinks once it is
+/// less than a quarter used, so memory follows the live entries after a burst.
+const KEEP_CAPACITY: usize = 64;
 
 impl DelayHeap {
     /// Adds a task; returns its id, and `true` if it became the earliest (the waiter must
@@ -127,40 +138,54 @@ impl DelayHeap {
         (DelayId { slot, seq: key.seq }, earlier)
     }
 
-    /// The earliest run time.
+    /// The earliest run time (`None` if nothing is pending, or only tasks that never ripen).
     pub(crate) fn next_run_at(&self) -> Option<Instant> {
-        self.heap.peek().map(|k| k.run_at)
+        self.heap.peek().and_then(|k| k.run_at.instant())
     }
 
     /// Moves every task with `run_at <= now` into `out`, in (run_at, seq) order.
     pub(crate) fn pop_ripe(&mut self, now: Instant, out: &mut Vec<Delayed>) {
-        while self.heap.peek().is_some_and(|k| k.run_at <= now) {
+        while self.heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
             let key = self.heap.pop().expect("peeked");
             if let Some(d) = self.take_slot(key.slot, key.seq) {
                 out.push(d);
             }
         }
         self.drop_dead_top();
+        self.shrink_if_sparse();
+    }
+
+    /// The slot that holds the entry `id` now, if it is still pending.
+    fn locate(&self, id: DelayId) -> Option<usize> {
+        let holds = |slot: usize| {
+            self.slots
+                .get(slot)
+                .is_some_and(|e| e.as_ref().is_some_and(|d| d.seq == id.seq))
+        };
+        if holds(id.slot) {
+            return Some(id.slot);
+        }
+        self.moved.get(&id.seq).copied().filter(|&slot| holds(slot))
     }
 
     /// `true` if the entry `id` is still waiting in the heap.
     #[cfg(feature = "test-util")]
     pub(crate) fn contains(&self, id: DelayId) -> bool {
-        self.slots
-            .get(id.slot)
-            .is_some_and(|e| e.as_ref().is_some_and(|d| d.seq == id.seq))
+        self.locate(id).is_some()
     }
 
     /// Removes a pending task by id and returns it (for the caller to drop outside the lock);
     /// `None` if it is no longer pending.
     pub(crate) fn cancel(&mut self, id: DelayId) -> Option<Delayed> {
-        let d = self.take_slot(id.slot, id.seq)?;
+        let slot = self.locate(id)?;
+        let d = self.take_slot(slot, id.seq)?;
         self.drop_dead_top();
         let dead = self.heap.len() - self.live;
         if dead > COMPACT_MIN && dead > self.live {
             let slots = &self.slots;
             self.heap.retain(|k| is_live(slots, k));
         }
+        self.shrink_if_sparse();
         Some(d)
     }
 
@@ -170,13 +195,64 @@ impl DelayHeap {
 
     /// Takes everything (shutdown).
     pub(crate) fn take_all(&mut self) -> Vec<Delayed> {
-        self.heap.clear();
-        self.free.clear();
+        self.heap = BinaryHeap::new();
+        self.free = Vec::new();
+        self.moved = HashMap::new();
         self.live = 0;
         std::mem::take(&mut self.slots)
             .into_iter()
             .flatten()
             .collect()
+    }
+
+    /// Gives memory back once storage is mostly empty: when fewer than a quarter of the slots
+    /// hold entries, the live entries are moved to the front of a smaller slab (recorded in
+    /// `moved`, so their ids stay valid) and the heap is rebuilt without tombstones. O(n), but
+    /// only after at least 3n removals since the slab last had n slots: O(1) amortised.
+    fn shrink_if_sparse(&mut self) {
+        if self.slots.len() <= KEEP_CAPACITY || self.live * 4 >= self.slots.len() {
+            if self.live == 0 && self.slots.capacity() > KEEP_CAPACITY {
+                self.slots = Vec::new();
+                self.free = Vec::new();
+                self.heap = BinaryHeap::new();
+                self.moved = HashMap::new();
+            }
+            return;
+        }
+        let old = std::mem::take(&mut self.slots);
+        let before = std::mem::take(&mut self.moved);
+        let mut slots = Vec::with_capacity((self.live * 2).max(KEEP_CAPACITY));
+        let mut moved = HashMap::new();
+        for (was, entry) in old.into_iter().enumerate() {
+            let Some(d) = entry else { continue };
+            let slot = slots.len();
+            // An entry needs a record when its slot changes, and keeps one if an earlier
+            // compaction moved it (its id still names the slot it was first given).
+            if slot != was || before.contains_key(&d.seq) {
+                moved.insert(d.seq, slot);
+            }
+            slots.push(Some(d));
+        }
+        self.heap = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, e)| {
+                e.as_ref().map(|d| Key {
+                    run_at: d.run_at,
+                    seq: d.seq,
+                    slot,
+                })
+            })
+            .collect();
+        self.slots = slots;
+        self.free = Vec::new();
+        self.moved = moved;
+    }
+
+    /// Bytes of storage reserved (unit tests of the shrinking).
+    #[cfg(test)]
+    fn reserved(&self) -> usize {
+        self.slots.capacity() + self.free.capacity() + self.heap.capacity() + self.moved.capacity()
     }
 
     fn take_slot(&mut self, slot: usize, seq: u64) -> Option<Delayed> {
@@ -187,8 +263,12 @@ impl DelayHeap {
         let d = entry.take();
         self.free.push(slot);
         self.live -= 1;
+        if !self.moved.is_empty() {
+            self.moved.remove(&seq);
+        }
         if self.live == 0 {
-            // Everything left in the heap is a tombstone: start afresh (capacity is kept).
+            // Everything left in the heap is a tombstone: start afresh (`shrink_if_sparse`
+            // gives the capacity back).
             self.heap.clear();
             self.slots.clear();
             self.free.clear();
@@ -218,7 +298,7 @@ mod tests {
 
     fn d(run_at: Instant, seq: u64) -> Delayed {
         Delayed {
-            run_at,
+            run_at: Deadline::at(run_at),
             seq,
             task: Task::new(
                 Box::new(|| {}) as crate::task::BoxedFn,
@@ -321,6 +401,62 @@ mod tests {
         let mut out = Vec::new();
         h.pop_ripe(t0 + ms(2_000_000), &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn never_entries_sort_last_and_never_ripen() {
+        let t0 = Instant::now();
+        let mut h = DelayHeap::default();
+        let never = Delayed {
+            run_at: Deadline::NEVER,
+            ..d(t0, 1)
+        };
+        let (id, earliest) = h.push(never);
+        assert!(earliest);
+        assert_eq!(h.next_run_at(), None, "nothing to wake up for");
+        h.push(d(t0 + ms(5), 2));
+        assert_eq!(h.next_run_at(), Some(t0 + ms(5)));
+        let mut out = Vec::new();
+        h.pop_ripe(t0 + Duration::from_secs(100 * 365 * 24 * 3600), &mut out);
+        assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.len(), 1);
+        assert!(h.cancel(id).is_some(), "a never-due entry can be cancelled");
+    }
+
+    #[test]
+    fn storage_shrinks_after_a_burst() {
+        let t0 = Instant::now();
+        let mut h = DelayHeap::default();
+        let ids: Vec<_> = (0..100_000u64)
+            .map(|i| h.push(d(t0 + ms(1_000 + i), i)).0)
+            .collect();
+        let peak = h.reserved();
+        // Cancel all but a handful, in an order that leaves holes everywhere.
+        for (i, id) in ids.iter().enumerate() {
+            if i % 20_000 != 7 {
+                assert!(h.cancel(*id).is_some());
+            }
+        }
+        assert_eq!(h.len(), 5);
+        assert!(
+            h.reserved() * 100 < peak,
+            "storage stayed large: {} of {peak}",
+            h.reserved()
+        );
+        for (i, id) in ids.iter().enumerate() {
+            if i % 20_000 == 7 {
+                assert!(h.cancel(*id).is_some(), "survivors keep their ids");
+            }
+        }
+        assert!(h.reserved() <= 3 * KEEP_CAPACITY);
+        // Pops give memory back too.
+        for i in 0..50_000u64 {
+            h.push(d(t0 + ms(i), i));
+        }
+        let mut out = Vec::new();
+        h.pop_ripe(t0 + ms(60_000), &mut out);
+        assert_eq!(out.len(), 50_000);
+        assert!(h.reserved() <= 3 * KEEP_CAPACITY);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 use std::time::Instant;
 
 use crate::clock::Clock;
+use crate::deadline::Deadline;
 use crate::delay::{DelayHeap, DelayId, Delayed, Destination};
 use crate::pool::Inner;
 use crate::sync::{thread, Arc, Condvar, Mutex};
@@ -66,7 +67,7 @@ impl DelayManager {
     pub(crate) fn add(
         &self,
         inner: &Arc<Inner>,
-        run_at: Instant,
+        run_at: Deadline,
         task: Task,
         dest: Destination,
     ) -> Result<DelayId, Task> {
@@ -229,6 +230,7 @@ fn tighten_timer_slack() {}
 
 fn service_main(inner: Arc<Inner>) {
     tighten_timer_slack();
+    crate::current::set_thread_of(Arc::as_ptr(&inner) as usize);
     let shared = Arc::clone(&inner.delay.shared);
     let mut ripe = Vec::new();
     loop {
@@ -254,8 +256,6 @@ fn service_main(inner: Arc<Inner>) {
                 }
             }
         }
-        for d in ripe.drain(..) {
-            Inner::forward_ripe(&inner, d.dest, d.task);
-        }
+        Inner::forward_ripe_batch(&inner, ripe.drain(..));
     }
 }

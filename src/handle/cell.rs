@@ -134,8 +134,8 @@ impl<T: Send> HandleCell<T> for CellCore<T> {
 /// What the scheduler sees of a cell: something to run once, or to abandon.
 pub(crate) trait RunCell: Send + std::marker::Sync {
     /// Runs the closure if it is still pending. `Err(message)` if it panicked (for reporting);
-    /// `on_panic` runs before the handle is resolved.
-    fn run(&self, on_panic: &dyn Fn()) -> Result<(), String>;
+    /// `on_panic(message)` runs before the handle is resolved.
+    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String>;
     /// The task will never run: drop the closure and resolve the handle as not run.
     fn abandon(&self);
     /// The task will never run: drop the closure and resolve the handle with `err`
@@ -166,7 +166,7 @@ where
         }
         let f = self.f.lock().take();
         // Dropped at once (not when the queued entry is reached), outside every lock.
-        crate::worker::drop_quietly(f);
+        crate::unwind::drop_quietly(f);
         self.core.finish(CANCELLED, Err(err), None);
         true
     }
@@ -191,7 +191,7 @@ where
     F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self, on_panic: &dyn Fn()) -> Result<(), String> {
+    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String> {
         if self
             .core
             .state
@@ -206,7 +206,7 @@ where
             .take()
             .expect("the RUNNING winner owns the closure");
         let start = Instant::now();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let outcome = crate::unwind::catch(f);
         let elapsed = Some(start.elapsed());
         match outcome {
             Ok(r) => {
@@ -214,11 +214,11 @@ where
                 Ok(())
             }
             Err(payload) => {
-                on_panic();
-                let msg = crate::pool::panic_message(&*payload);
-                crate::worker::drop_quietly(payload);
+                let msg = payload.message();
+                on_panic(&msg);
+                // The payload is kept for `TaskError::into_panic`; dropping it never unwinds.
                 self.core
-                    .finish(PANICKED, Err(TaskError::panicked(msg.clone())), elapsed);
+                    .finish(PANICKED, Err(TaskError::from_panic(payload)), elapsed);
                 Err(msg)
             }
         }
@@ -241,10 +241,10 @@ impl CellJob {
     /// Loom models run cells directly.
     #[cfg(all(test, loom))]
     pub(crate) fn run(&self) -> Result<(), String> {
-        self.0.run(&|| {})
+        self.0.run(&|_| {})
     }
 
-    pub(crate) fn run_with(&self, on_panic: &dyn Fn()) -> Result<(), String> {
+    pub(crate) fn run_with(&self, on_panic: &dyn Fn(&str)) -> Result<(), String> {
         self.0.run(on_panic)
     }
 

@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 
 use crate::error::PostRefusal;
 use crate::handle::cell::{new_cell, new_outcome_cell, CellJob};
@@ -71,8 +72,8 @@ impl Deferred {
     ///
     /// See [`Deferred`] for an example.
     pub fn run(self) {
-        if let Err(msg) = self.job.run_with(&|| {}) {
-            tracing::error!(message = %msg, "a deferred task panicked");
+        if let Err(msg) = self.job.run_with(&|_| {}) {
+            tracing::error!(target: "taskrunner", message = %msg, "a deferred task panicked");
         }
     }
 
@@ -87,8 +88,23 @@ impl Deferred {
     /// task.run_on(&seq).unwrap();
     /// assert_eq!(handle.join().unwrap(), "ran");
     /// ```
+    ///
+    /// Run this way it is a task of `runner`: a panic goes through the pool's panic handler and
+    /// the runner's [`PanicPolicy`](crate::PanicPolicy), like a plain task's.
+    #[track_caller]
     pub fn run_on<R: PostTask + ?Sized>(self, runner: &R) -> Result<(), PostRefusal> {
-        runner.post_task(move || self.run()).map_err(|e| e.reason())
+        let posted_from = Location::caller();
+        let job = self.job;
+        runner
+            .post_task_at(
+                move || {
+                    let _ = job.run_with(&|msg| {
+                        crate::unwind::report_task_panic(msg.to_owned(), posted_from)
+                    });
+                },
+                posted_from,
+            )
+            .map_err(|e| e.reason())
     }
 
     /// Resolves the handle as cancelled without running the task. `false` if the handle was

@@ -35,4 +35,4 @@ impl<R: FnOnce() + Send + 'static> Reply<()> for ReplyFn<R> {
     }
 }
 pub use error::TaskError;
-pub use task_handle::{TaskHandle, TaskState};
+pub use task_handle::{AbortHandle, TaskHandle, TaskState};

@@ -11,6 +11,7 @@ use crate::delay::DelayId;
 use crate::handle::cell::{
     CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
 };
+use crate::deadline::Deadline;
 use crate::handle::TaskError;
 use crate::pool::Inner;
 use crate::sync::Ordering;
@@ -77,6 +78,9 @@ impl TaskState {
 pub struct TaskHandle<T> {
     pub(super) cell: Arc<dyn HandleCell<T>>,
     abort_on_drop: bool,
+    /// The token of the sequence the task was posted to (0: not a sequence). A blocking wait
+    /// made from a task of that same sequence could never end (see `assert_can_wait`).
+    sequence: u64,
     /// The task was posted to a seeded single-thread test pool (only the driving thread runs
     /// it, so a blocking join there could never finish).
     #[cfg(feature = "test-util")]
@@ -85,7 +89,7 @@ pub struct TaskHandle<T> {
     /// (the closure is freed by the cell either way; this frees the entry and its sequence).
     /// A weak reference, so a handle does not keep a dropped pool's state alive.
     #[cfg(not(loom))]
-    delay_entry: Option<(std::sync::Weak<Inner>, DelayId)>,
+    delay_entry: DelayEntry,
     /// The pool, when it is a `TestEnvironment`'s (mock clock, manual delays): waits obey the
     /// mock clock.
     #[cfg(feature = "test-util")]
@@ -97,6 +101,7 @@ impl<T: Send + 'static> TaskHandle<T> {
         TaskHandle {
             cell,
             abort_on_drop: false,
+            sequence: 0,
             #[cfg(feature = "test-util")]
             seeded_pool: false,
             #[cfg(not(loom))]
@@ -104,6 +109,12 @@ impl<T: Send + 'static> TaskHandle<T> {
             #[cfg(feature = "test-util")]
             mock: None,
         }
+    }
+
+    /// Records the sequence the task was posted to (its token), for the own-sequence check.
+    pub(crate) fn on_sequence(mut self, token: u64) -> Self {
+        self.sequence = token;
+        self
     }
 
     /// Marks a handle of a task posted to a `TestEnvironment` pool.
@@ -182,10 +193,29 @@ impl<T: Send + 'static> TaskHandle<T> {
     pub(crate) fn wait_done(&self) {
         let core = self.core();
         spin_until_terminal(core);
-        let mut s = core.sync.lock();
-        while !s.done {
-            core.cv.wait(&mut s);
+        if core.sync.lock().done {
+            return;
         }
+        self.assert_can_wait("waiting for a task handle");
+        crate::blocking::blocking_unchecked(|| {
+            let mut s = core.sync.lock();
+            while !s.done {
+                core.cv.wait(&mut s);
+            }
+        });
+    }
+
+    /// Panics with advice when the caller is a task of the sequence this task was posted to:
+    /// the task is queued behind the caller (or is the caller), and the sequence runs one task
+    /// at a time, so the wait could never end.
+    #[track_caller]
+    fn assert_can_wait(&self, what: &str) {
+        crate::current::assert_not_waiting_on_own_sequence(self.sequence, what);
+    }
+
+    /// `true` if a wait by the calling thread could never end (see `assert_can_wait`).
+    fn waits_on_own_sequence(&self) -> bool {
+        self.sequence != 0 && crate::current::current_token() == self.sequence
     }
 
     /// Wakes `waker` when the task ends (at once if it has), without taking the result.
@@ -206,9 +236,20 @@ impl<T: Send + 'static> TaskHandle<T> {
         }
     }
 
-    /// Blocks until the task ends and returns its value, or why there is none. Panics if the
-    /// result was already taken with [`try_result`](Self::try_result) or
-    /// [`join_timeout`](Self::join_timeout).
+    /// Blocks until the task ends and returns its value, or why there is none.
+    ///
+    /// Called from a task of the same pool, the wait is a blocking scope: the pool runs one
+    /// more worker meanwhile, so joins inside tasks can never use up every worker and deadlock
+    /// the pool. From async code, `.await` the handle instead of blocking a thread.
+    ///
+    /// # Panics
+    ///
+    /// If the result was already taken with [`try_result`](Self::try_result) or
+    /// [`join_timeout`](Self::join_timeout); and, at once, if the caller is a task of the
+    /// sequence (or single-thread runner) this task was posted to and the task has not ended:
+    /// it is queued behind the caller, which would wait forever. Use post-and-reply
+    /// (`post_task_and_reply_with_result`), [`then`](Self::then), or `.await` the handle in a
+    /// future (`post_future`) instead.
     ///
     /// ```
     /// # use taskrunner::{ThreadPool, TaskTraits};
@@ -216,6 +257,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// let h = pool.post_task_with_result(TaskTraits::default(), || "done").unwrap();
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
+    #[track_caller]
     pub fn join(mut self) -> Result<T, TaskError> {
         self.wait_take(None).expect(
             "TaskHandle::join: the result was already taken (by try_result or join_timeout)",
@@ -223,7 +265,12 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 
     /// Waits at most `timeout` for the result. `None` if the task has not ended yet (the handle
-    /// stays usable), or if the result was already taken.
+    /// stays usable), or if the result was already taken. A timeout too large for `Instant`
+    /// (`Duration::MAX`) waits without limit.
+    ///
+    /// Like [`join`](Self::join), the wait compensates the pool when made from a pool task.
+    /// Called from a task of the sequence this task is queued on, it returns `None` at once
+    /// (the task cannot run before the caller ends).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -233,6 +280,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// assert!(h.join_timeout(Duration::from_millis(5)).is_none());
     /// h.cancel();
     /// ```
+    #[track_caller]
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, TaskError>> {
         self.wait_take(Some(timeout))
     }
@@ -248,6 +296,7 @@ impl<T: Send + 'static> TaskHandle<T> {
         self.core().sync.lock().result.take()
     }
 
+    #[track_caller]
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
         #[cfg(feature = "test-util")]
         if let Some(inner) = self.mock.as_ref().and_then(std::sync::Weak::upgrade) {
@@ -255,21 +304,35 @@ impl<T: Send + 'static> TaskHandle<T> {
         }
         let core = self.cell.core();
         spin_until_terminal(core);
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut s = core.sync.lock();
-        while !s.done {
-            match (timeout, deadline) {
-                (None, _) | (Some(_), None) => core.cv.wait(&mut s),
-                (Some(_), Some(d)) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return None;
-                    }
-                    core.cv.wait_for(&mut s, d - now);
-                }
+        {
+            let mut s = core.sync.lock();
+            if s.done {
+                return s.result.take();
             }
         }
-        s.result.take()
+        if self.waits_on_own_sequence() {
+            if timeout.is_some() {
+                return None;
+            }
+            self.assert_can_wait("TaskHandle::join");
+        }
+        let deadline = match timeout {
+            Some(t) => Deadline::real_after(t),
+            None => Deadline::NEVER,
+        };
+        crate::blocking::blocking_unchecked(|| {
+            let mut s = core.sync.lock();
+            while !s.done {
+                match deadline.remaining(Instant::now()) {
+                    None => core.cv.wait(&mut s),
+                    Some(left) if left.is_zero() => return None,
+                    Some(left) => {
+                        core.cv.wait_for(&mut s, left);
+                    }
+                }
+            }
+            s.result.take()
+        })
     }
 
     /// Waiting on a task of a `TestEnvironment` pool: a timeout is measured on the mock clock
@@ -281,39 +344,63 @@ impl<T: Send + 'static> TaskHandle<T> {
         inner: &Inner,
         timeout: Option<Duration>,
     ) -> Option<Result<T, TaskError>> {
-        let deadline = timeout.map(|t| inner.clock.now() + t);
-        let core = self.cell.core();
-        let mut s = core.sync.lock();
-        loop {
+        let deadline = match timeout {
+            Some(t) => Deadline::after(inner.clock.now(), t),
+            None => Deadline::NEVER,
+        };
+        {
+            let mut s = self.core().sync.lock();
             if s.done {
                 return s.result.take();
             }
-            if deadline.is_some_and(|d| inner.clock.now() >= d) {
-                return None;
-            }
-            if crate::current::drives_test_env() {
-                if self.seeded_pool {
-                    panic!(
-                        "waiting for a task on the thread that drives a seeded single-thread TestEnvironment would \
-                         block forever: only this thread runs its tasks. Call env.run_until_idle() or \
-                         env.fast_forward_by(..) first (or use try_result())."
-                    );
-                }
-                let not_due = self
-                    .delay_entry
-                    .as_ref()
-                    .is_some_and(|(_, id)| inner.delay.is_pending(*id));
-                if not_due || deadline.is_some() {
-                    panic!(
-                        "waiting for a delayed task (or on a mock-time timeout) on the thread that drives a \
-                         TestEnvironment would block forever: mock time only moves when this thread moves it. \
-                         Call env.fast_forward_by(..) (or advance_clock + run_until_idle) first, then join."
-                    );
-                }
-            }
-            // Another thread may move the mock clock: look again every millisecond.
-            core.cv.wait_for(&mut s, Duration::from_millis(1));
         }
+        // Workers of a threaded environment compensate like real pools while they wait.
+        crate::blocking::blocking_unchecked(|| {
+            let core = self.cell.core();
+            let mut s = core.sync.lock();
+            loop {
+                if s.done {
+                    return s.result.take();
+                }
+                if deadline.is_reached(inner.clock.now()) {
+                    return None;
+                }
+                if self.waits_on_own_sequence() {
+                    if timeout.is_some() {
+                        return None;
+                    }
+                    drop(s);
+                    self.assert_can_wait("TaskHandle::join");
+                    s = core.sync.lock();
+                    continue;
+                }
+                if crate::current::drives_test_env() {
+                    if self.seeded_pool {
+                        panic!(
+                            "waiting for a task on the thread that drives a seeded single-thread TestEnvironment would \
+                             block forever: only this thread runs its tasks. Call env.run_until_idle() or \
+                             env.fast_forward_by(..) first (or use try_result())."
+                        );
+                    }
+                    let not_due = self
+                        .delay_entry
+                        .as_ref()
+                        .is_some_and(|(_, id)| inner.delay.is_pending(*id));
+                    // A task that needs no mock time runs on the environment's workers: waiting for
+                    // it (with or without a mock-time timeout, which cannot elapse meanwhile) is a
+                    // plain join. One that is not due yet needs this thread to move the clock.
+                    if not_due {
+                        panic!(
+                            "waiting for a delayed task that is not due yet on the thread that drives a \
+                             TestEnvironment would block forever: mock time only moves when this thread moves it. \
+                             Call env.fast_forward_by(..) (or advance_clock + run_until_idle) first, then join."
+                        );
+                    }
+                }
+                // Another thread may move the mock clock: look again every millisecond.
+                core.cv.wait_for(&mut s, Duration::from_millis(1));
+            }
+        })
     }
 
     /// `true` once the task has ended (completed, failed, panicked or cancelled). Never blocks.
@@ -340,14 +427,32 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// assert_eq!(h.state(), TaskState::Cancelled);
     /// ```
     pub fn state(&self) -> TaskState {
-        match self.core().state.load(Ordering::Acquire) {
-            PENDING => TaskState::Pending,
-            RUNNING => TaskState::Running,
-            COMPLETED => TaskState::Completed,
-            PANICKED => TaskState::Panicked,
-            CANCELLED => TaskState::Cancelled,
-            FAILED => TaskState::Failed,
-            _ => unreachable!("invalid task state"),
+        decode_state(self.core().state.load(Ordering::Acquire))
+    }
+
+    /// A cloneable handle that cancels this task from anywhere, while the `TaskHandle` itself is
+    /// used elsewhere (for example while another thread is blocked in [`join`](Self::join),
+    /// which then returns the cancellation). It has the same effect as
+    /// [`cancel`](Self::cancel) and does not keep the task's result.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), || 1).unwrap();
+    /// let abort = h.abort_handle();
+    /// let joiner = std::thread::spawn(move || h.join());
+    /// assert!(abort.cancel());
+    /// assert!(joiner.join().unwrap().unwrap_err().is_cancelled());
+    /// assert!(abort.is_finished());
+    /// ```
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            target: Arc::new(Target {
+                cell: Arc::clone(&self.cell),
+                #[cfg(not(loom))]
+                delay_entry: self.delay_entry.clone(),
+            }),
         }
     }
 
@@ -435,19 +540,130 @@ fn spin_until_terminal<T>(core: &CellCore<T>) {
 #[cfg(loom)]
 fn spin_until_terminal<T>(_core: &CellCore<T>) {}
 
-impl<T> TaskHandle<T> {
-    fn cancel_now(&self) -> bool {
-        let cancelled = self.cell.cancel();
-        #[cfg(not(loom))]
-        if cancelled {
-            if let Some((pool, id)) = &self.delay_entry {
-                if let Some(inner) = pool.upgrade() {
-                    // Dropped outside the delay lock (the entry may hold the last sequence ref).
-                    crate::worker::drop_quietly(inner.delay.cancel(*id));
-                }
+fn decode_state(state: u8) -> TaskState {
+    match state {
+        PENDING => TaskState::Pending,
+        RUNNING => TaskState::Running,
+        COMPLETED => TaskState::Completed,
+        PANICKED => TaskState::Panicked,
+        CANCELLED => TaskState::Cancelled,
+        FAILED => TaskState::Failed,
+        _ => unreachable!("invalid task state"),
+    }
+}
+
+/// A delayed task's pending entry in its pool's delay manager.
+#[cfg(not(loom))]
+type DelayEntry = Option<(std::sync::Weak<Inner>, DelayId)>;
+
+/// Cancels through the cell, then frees a delayed task's pending entry at once.
+fn cancel_cell<T>(cell: &dyn HandleCell<T>, #[cfg(not(loom))] delay_entry: &DelayEntry) -> bool {
+    let cancelled = cell.cancel();
+    #[cfg(not(loom))]
+    if cancelled {
+        if let Some((pool, id)) = delay_entry {
+            if let Some(inner) = pool.upgrade() {
+                // Dropped outside the delay lock (the entry may hold the last sequence ref).
+                crate::unwind::drop_quietly(inner.delay.cancel(*id));
             }
         }
-        cancelled
+    }
+    cancelled
+}
+
+impl<T> TaskHandle<T> {
+    fn cancel_now(&self) -> bool {
+        cancel_cell(
+            &*self.cell,
+            #[cfg(not(loom))]
+            &self.delay_entry,
+        )
+    }
+}
+
+/// Cancels a task whose [`TaskHandle`] is used elsewhere; made by
+/// [`TaskHandle::abort_handle`]. Cheap to clone, `Send + Sync`, and it never keeps the task's
+/// result or closure alive beyond the task itself.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use taskrunner::{ThreadPool, TaskTraits, TaskState};
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || ()).unwrap();
+/// let a = h.abort_handle();
+/// assert_eq!(a.state(), TaskState::Pending);
+/// assert!(a.clone().cancel());
+/// assert!(!a.cancel()); // already cancelled
+/// assert_eq!(h.state(), TaskState::Cancelled);
+/// ```
+#[derive(Clone)]
+#[doc(alias = "abort")]
+pub struct AbortHandle {
+    target: Arc<dyn AbortTarget>,
+}
+
+impl AbortHandle {
+    /// Cancels the task if it has not started (see [`TaskHandle::cancel`]); `true` if this call
+    /// cancelled it.
+    ///
+    /// See [`AbortHandle`] for an example.
+    #[doc(alias = "abort")]
+    pub fn cancel(&self) -> bool {
+        self.target.cancel()
+    }
+
+    /// `true` once the task has ended (see [`TaskHandle::is_finished`]).
+    ///
+    /// ```
+    /// let a = taskrunner::TaskHandle::ready(1).abort_handle();
+    /// assert!(a.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.target.is_finished()
+    }
+
+    /// The task's state now (see [`TaskHandle::state`]).
+    ///
+    /// See [`AbortHandle`] for an example.
+    pub fn state(&self) -> TaskState {
+        self.target.state()
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// The type-erased side of an [`AbortHandle`].
+trait AbortTarget: Send + std::marker::Sync {
+    fn cancel(&self) -> bool;
+    fn is_finished(&self) -> bool;
+    fn state(&self) -> TaskState;
+}
+
+struct Target<T> {
+    cell: Arc<dyn HandleCell<T>>,
+    #[cfg(not(loom))]
+    delay_entry: DelayEntry,
+}
+
+impl<T: Send + 'static> AbortTarget for Target<T> {
+    fn cancel(&self) -> bool {
+        cancel_cell(
+            &*self.cell,
+            #[cfg(not(loom))]
+            &self.delay_entry,
+        )
+    }
+    fn is_finished(&self) -> bool {
+        self.cell.core().sync.lock().done
+    }
+    fn state(&self) -> TaskState {
+        decode_state(self.cell.core().state.load(Ordering::Acquire))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `TaskHandle::then`: a continuation posted as a new task when the predecessor ends.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 
@@ -52,6 +53,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// let done = taskrunner::TaskHandle::ready(20);
     /// assert_eq!(done.then(&pool, |r| r.unwrap() + 1).join().unwrap(), 21);
     /// ```
+    #[track_caller]
     pub fn then<R, U, F>(self, runner: &R, f: F) -> TaskHandle<U>
     where
         R: PostTask + Clone + Send + Sync + 'static,
@@ -70,14 +72,17 @@ impl<T: Send + 'static> TaskHandle<T> {
         });
         let link = runner.pool_link();
         let runner = runner.clone();
+        let posted_from = Location::caller();
         let post = move || {
+            // A panic goes through the pool's panic handler and the runner's panic policy,
+            // like a plain task's, before the continuation's handle resolves.
             let run = move || {
-                if let Err(msg) = job.run_with(&|| {}) {
-                    tracing::error!(message = %msg, "a continuation (TaskHandle::then) panicked");
-                }
+                let _ = job.run_with(&|msg| {
+                    crate::unwind::report_task_panic(msg.to_owned(), posted_from)
+                });
             };
             // Refused: dropping the closure drops the job unrun, so the handle says not run.
-            drop(runner.post_task(run));
+            drop(runner.post_task_at(run, posted_from));
         };
         let handle = TaskHandle::from_cell(cell).for_pool(link);
         let waker = Waker::from(Arc::new(PostOnWake {

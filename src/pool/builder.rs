@@ -65,6 +65,16 @@ impl fmt::Debug for ThreadPoolBuilder {
 }
 
 impl ThreadPoolBuilder {
+    /// The largest `max_workers` a pool accepts.
+    ///
+    /// ```
+    /// # use taskrunner::ThreadPoolBuilder;
+    /// let err = ThreadPoolBuilder::new().max_workers(usize::MAX).build().unwrap_err();
+    /// assert!(err.is_invalid_config());
+    /// assert!(err.to_string().contains(&ThreadPoolBuilder::MAX_WORKERS.to_string()));
+    /// ```
+    pub const MAX_WORKERS: usize = 32_768;
+
     /// A builder with the defaults.
     ///
     /// ```
@@ -244,6 +254,9 @@ impl ThreadPoolBuilder {
         if max_workers == 0 {
             return Err(BuildError::new(BuildErrorKind::ZeroWorkers));
         }
+        if max_workers > Self::MAX_WORKERS {
+            return Err(BuildError::new(BuildErrorKind::TooManyWorkers { max_workers }));
+        }
         let be = self
             .max_best_effort
             .unwrap_or_else(|| max_workers.saturating_sub(1).clamp(1, 2));
@@ -276,6 +289,7 @@ impl ThreadPoolBuilder {
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let (max_workers, be, config, clock) = self.into_config()?;
+        probe_thread_spawn(&config)?;
         Ok(ThreadPool::from_parts(max_workers, be, config, clock))
     }
 
@@ -293,4 +307,30 @@ impl ThreadPoolBuilder {
         let pool = self.build()?;
         crate::pool::global::install(pool)
     }
+}
+
+/// Starts (and joins) one short-lived thread with the workers' name and stack size, so that a
+/// pool whose threads can never start fails to build with a clear error instead of accepting
+/// tasks it can never run. Workers themselves still start lazily.
+#[cfg(not(loom))]
+fn probe_thread_spawn(config: &Config) -> Result<(), BuildError> {
+    #[allow(clippy::disallowed_methods)]
+    let mut b = std::thread::Builder::new();
+    if let Some(sz) = config.stack_size {
+        b = b.stack_size(sz);
+    }
+    match b.spawn(|| ()) {
+        Ok(h) => {
+            let _ = h.join();
+            Ok(())
+        }
+        Err(e) => Err(BuildError::new(BuildErrorKind::ThreadSpawn {
+            error: e.to_string(),
+        })),
+    }
+}
+
+#[cfg(loom)]
+fn probe_thread_spawn(_config: &Config) -> Result<(), BuildError> {
+    Ok(())
 }

@@ -4,7 +4,6 @@
 mod builder;
 pub(crate) mod global;
 
-use std::any::Any;
 use std::fmt;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
@@ -14,7 +13,8 @@ pub use builder::ThreadPoolBuilder;
 
 use crate::clock::Clock;
 use crate::current;
-use crate::delay::{DelayId, DelayManager, Destination};
+use crate::deadline::Deadline;
+use crate::delay::{DelayId, DelayManager, Delayed, Destination};
 use crate::error::{PostError, PostRefusal};
 use crate::handle::{new_cell, Reply, TaskHandle};
 use crate::runner::{
@@ -28,7 +28,8 @@ use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskTraits};
 #[cfg(not(loom))]
 use crate::worker::WorkerShared;
-use crate::worker::{drop_quietly, Dedicated, Group, RunningTask};
+use crate::unwind::{drop_each_quietly, drop_quietly};
+use crate::worker::{Dedicated, Group, Ready, RunningTask};
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
 
@@ -153,7 +154,7 @@ impl Config {
         let name = self
             .thread_name
             .as_ref()
-            .and_then(|f| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).ok());
+            .and_then(|f| crate::unwind::catch(|| f(index)).ok());
         sanitize(name.unwrap_or_else(|| format!("{}-worker-{index}", self.name_prefix)))
     }
 
@@ -323,6 +324,10 @@ impl Inner {
         match Inner::admit(this, &dest, delay) {
             Ok(block_now) => {
                 let (job, cell) = new_cell(wrap(f));
+                let sequence = match &dest {
+                    PostDest::Sequence(s) => s.token,
+                    PostDest::Parallel(_) => 0,
+                };
                 let entry = Inner::submit(
                     this,
                     dest,
@@ -330,7 +335,7 @@ impl Inner {
                     Task::from_job(Job::Cell(job), posted_from),
                     block_now,
                 );
-                let handle = TaskHandle::from_cell(cell);
+                let handle = TaskHandle::from_cell(cell).on_sequence(sequence);
                 #[cfg(feature = "test-util")]
                 let handle = handle
                     .on_seeded_pool(this.group.is_manual())
@@ -408,12 +413,22 @@ impl Inner {
             PostDest::Parallel(t) => t.get_shutdown_behavior(),
         };
         this.tracker.will_post(behavior, delayed)?;
+        let pool_homed = match dest {
+            PostDest::Sequence(s) => matches!(s.home, Home::Pool),
+            PostDest::Parallel(_) => true,
+        };
+        if pool_homed && this.group.is_stalled() {
+            Inner::retry_start(this)?;
+        }
         if let PostDest::Sequence(s) = dest {
             if s.is_poisoned() {
                 return Err(PostRefusal::SequencePoisoned);
             }
             if let Home::Dedicated(d) = &s.home {
                 if d.is_dead() {
+                    if d.spawn_failed() {
+                        return Err(PostRefusal::ThreadSpawnFailed);
+                    }
                     return Err(PostRefusal::ThreadExited);
                 }
             }
@@ -428,6 +443,48 @@ impl Inner {
             this.tracker.register_block()?;
         }
         Ok(block_now)
+    }
+
+    /// The pool has no worker and the last start failed: try again now; refuse the post if no
+    /// thread can be started still (the closure is handed back).
+    #[cold]
+    fn retry_start(this: &Arc<Self>) -> Result<(), PostRefusal> {
+        this.group.retry_start().run(this);
+        if this.group.is_stalled() {
+            Err(PostRefusal::ThreadSpawnFailed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Shutdown of a pool whose workers cannot start: what is queued can never run, so it is
+    /// discarded now (handles resolve as not run) and its shutdown items are released, instead
+    /// of shutdown waiting for it forever.
+    fn abandon_if_stalled(this: &Arc<Self>) {
+        if !this.group.is_stalled() {
+            return;
+        }
+        this.group.retry_start().run(this);
+        let Some(sources) = this.group.take_stalled_work() else {
+            return;
+        };
+        tracing::error!(
+            target: "taskrunner",
+            sources = sources.len(),
+            "shutdown discards queued work that no thread can run (worker threads cannot be started)"
+        );
+        for source in sources {
+            let block = match &source {
+                Source::Sequence(seq) => seq.shutdown == ShutdownBehavior::BlockShutdown,
+                Source::Single(one) => {
+                    one.traits.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
+                }
+            };
+            this.discard(source);
+            if block {
+                Inner::check_completion(this, this.tracker.unregister_block());
+            }
+        }
     }
 
     /// Queues an admitted task: now, or through the delay manager (then returns the id of its
@@ -452,11 +509,9 @@ impl Inner {
             return None;
         }
         task.was_delayed = true;
-        let now = this.clock.now();
-        // A delay too large for `Instant` means "effectively never": clamp to ~30 years.
-        let run_at = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
+        // A delay too large for `Instant` (`Duration::MAX`) means never: the task waits, can be
+        // cancelled, and is dropped unrun at shutdown, but never ripens.
+        let run_at = Deadline::after(this.clock.now(), delay);
         let dest = match dest {
             PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
             PostDest::Parallel(t) => Destination::Parallel(t),
@@ -472,15 +527,50 @@ impl Inner {
         }
     }
 
-    /// Called by the delay service thread for each ripe task, in (run time, post) order.
-    pub(crate) fn forward_ripe(this: &Arc<Self>, dest: Destination, mut task: Task) {
+    /// Forwards one ripe task (see [`forward_ripe_batch`](Inner::forward_ripe_batch)).
+    #[cfg_attr(not(all(test, loom)), allow(dead_code))]
+    pub(crate) fn forward_ripe(this: &Arc<Self>, dest: Destination, task: Task) {
+        let mut ready = Vec::new();
+        Inner::prepare_ripe(this, dest, task, &mut ready);
+        if !ready.is_empty() {
+            this.group.push_ripe_batch(ready).run(this);
+        }
+    }
+
+    /// Called by the delay service thread (or a test environment) with everything ripe at one
+    /// moment, in (run time, post) order. The tasks join the tail of their sequences, and every
+    /// source that became ready enters the ready queue **in one step**: a worker sees all of
+    /// them or none, so tasks that ripen together are picked by priority, then age, exactly as
+    /// if they had been posted at once (a one-worker test environment runs them in that order
+    /// every time).
+    pub(crate) fn forward_ripe_batch(this: &Arc<Self>, ripe: impl IntoIterator<Item = Delayed>) {
+        let mut ready = Vec::new();
+        for d in ripe {
+            Inner::prepare_ripe(this, d.dest, d.task, &mut ready);
+        }
+        if !ready.is_empty() {
+            this.group.push_ripe_batch(ready).run(this);
+        }
+    }
+
+    /// Appends a ripe task to its destination; a source that became ready is collected in
+    /// `ready` for the caller to push into the group. Inline callbacks run here.
+    fn prepare_ripe(this: &Arc<Self>, dest: Destination, mut task: Task, ready: &mut Vec<Ready>) {
         if this.tracker.shutdown_started() {
-            drop_quietly((dest, task));
+            drop_quietly(task);
+            drop_quietly(dest);
             return;
         }
         task.mark_ready();
         match dest {
-            Destination::Sequence(s) => Inner::push_to_sequence(this, &s, task),
+            Destination::Sequence(s) => match s.push(task, &this.tracker) {
+                Push::Enqueue(key) => match &s.home {
+                    Home::Pool => ready.push(Ready::Sequence(key, s)),
+                    Home::Dedicated(d) => d.schedule(this, &s),
+                },
+                Push::Done => {}
+                Push::Refused(task) => drop_quietly(task),
+            },
             Destination::Parallel(t) => {
                 if t.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
                     && this.tracker.register_block().is_err()
@@ -489,16 +579,18 @@ impl Inner {
                     drop_quietly(task);
                     return;
                 }
-                Inner::push_one_off(this, t, task, true)
+                ready.push(Ready::OneOff(OneOff { task, traits: t }));
             }
             Destination::Inline => {
+                let posted_from = task.posted_from;
                 if let Job::Fn(f) = task.job {
-                    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                    if let Err(p) = crate::unwind::catch(f) {
                         tracing::error!(
-                            message = %panic_message(&*p),
+                            target: "taskrunner",
+                            message = %p.message(),
+                            posted_from = %posted_from,
                             "a timer callback panicked"
                         );
-                        drop_quietly(p);
                     }
                 }
             }
@@ -517,7 +609,7 @@ impl Inner {
         if this.tracker.shutdown_started() {
             return None;
         }
-        let run_at = this.clock.now() + delay;
+        let run_at = Deadline::after(this.clock.now(), delay);
         let mut task = Task::new(f, posted_from);
         task.was_delayed = true;
         match this.delay.add(this, run_at, task, Destination::Inline) {
@@ -533,9 +625,7 @@ impl Inner {
     /// (run time, post) order, as the service thread would.
     #[cfg(feature = "test-util")]
     pub(crate) fn forward_ripe_now(this: &Arc<Self>) {
-        for d in this.delay.take_ripe(this.clock.now()) {
-            Inner::forward_ripe(this, d.dest, d.task);
-        }
+        Inner::forward_ripe_batch(this, this.delay.take_ripe(this.clock.now()));
     }
 
     /// Test environments: `true` if no dedicated thread has work scheduled or running.
@@ -554,20 +644,12 @@ impl Inner {
     /// Drops a source that will never run (shutdown completed).
     pub(crate) fn discard(&self, s: Source) {
         match s {
-            Source::Sequence(seq) => drop_quietly(seq.clear()),
+            Source::Sequence(seq) => drop_each_quietly(seq.clear()),
             Source::Single(one) => drop_quietly(one),
         }
     }
 
     // ---- panics ----------------------------------------------------------------------------
-
-    pub(crate) fn report_panic(
-        &self,
-        posted_from: &'static Location<'static>,
-        payload: &(dyn Any + Send),
-    ) {
-        self.report_panic_message(posted_from, panic_message(payload));
-    }
 
     pub(crate) fn report_panic_message(
         &self,
@@ -580,8 +662,13 @@ impl Inner {
                 message,
                 posted_from,
             };
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&p))).is_err() {
-                tracing::error!(target: "taskrunner", "the pool's panic handler panicked");
+            // The handler's own panic is caught, and so is a panic of its payload's destructor.
+            if let Err(payload) = crate::unwind::catch(|| h(&p)) {
+                tracing::error!(
+                    target: "taskrunner",
+                    message = %payload.message(),
+                    "the pool's panic handler panicked"
+                );
             }
         }
     }
@@ -600,7 +687,7 @@ impl Inner {
         if this.tracker.start_shutdown() {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
             // Delayed tasks never block shutdown and never run after it starts.
-            drop_quietly(this.delay.stop());
+            drop_each_quietly(this.delay.stop());
         }
         Inner::maybe_complete_shutdown(this);
     }
@@ -631,8 +718,12 @@ impl Inner {
     /// The completion duties, run by whoever completed shutdown: discard everything queued,
     /// wake every worker so it exits, stop dedicated threads, release waiters.
     pub(crate) fn complete_shutdown(this: &Arc<Self>) {
+        // Destructors of the discarded work run on this thread; one that calls `shutdown()`
+        // must not wait for the end of these duties (see `shutdown_and_wait`).
+        current::set_completing(Some(Arc::as_ptr(this) as usize));
+        let _reset = ResetCompleting;
         this.group.complete().run(this);
-        drop_quietly(this.delay.stop());
+        drop_each_quietly(this.delay.stop());
         let dedicated: Vec<_> = this.dedicated.lock().clone();
         // Tasks queued behind a continue-on-shutdown task that is still running can never run
         // now: drop them instead of keeping them until that task ends.
@@ -644,7 +735,7 @@ impl Inner {
             .filter_map(|w| w.continue_sequence())
             .collect::<Vec<_>>();
         for seq in continuing {
-            drop_quietly(seq.drain_pending());
+            drop_each_quietly(seq.drain_pending());
         }
         for d in dedicated {
             d.request_exit();
@@ -657,15 +748,26 @@ impl Inner {
         this: &Arc<Self>,
         timeout: Option<Duration>,
     ) -> Result<(), ShutdownTimedOut> {
-        if timeout.is_none() {
-            if let Some(p) = current::current_pool() {
-                if Arc::ptr_eq(&p, this) && current::in_task() {
-                    panic!(
-                        "ThreadPool::shutdown() was called from inside a task of the same pool: it would wait for that task forever. \
-                         Call it from outside the pool, or use shutdown_timeout()"
-                    );
-                }
-            }
+        let addr = Arc::as_ptr(this) as usize;
+        let own_thread = current::is_thread_of(addr);
+        if timeout.is_none() && own_thread && current::in_task() {
+            panic!(
+                "ThreadPool::shutdown() was called from inside a task of the same pool: it would wait for that task forever. \
+                 Call it from outside the pool, or use shutdown_timeout()"
+            );
+        }
+        if current::is_completing(addr) {
+            // A destructor run by the completion duties themselves (a discarded task): shutdown
+            // has completed; waiting for the end of the duties would wait for this very call.
+            return Ok(());
+        }
+        Inner::start_shutdown(this);
+        Inner::abandon_if_stalled(this);
+        if own_thread && !current::in_task() && timeout.is_none() {
+            // A destructor run by one of the pool's own threads (a discarded task, a
+            // sequence-local value): that thread may be what shutdown waits for, so shutdown is
+            // started and the call returns without waiting (see `ThreadPool::shutdown`).
+            return Ok(());
         }
         Inner::start_shutdown(this);
         if !this.tracker.wait_completed(timeout) {
@@ -690,7 +792,9 @@ impl Inner {
                 pending: this.tracker.pending_items() + running_skip,
             });
         }
-        this.join_threads();
+        if !own_thread {
+            this.join_threads();
+        }
         Ok(())
     }
 
@@ -720,7 +824,10 @@ impl Inner {
             .chain(self.group.take_exited())
         {
             if !continues(&w) {
-                join(w.join.lock().take());
+                // Taken out first: the handle's lock must not be held while joining (the
+                // worker may be running a destructor that takes it).
+                let handle = w.join.lock().take();
+                join(handle);
             }
         }
         let dedicated: Vec<_> = self.dedicated.lock().clone();
@@ -756,7 +863,7 @@ impl Inner {
         this.group.set_terminating(true).run(this);
         drop(g);
         // Dropped after the lock: a destructor may revive a handle, which takes it again.
-        drop_quietly(pending);
+        drop_each_quietly(pending);
     }
 
     fn handle_revived(this: &Arc<Self>) {
@@ -788,6 +895,15 @@ impl Inner {
     #[cfg(all(test, loom))]
     pub(crate) fn start_shutdown_for_loom(this: &Arc<Self>) {
         Inner::start_shutdown(this);
+    }
+}
+
+/// Clears the "running completion duties" mark, also if a duty unwinds.
+struct ResetCompleting;
+
+impl Drop for ResetCompleting {
+    fn drop(&mut self) {
+        current::set_completing(None);
     }
 }
 

@@ -61,6 +61,39 @@ pub trait PostTask {
     /// `max_workers` otherwise.
     fn max_concurrency(&self) -> usize;
 
+    /// [`post_task`](Self::post_task) recording `posted_from` as the task's origin (what the
+    /// panic handler and tracing report), for helpers that post on a user's behalf later
+    /// (retries, continuations, repeats). Implementations outside the crate keep the default,
+    /// which ignores the location.
+    #[doc(hidden)]
+    fn post_task_at<F>(
+        &self,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let _ = posted_from;
+        self.post_task(f)
+    }
+
+    /// [`post_delayed_task`](Self::post_delayed_task) recording `posted_from` as the task's
+    /// origin (see [`post_task_at`](Self::post_task_at)).
+    #[doc(hidden)]
+    fn post_delayed_task_at<F>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let _ = posted_from;
+        self.post_delayed_task(delay, f)
+    }
+
     /// The pool behind the runner, for crate-internal services (deadline timers that fire on
     /// the delay thread, mock-clock awareness of handles). Implementations outside the crate
     /// keep the default `None`; everything still works through `post_delayed_task`.
@@ -104,6 +137,27 @@ macro_rules! impl_post_task_for_runner {
             fn pool_link(&self) -> Option<PoolLink> {
                 Some(PoolLink(self.pool_inner().clone()))
             }
+            fn post_task_at<F>(
+                &self,
+                f: F,
+                posted_from: &'static std::panic::Location<'static>,
+            ) -> Result<(), PostError<F>>
+            where
+                F: FnOnce() + Send + 'static,
+            {
+                crate::pool::Inner::post(self.pool_inner(), self.post_dest(), Duration::ZERO, f, posted_from)
+            }
+            fn post_delayed_task_at<F>(
+                &self,
+                delay: Duration,
+                f: F,
+                posted_from: &'static std::panic::Location<'static>,
+            ) -> Result<(), PostError<F>>
+            where
+                F: FnOnce() + Send + 'static,
+            {
+                crate::pool::Inner::post(self.pool_inner(), self.post_dest(), delay, f, posted_from)
+            }
         }
     };
 }
@@ -136,6 +190,27 @@ impl PostTask for UpdateableSequencedTaskRunner {
     fn pool_link(&self) -> Option<PoolLink> {
         self.as_sequenced().pool_link()
     }
+    fn post_task_at<F>(
+        &self,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.as_sequenced().post_task_at(f, posted_from)
+    }
+    fn post_delayed_task_at<F>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.as_sequenced().post_delayed_task_at(delay, f, posted_from)
+    }
 }
 
 impl PostTask for ThreadPool {
@@ -162,6 +237,39 @@ impl PostTask for ThreadPool {
     fn pool_link(&self) -> Option<PoolLink> {
         Some(PoolLink(self.pool_ref().inner().clone()))
     }
+    fn post_task_at<F>(
+        &self,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        crate::pool::Inner::post(
+            self.pool_ref().inner(),
+            crate::pool::PostDest::Parallel(crate::TaskTraits::default()),
+            Duration::ZERO,
+            f,
+            posted_from,
+        )
+    }
+    fn post_delayed_task_at<F>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        crate::pool::Inner::post(
+            self.pool_ref().inner(),
+            crate::pool::PostDest::Parallel(crate::TaskTraits::default()),
+            delay,
+            f,
+            posted_from,
+        )
+    }
 }
 
 impl<R: PostTask + ?Sized> PostTask for &R {
@@ -187,5 +295,26 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     }
     fn pool_link(&self) -> Option<PoolLink> {
         (**self).pool_link()
+    }
+    fn post_task_at<F>(
+        &self,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        (**self).post_task_at(f, posted_from)
+    }
+    fn post_delayed_task_at<F>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static std::panic::Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        (**self).post_delayed_task_at(delay, f, posted_from)
     }
 }

@@ -36,6 +36,11 @@ pub struct TaskRunner {
 
 impl TaskRunner {
     /// The pool behind this runner (crate-internal helpers: clock, worker count).
+    /// Where this runner's posts go (crate-internal posting helpers).
+    pub(crate) fn post_dest(&self) -> crate::pool::PostDest<'_> {
+        PostDest::Parallel(self.traits)
+    }
+
     pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
         self.pool.inner()
     }

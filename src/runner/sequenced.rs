@@ -55,6 +55,11 @@ impl fmt::Debug for SequencedTaskRunner {
 
 impl SequencedTaskRunner {
     /// The pool behind this runner (crate-internal helpers: clock, worker count).
+    /// Where this runner's posts go (crate-internal posting helpers).
+    pub(crate) fn post_dest(&self) -> crate::pool::PostDest<'_> {
+        PostDest::Sequence(&self.seq)
+    }
+
     pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
         self.pool.inner()
     }

@@ -199,6 +199,24 @@ impl ReadyQueue {
         Some((source, p))
     }
 
+    /// Gives back the memory of a burst: once the queue is empty, buffers larger than a small
+    /// working size are released (called when a worker finds nothing to do, so never on a
+    /// busy path).
+    pub(crate) fn shrink_if_empty(&mut self) {
+        const KEEP: usize = 64;
+        if self.len() != 0 {
+            return;
+        }
+        if self.heap.capacity() > KEEP {
+            self.heap = BinaryHeap::new();
+        }
+        for q in &mut self.fifo {
+            if q.capacity() > KEEP {
+                *q = VecDeque::new();
+            }
+        }
+    }
+
     /// Takes every queued source (shutdown completion).
     pub(crate) fn drain(&mut self) -> Vec<Source> {
         let mut out: Vec<Source> = self.heap.drain().map(|e| e.source).collect();

@@ -185,6 +185,10 @@ impl Sequence {
             }
             None => {
                 g.state = State::Idle;
+                // An idle sequence keeps no large buffer from a burst.
+                if g.queue.capacity() > 16 {
+                    g.queue = VecDeque::new();
+                }
                 drop(g);
                 if self.shutdown == ShutdownBehavior::BlockShutdown {
                     AfterRun::Idle(tracker.unregister_block())
@@ -256,9 +260,15 @@ impl Drop for Sequence {
     /// sequence's environment.
     fn drop(&mut self) {
         let locals = self.locals.lock().take();
-        if locals.is_some() {
+        // Normally empty (an idle sequence has no tasks); each task and each local value is
+        // dropped in its own guard, so two panicking destructors never abort the process.
+        let queued = std::mem::take(&mut self.synced.lock().queue);
+        if !queued.is_empty() {
+            crate::unwind::drop_each_quietly(queued);
+        }
+        if let Some(locals) = locals {
             let scope = crate::current::TaskScope::enter(self.token, None, self.may_block);
-            crate::worker::drop_quietly(locals);
+            crate::unwind::drop_each_quietly(locals.into_values());
             let _ = scope.exit();
         }
     }

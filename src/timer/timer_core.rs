@@ -299,11 +299,8 @@ impl TimerCore {
         };
         let mut task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
         task.was_delayed = true;
-        let now = this.inner.clock.now();
-        // A delay too large for `Instant` means "effectively never" (as for delayed posts).
-        let run_at = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
+        // A delay too large for `Instant` means never (as for delayed posts).
+        let run_at = crate::deadline::Deadline::after(this.inner.clock.now(), delay);
         let dest = Destination::Sequence(Arc::clone(&this.seq));
         match this.inner.delay.add(&this.inner, run_at, task, dest) {
             Ok(id) => {

@@ -30,6 +30,8 @@ struct Flags {
     dead: bool,
     /// The thread is running its sequence (test environments wait for it to finish).
     busy: bool,
+    /// The thread could not be started (posts are refused with `ThreadSpawnFailed`).
+    spawn_failed: bool,
 }
 
 /// Owns the dedicated thread: when the last runner holding it drops, the thread finishes what
@@ -95,7 +97,7 @@ impl Dedicated {
         if f.dead {
             drop(f);
             tracing::warn!(target: "taskrunner", "task posted to a single-thread runner whose thread has exited; dropped");
-            crate::worker::drop_quietly(seq.clear());
+            crate::unwind::drop_each_quietly(seq.clear());
             if seq.shutdown == ShutdownBehavior::BlockShutdown {
                 Inner::check_completion(inner, inner.tracker.unregister_block());
             }
@@ -124,6 +126,11 @@ impl Dedicated {
         !f.scheduled && !f.busy
     }
 
+    /// `true` if the thread could not be started.
+    pub(crate) fn spawn_failed(&self) -> bool {
+        self.flags.lock().spawn_failed
+    }
+
     /// `true` once the thread has exited for good.
     pub(crate) fn is_dead(&self) -> bool {
         self.flags.lock().dead
@@ -147,7 +154,8 @@ impl Dedicated {
         *self.thread_id.lock() == Some(std::thread::current().id())
     }
 
-    /// Starts the thread.
+    /// Starts the thread. If the OS refuses, the runner is marked dead and every post to it is
+    /// refused with `PostRefusal::ThreadSpawnFailed` (the closure handed back).
     pub(crate) fn start(inner: &Arc<Inner>, d: &Arc<Dedicated>, seq: Arc<Sequence>, name: String) {
         let inner2 = Arc::clone(inner);
         let d2 = Arc::clone(d);
@@ -160,8 +168,17 @@ impl Dedicated {
         match b.spawn(move || dedicated_main(inner2, d2, seq)) {
             Ok(h) => *slot = Some(h),
             Err(e) => {
-                // Without its thread the runner can never run anything: fail loudly.
-                panic!("taskrunner: failed to spawn the thread of a SingleThreadTaskRunner: {e}")
+                drop(slot);
+                tracing::error!(
+                    target: "taskrunner",
+                    error = %e,
+                    "failed to spawn the thread of a single-thread runner; its posts are refused"
+                );
+                let mut f = d.flags.lock();
+                f.dead = true;
+                f.spawn_failed = true;
+                drop(f);
+                inner.forget_dedicated(d);
             }
         }
     }
@@ -182,6 +199,7 @@ fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
     let guard = AbortOnUnwind;
     *d.thread_id.lock() = Some(std::thread::current().id());
     current::set_thread_pool(Arc::clone(&inner));
+    current::set_thread_of(Arc::as_ptr(&inner) as usize);
     loop {
         {
             let mut f = d.flags.lock();
@@ -199,7 +217,7 @@ fn dedicated_main(inner: Arc<Inner>, d: Arc<Dedicated>, seq: Arc<Sequence>) {
         while let Some((_key, s)) = run_sequence_task(&inner, Arc::clone(&seq), &d.worker) {
             if inner.tracker.shutdown_completed() {
                 // Shutdown completed while tasks were still queued: they never run.
-                crate::worker::drop_quietly(s.clear());
+                crate::unwind::drop_each_quietly(s.clear());
                 break;
             }
         }

@@ -130,6 +130,15 @@ impl Wakeups {
     }
 }
 
+/// A source that became ready when delayed tasks ripened (see [`Group::push_ripe_batch`]).
+#[derive(Debug)]
+pub(crate) enum Ready {
+    /// A sequence that went idle → queued, with its key.
+    Sequence(SortKey, Arc<Sequence>),
+    /// A ripe one-off task (keyed by when it ripened).
+    OneOff(OneOff),
+}
+
 /// Something posted, waiting in the inbox to be keyed into the ready queue.
 #[derive(Debug)]
 enum Pending {
@@ -199,6 +208,9 @@ pub(crate) struct Group {
     /// Hint that the inbox is non-empty, for spinning workers (written under the inbox lock;
     /// read without it, so it may be stale: the park handshake does not rely on it).
     pending: AtomicBool,
+    /// No worker is alive and the last attempt to start one failed (the OS refused a thread):
+    /// posts retry the start and are refused while it keeps failing (see `Inner::admit`).
+    stalled: AtomicBool,
     /// Mirror of `Synced::manual` for lock-free reads (set once, before any post).
     #[cfg(feature = "test-util")]
     manual_flag: AtomicBool,
@@ -214,6 +226,7 @@ impl Group {
             inbox: Mutex::new(Inbox::default()),
             sleepy: AtomicUsize::new(max_workers),
             pending: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             #[cfg(feature = "test-util")]
             manual_flag: AtomicBool::new(false),
             max_workers,
@@ -224,6 +237,34 @@ impl Group {
     /// Pushes a sequence that went idle → queued.
     pub(crate) fn push_sequence(&self, key: SortKey, seq: Arc<Sequence>) -> Wakeups {
         self.post(Pending::Sequence(key, seq))
+    }
+
+    /// Pushes sources that became ready together (tasks that ripened at one moment) in one
+    /// step: a worker's drain sees all of them or none.
+    pub(crate) fn push_ripe_batch(&self, ready: Vec<Ready>) -> Wakeups {
+        {
+            let mut ib = self.inbox.lock();
+            if !ib.closed {
+                ib.items.extend(ready.into_iter().map(|r| match r {
+                    Ready::Sequence(key, seq) => Pending::Sequence(key, seq),
+                    Ready::OneOff(one) => Pending::RipeOneOff(one),
+                }));
+                if !self.pending.load(Ordering::Relaxed) {
+                    self.pending.store(true, Ordering::Release);
+                }
+                drop(ib);
+                if self.sleepy.load(Ordering::SeqCst) == 0 {
+                    return Wakeups::default();
+                }
+                return self.wake_slow();
+            }
+        }
+        let mut w = Wakeups::default();
+        w.discard.extend(ready.into_iter().map(|r| match r {
+            Ready::Sequence(_, seq) => Source::Sequence(seq),
+            Ready::OneOff(one) => Source::Single(one),
+        }));
+        w
     }
 
     /// Pushes an immediate one-off task (`ripe`: a forwarded delayed one).
@@ -308,6 +349,20 @@ impl Group {
             }
         }
         s.spare = items;
+    }
+
+    /// A worker is about to park with nothing queued: give back the buffers of a burst (ready
+    /// queue, inbox), so that memory follows the live work.
+    fn shrink_if_idle(&self, s: &mut Synced) {
+        const KEEP: usize = 64;
+        s.queue.shrink_if_empty();
+        if s.spare.capacity() > KEEP {
+            s.spare = Vec::new();
+        }
+        let mut ib = self.inbox.lock();
+        if ib.items.is_empty() && ib.items.capacity() > KEEP {
+            ib.items = Vec::new();
+        }
     }
 
     /// Workers that may run tasks at once: `max_workers`, plus one per task blocked in a
@@ -433,7 +488,10 @@ impl Group {
                         self.update_sleepy(&s);
                         work
                     }
-                    None => Work::Idle,
+                    None => {
+                        self.shrink_if_idle(&mut s);
+                        Work::Idle
+                    }
                 }
             }
         };
@@ -543,11 +601,59 @@ impl Group {
         }
     }
 
-    /// A worker thread could not be spawned: forget it.
+    /// A worker thread could not be spawned: forget it. With no worker left alive the group is
+    /// stalled: nothing queued can run until a later start succeeds.
     pub(crate) fn spawn_failed(&self, me: &Arc<WorkerShared>) {
         let mut s = self.synced.lock();
         Self::remove_worker(&mut s, me);
+        if s.workers.is_empty() {
+            self.stalled.store(true, Ordering::SeqCst);
+        }
         self.update_sleepy(&s);
+    }
+
+    /// A worker thread started: the group is not stalled.
+    #[inline]
+    pub(crate) fn spawn_succeeded(&self) {
+        if self.stalled.load(Ordering::Relaxed) {
+            self.stalled.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// `true` while no worker is alive and the last start failed.
+    #[inline]
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    /// Stalled: asks for one worker to be started again (the caller runs the wake-ups, which
+    /// spawn it; a failure marks the group stalled again).
+    pub(crate) fn retry_start(&self) -> Wakeups {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        if s.workers.is_empty() && !s.completed && !s.manual {
+            let index = s.next_index;
+            s.next_index += 1;
+            let worker = Arc::new(WorkerShared::new(index));
+            s.workers.push(Arc::clone(&worker));
+            w.spawn.push(worker);
+            self.update_sleepy(&s);
+        }
+        w
+    }
+
+    /// Shutdown of a stalled group: takes everything queued (no thread can run it) so that the
+    /// caller can discard it and release its shutdown items. `None` if a worker is alive.
+    pub(crate) fn take_stalled_work(&self) -> Option<Vec<Source>> {
+        let mut w = Wakeups::default();
+        let mut s = self.synced.lock();
+        if !s.workers.is_empty() || !self.is_stalled() {
+            return None;
+        }
+        self.drain_inbox(&mut s, &mut w);
+        let mut out = s.queue.drain();
+        out.append(&mut w.discard);
+        Some(out)
     }
 
     /// Shutdown completed: close the inbox, take everything queued (to be discarded) and wake

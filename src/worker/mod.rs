@@ -28,7 +28,7 @@ mod parker;
 mod thread;
 
 pub(crate) use dedicated::{Dedicated, ThreadOwner};
-pub(crate) use group::{Finished, Group, Work};
+pub(crate) use group::{Finished, Group, Ready, Work};
 pub(crate) use parker::Parker;
 #[cfg(all(test, loom))]
 pub(crate) use thread::run_one_off_for_loom;

@@ -119,7 +119,11 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
     // Held across the spawn, so `shutdown()` can never see the worker without its handle.
     let mut slot = worker.join.lock();
     match b.spawn(move || worker_main(inner2, w2)) {
-        Ok(h) => *slot = Some(h),
+        Ok(h) => {
+            *slot = Some(h);
+            drop(slot);
+            inner.group.spawn_succeeded();
+        }
         Err(e) => {
             drop(slot);
             tracing::error!(target: "taskrunner", error = %e, "failed to spawn a worker thread");
@@ -131,6 +135,7 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
 fn worker_main(inner: Arc<Inner>, me: Arc<WorkerShared>) {
     let guard = AbortOnUnwind;
     current::set_thread_pool(Arc::clone(&inner));
+    current::set_thread_of(Arc::as_ptr(&inner) as usize);
     current::set_worker();
     let mut finished: Option<Finished> = None;
     let mut may_park = false;
@@ -232,7 +237,7 @@ pub(crate) fn run_sequence_task(
         let scope = TaskScope::enter(token, Some(seq), may_block);
         drop_quietly(task);
         seq = scope.exit().expect("the task scope keeps the sequence");
-        drop_quietly(seq.poison());
+        drop_each_quietly(seq.poison());
     } else if me.begin(&inner.tracker, info, task.was_delayed, Some(&seq)) {
         let scope = TaskScope::enter(token, Some(seq), may_block);
         let panicked = run_task(inner, task, token, priority, seq_policy);
@@ -240,7 +245,7 @@ pub(crate) fn run_sequence_task(
             // Poisoned: what is queued never runs (dropped here, in the sequence's context);
             // later posts are refused at admission.
             if let Some(s) = current::running_sequence_ref(|s| s.poison()) {
-                drop_quietly(s);
+                drop_each_quietly(s);
             }
         }
         seq = scope.exit().expect("the task scope keeps the sequence");
@@ -255,7 +260,7 @@ pub(crate) fn run_sequence_task(
             // Everything behind it would be skipped too: drop it all now, in context.
             let rest = seq.clear();
             let scope = TaskScope::enter(token, Some(seq), may_block);
-            drop_quietly(rest);
+            drop_each_quietly(rest);
             let _ = scope.exit();
             return None;
         }
@@ -375,7 +380,7 @@ fn run_task(
             }
         },
         // The cell catches the panic itself (its handle gets the message) and reports it back.
-        Job::Cell(cell) => match cell.run_with(&poison) {
+        Job::Cell(cell) => match cell.run_with(&|_| poison()) {
             Ok(()) => false,
             Err(message) => {
                 inner.report_panic_message(posted_from, message);
