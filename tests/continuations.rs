@@ -122,9 +122,11 @@ fn then_runs_when_the_predecessor_finished_before_then_was_called() {
     let next = TaskHandle::ready(1).then(&pool, |r| r.unwrap() * 10);
     assert_eq!(join(next).unwrap(), 10);
     let next = TaskHandle::<u8>::failed(TaskError::new("offline")).then(&pool, |r| {
-        r.unwrap_err().panic_message().unwrap().to_owned()
+        let e = r.unwrap_err();
+        assert!(e.is_failed());
+        e.to_string()
     });
-    assert_eq!(join(next).unwrap(), "offline");
+    assert_eq!(join(next).unwrap(), "task failed: offline");
 }
 
 // S1(d)4 (the "never resolves" family): a delayed predecessor dropped by its pool's shutdown
@@ -720,7 +722,13 @@ fn task_error_kinds_are_exclusive_and_terminal_states_match() {
     let failed = TaskError::from_error("x");
     let deadline = TaskError::from_error(Interrupted::DeadlineExceeded);
     let cancelled = TaskError::from_error(Interrupted::Cancelled);
-    let panicked = TaskError::new("p");
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let panicked = pool
+        .post_task_with_result(TaskTraits::default(), || -> u8 { panic!("p") })
+        .unwrap()
+        .join()
+        .unwrap_err();
+    assert!(TaskError::new("p").is_failed());
     let kinds = |e: &TaskError| {
         [
             e.is_failed(),

@@ -585,7 +585,7 @@ fn await_from_a_current_thread_tokio_runtime() {
     t.join().unwrap();
     assert_eq!(sum, 42);
     assert_eq!(ready, 100);
-    assert_eq!(failed.unwrap_err().panic_message(), Some("no"));
+    assert_eq!(failed.unwrap_err().to_string(), "task failed: no");
 }
 
 #[test]
@@ -620,13 +620,14 @@ fn ready_and_failed_handles() {
     assert_eq!(h.try_result().unwrap().unwrap(), "cached");
     assert!(h.try_result().is_none());
 
+    // `TaskError::new` is a failure (a task that returned an error), not a panic.
     let h: TaskHandle<u32> = TaskHandle::failed(TaskError::new("offline"));
-    assert_eq!(h.state(), TaskState::Panicked);
+    assert_eq!(h.state(), TaskState::Failed);
     assert!(h.is_finished());
     assert!(!h.cancel());
     let err = h.join().unwrap_err();
-    assert!(err.is_panic());
-    assert_eq!(err.panic_message(), Some("offline"));
+    assert!(err.is_failed() && !err.is_panic());
+    assert_eq!(err.to_string(), "task failed: offline");
 
     let mut h = TaskHandle::ready(1).abort_on_drop();
     assert_eq!(h.join_timeout(Duration::ZERO).unwrap().unwrap(), 1);

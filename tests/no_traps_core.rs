@@ -569,3 +569,75 @@ fn then_and_deferred_panics_follow_the_runner_panic_policy() {
     let err = seq.post_task(|| ()).unwrap_err();
     assert_eq!(err.reason(), PostRefusal::SequencePoisoned);
 }
+
+/// The address-space size of this process (`VmSize` of `/proc/self/status`), in bytes.
+fn address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Sets the soft address-space limit (the hard one stays, so it can be raised again).
+#[allow(unsafe_code)]
+fn set_address_space_limit(bytes: Option<u64>) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit`/`setrlimit` read and write the plain struct passed by pointer.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut lim), 0);
+        lim.rlim_cur = bytes.unwrap_or(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &lim), 0);
+    }
+}
+
+#[test]
+fn when_worker_threads_cannot_start_posts_are_refused_and_shutdown_does_not_wait() {
+    if in_child_process(
+        "when_worker_threads_cannot_start_posts_are_refused_and_shutdown_does_not_wait",
+        || {
+            const STACK: usize = 512 << 20;
+            let pool = ThreadPool::builder()
+                .max_workers(2)
+                .stack_size(STACK)
+                .build()
+                .expect("the start check passes before the limit is lowered");
+            // From now on a worker's stack no longer fits into the address space.
+            set_address_space_limit(Some(address_space() + (STACK as u64) / 4));
+            let first = pool
+                .post_task_with_result(block(), || "ran")
+                .expect("the first post queues the task; starting its worker fails");
+            let refused = pool.post_task(TaskTraits::default(), || ()).unwrap_err();
+            assert_eq!(refused.reason(), PostRefusal::ThreadSpawnFailed);
+            let refused = pool
+                .create_sequenced_task_runner(TaskTraits::default())
+                .post_task_with_result(|| 1)
+                .unwrap_err();
+            assert_eq!(refused.reason(), PostRefusal::ThreadSpawnFailed);
+            assert!(refused.to_string().contains("no thread could be started"));
+            // Threads can start again: posts are accepted and what was queued runs.
+            set_address_space_limit(None);
+            let second = pool.post_task_with_result(TaskTraits::default(), || 2).unwrap();
+            assert_eq!(second.join().unwrap(), 2);
+            assert_eq!(first.join().unwrap(), "ran");
+
+            // Stalled again with block-shutdown work queued: shutdown discards it instead of
+            // waiting for a thread that can never start.
+            let pool = ThreadPool::builder()
+                .max_workers(1)
+                .stack_size(STACK)
+                .build()
+                .unwrap();
+            set_address_space_limit(Some(address_space() + (STACK as u64) / 4));
+            let queued = pool.post_task_with_result(block(), || "never").unwrap();
+            pool.shutdown();
+            set_address_space_limit(None);
+            assert!(queued.join().unwrap_err().is_not_run());
+        },
+    ) {}
+}

@@ -84,7 +84,7 @@ fn loom_delay_add_vs_stop() {
         };
         if let Err(refused) = inner.delay.add(
             &inner,
-            run_at,
+            crate::deadline::Deadline::at(run_at),
             task,
             Destination::Parallel(TaskTraits::default()),
         ) {
@@ -129,7 +129,7 @@ fn loom_delay_add_vs_shutdown_with_worker() {
         };
         if let Err(refused) = inner.delay.add(
             &inner,
-            run_at,
+            crate::deadline::Deadline::at(run_at),
             task,
             Destination::Parallel(TaskTraits::default()),
         ) {
