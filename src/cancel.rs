@@ -22,6 +22,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::runner::PostTask;
 use crate::sync::{Arc, AtomicU8, Condvar, Mutex, Ordering};
 
@@ -119,10 +120,11 @@ impl Inner {
         self.cv.notify_all();
         for cb in taken {
             // A panicking callback must not stop the others (nor unwind into `cancel`'s caller
-            // half-way through).
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(why))) {
+            // half-way through); its payload is dropped without unwinding.
+            if let Err(p) = crate::unwind::catch(|| cb(why)) {
                 tracing::error!(
-                    message = %crate::pool::panic_message(&*p),
+                    target: "taskrunner",
+                    message = %p.message(),
                     "a cancellation callback panicked"
                 );
             }
@@ -330,13 +332,17 @@ impl CancellationToken {
     }
 
     /// Sets a deadline: the token is cancelled with [`Interrupted::DeadlineExceeded`] after
-    /// `timeout`, measured on `runner`'s clock (a mock clock in a
-    /// [`TestEnvironment`](crate::TestEnvironment)). No thread sleeps: for the pool and its
+    /// `timeout`, measured on `runner`'s clock (a mock clock in a `TestEnvironment`, with the
+    /// `test-util` feature). No thread sleeps: for the pool and its
     /// runners the delay manager's own thread fires it, so a deadline fires on time even when
     /// every worker is busy (and the token's [`on_cancel`](Self::on_cancel) callbacks run
     /// there: keep them short). If the token is cancelled another way first, the timer entry is
     /// removed at once. Returns `false` if the pool refused the timer (shutdown); the token is
     /// then unchanged.
+    ///
+    /// A `timeout` too large to represent as a point in time (`Duration::MAX`) means **no
+    /// deadline**: nothing is scheduled and the token is never cancelled by time (the call
+    /// still returns `false` once the pool is shutting down, as for any other timeout).
     ///
     /// ```
     /// use std::time::Duration;
@@ -346,6 +352,11 @@ impl CancellationToken {
     /// assert!(t.cancel_after(&pool, Duration::from_millis(1)));
     /// t.wait();
     /// assert_eq!(t.reason(), Some(Interrupted::DeadlineExceeded));
+    ///
+    /// let forever = CancellationToken::new();
+    /// assert!(forever.cancel_after(&pool, Duration::MAX)); // no limit: nothing to schedule
+    /// assert_eq!(pool.pending_delayed_tasks(), 0);
+    /// assert!(!forever.wait_timeout(Duration::from_millis(1)));
     /// ```
     #[track_caller]
     pub fn cancel_after<R: PostTask + ?Sized>(&self, runner: &R, timeout: Duration) -> bool {
@@ -358,6 +369,10 @@ impl CancellationToken {
         #[cfg(not(loom))]
         if let Some(link) = runner.pool_link() {
             let pool = link.0;
+            if Deadline::after(pool.clock.now(), timeout).is_never() {
+                // No limit: nothing will ever fire, so nothing is scheduled.
+                return !pool.tracker.shutdown_started();
+            }
             let Some(id) = crate::pool::Inner::add_timer_callback(
                 &pool,
                 timeout,
@@ -370,15 +385,20 @@ impl CancellationToken {
             self.on_cancel(move |_| {
                 if let Some(p) = pool.upgrade() {
                     // Outside every lock of ours; the entry's closure holds only a weak link.
-                    crate::worker::drop_quietly(p.delay.cancel(id));
+                    crate::unwind::drop_quietly(p.delay.cancel(id));
                 }
             });
+            return true;
+        }
+        if Deadline::after(runner.now(), timeout).is_never() {
             return true;
         }
         runner.post_delayed_task(timeout, fire).is_ok()
     }
 
-    /// Blocks until the token is cancelled.
+    /// Blocks until the token is cancelled. On a pool worker the pool runs another worker
+    /// meanwhile (as for every wait of the crate), so waiting from a task cannot starve the
+    /// pool.
     ///
     /// ```
     /// let t = taskrunner::CancellationToken::new();
@@ -388,30 +408,42 @@ impl CancellationToken {
     /// assert!(t.is_cancelled());
     /// ```
     pub fn wait(&self) {
-        let mut c = self.inner.callbacks.lock();
-        while !c.fired {
-            self.inner.cv.wait(&mut c);
-        }
+        self.wait_until(Deadline::NEVER);
     }
 
     /// Blocks until the token is cancelled or `timeout` (real time) passes; `true` if it is
-    /// cancelled.
+    /// cancelled. A `timeout` too large to represent as a point in time (`Duration::MAX`)
+    /// waits without limit, like [`wait`](Self::wait).
     ///
     /// ```
+    /// use std::time::Duration;
     /// let t = taskrunner::CancellationToken::new();
-    /// assert!(!t.wait_timeout(std::time::Duration::from_millis(1)));
+    /// assert!(!t.wait_timeout(Duration::from_millis(1)));
+    /// t.cancel();
+    /// assert!(t.wait_timeout(Duration::MAX)); // cancelled: returns at once
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut c = self.inner.callbacks.lock();
-        while !c.fired {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            self.inner.cv.wait_for(&mut c, deadline - now);
+        self.wait_until(Deadline::real_after(timeout))
+    }
+
+    /// Waits for the token until `deadline` (real time); `true` if it is cancelled.
+    fn wait_until(&self, deadline: Deadline) -> bool {
+        if self.is_cancelled() {
+            return true;
         }
-        true
+        crate::blocking::blocking_unchecked(|| {
+            let mut c = self.inner.callbacks.lock();
+            while !c.fired {
+                match deadline.remaining(std::time::Instant::now()) {
+                    None => self.inner.cv.wait(&mut c),
+                    Some(left) if left.is_zero() => return false,
+                    Some(left) => {
+                        self.inner.cv.wait_for(&mut c, left);
+                    }
+                }
+            }
+            true
+        })
     }
 
     /// Number of live callback registrations (tests: a dropped child deregisters).

@@ -1,8 +1,49 @@
 //! The pool's only source of "now". Chosen once, at build time.
+//!
+//! Also "the end of time": the latest [`Instant`] the platform can represent. No clock ever
+//! shows it (a [`ManualClock`] stops just short of it), so whatever is scheduled there, a
+//! deadline too far away to represent, never comes; shutdown still drops it like any pending
+//! entry.
 
 use std::fmt;
 use std::sync::Arc as StdArc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::deadline::instant_after;
+
+/// The latest `Instant` the platform can represent (found once, by bisection: `Instant` has no
+/// `MAX`). Nothing reaches it: see the module doc.
+pub(crate) fn end_of_time() -> Instant {
+    static END: OnceLock<Instant> = OnceLock::new();
+    *END.get_or_init(|| {
+        let base = Instant::now();
+        let fits = |d: Duration| instant_after(base, d).is_some();
+        if fits(Duration::MAX) {
+            return instant_after(base, Duration::MAX).unwrap_or(base);
+        }
+        // Whole seconds first (`lo` fits, `hi` does not), then nanoseconds.
+        let (mut lo, mut hi) = (0u64, u64::MAX);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(Duration::from_secs(mid)) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let (mut lo_ns, mut hi_ns) = (0u32, 1_000_000_000u32);
+        while hi_ns - lo_ns > 1 {
+            let mid = lo_ns + (hi_ns - lo_ns) / 2;
+            if fits(Duration::new(lo, mid)) {
+                lo_ns = mid;
+            } else {
+                hi_ns = mid;
+            }
+        }
+        instant_after(base, Duration::new(lo, lo_ns)).unwrap_or(base)
+    })
+}
 
 /// A callback a clock calls after it moved by some means other than real time passing.
 pub type ClockWaker = StdArc<dyn Fn() + Send + Sync + 'static>;
@@ -64,6 +105,12 @@ impl Clock for SystemClock {
 /// Pools built on it never wait in real time for a deadline: their delay manager is woken by
 /// the clock's wakers whenever it moves.
 ///
+/// **Huge durations.** The clock never overflows: advancing it by more than `Instant` can
+/// represent (`Duration::MAX`, say) moves it to the latest instant it can show, just short of
+/// the end of `Instant`'s range. Every deadline that can be represented has then passed, while
+/// a deadline too far away to represent (a timer or a wait given `Duration::MAX`: "no limit")
+/// still never comes.
+///
 /// ```
 /// use std::time::Duration;
 /// use taskrunner::{Clock, ManualClock};
@@ -82,6 +129,9 @@ pub struct ManualClock {
 #[cfg(feature = "test-util")]
 struct ManualInner {
     base: Instant,
+    /// The largest offset the clock may reach: it stops one nanosecond short of the end of
+    /// time, where entries with no deadline wait.
+    limit: Duration,
     offset: crate::sync::Mutex<Duration>,
     wakers: crate::sync::Mutex<Vec<ClockWaker>>,
 }
@@ -96,9 +146,14 @@ impl ManualClock {
     /// assert_eq!(c.now(), c.now());
     /// ```
     pub fn new() -> Self {
+        let base = Instant::now();
+        let limit = end_of_time()
+            .saturating_duration_since(base)
+            .saturating_sub(Duration::from_nanos(1));
         ManualClock {
             inner: StdArc::new(ManualInner {
-                base: Instant::now(),
+                base,
+                limit,
                 offset: crate::sync::Mutex::new(Duration::ZERO),
                 wakers: crate::sync::Mutex::new(Vec::new()),
             }),
@@ -107,6 +162,9 @@ impl ManualClock {
 
     /// Moves the clock forward by `d` and wakes every pool built on it.
     ///
+    /// A `d` that would take the clock past what `Instant` can represent (`Duration::MAX`)
+    /// moves it to the latest instant it can show instead of panicking; see the type's docs.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # use taskrunner::{Clock, ManualClock};
@@ -114,9 +172,17 @@ impl ManualClock {
     /// let t0 = c.now();
     /// c.advance(Duration::from_millis(5));
     /// assert_eq!(c.now(), t0 + Duration::from_millis(5));
+    /// c.advance(Duration::MAX); // as far as the clock goes: no overflow
+    /// let end = c.now();
+    /// assert!(end > t0 + Duration::from_secs(100 * 365 * 24 * 3600));
+    /// c.advance(Duration::from_secs(1)); // already at its end: stays there
+    /// assert_eq!(c.now(), end);
     /// ```
     pub fn advance(&self, d: Duration) {
-        *self.inner.offset.lock() += d;
+        {
+            let mut offset = self.inner.offset.lock();
+            *offset = offset.saturating_add(d).min(self.inner.limit);
+        }
         // Wakers are called with no clock lock held (see `Clock::register_waker`).
         let wakers: Vec<ClockWaker> = self.inner.wakers.lock().clone();
         for w in wakers {
@@ -142,6 +208,11 @@ impl ManualClock {
             self.advance(t - now);
         }
     }
+
+    /// The latest instant this clock can show (just short of the end of time).
+    pub(crate) fn latest(&self) -> Instant {
+        instant_after(self.inner.base, self.inner.limit).unwrap_or_else(end_of_time)
+    }
 }
 
 #[cfg(feature = "test-util")]
@@ -164,7 +235,9 @@ impl Default for ManualClock {
 #[cfg(feature = "test-util")]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.inner.base + *self.inner.offset.lock()
+        let offset = *self.inner.offset.lock();
+        // Always representable: `advance` keeps the offset within `limit`.
+        instant_after(self.inner.base, offset).unwrap_or_else(end_of_time)
     }
 
     fn real_time_until(&self, _deadline: Instant) -> Option<Duration> {

@@ -34,7 +34,7 @@
 //! | `SCHEDULED → RUNNING` | the poll task | poll once (the handle's state becomes `Running`) |
 //! | `RUNNING → IDLE` | the poller, on `Pending` | none |
 //! | `NOTIFIED → SCHEDULED` | the poller, on `Pending` | post the next poll task (to the back of the sequence) |
-//! | `RUNNING / NOTIFIED → DONE` | the poller, on `Ready` or a panic | drop the future, resolve the handle (value, or panic message; the panic is then re-raised for the runner to report) |
+//! | `RUNNING / NOTIFIED → DONE` | the poller, on `Ready` or a panic | a panic is first reported like a task's panic (see below); drop the future, resolve the handle (value, or the panic) |
 //! | `IDLE → SCHEDULED + CANCELLED` | `cancel()` | post a poll task, which drops the future on the runner |
 //! | `SCHEDULED / RUNNING / NOTIFIED → same + CANCELLED` | `cancel()` | none: the poll task, or the poll in progress when it ends, sees the flag |
 //! | `(any) + CANCELLED → DONE` | the poll task, or the poller after its poll | drop the future (a value the last poll produced too), resolve `Cancelled` |
@@ -63,18 +63,28 @@
 //! handle cancels it: like any executor, the engine cannot tell it from one that is waiting. Shutdown does not visit idle
 //! futures; each is dropped at its next wake-up, whose post is refused.
 //!
-//! Panics in `poll` are caught by the slot (the future stays there to be dropped quietly),
-//! the handle is resolved, and the payload is re-raised in the poll task: the worker reports
-//! it as that task's panic (tracing, the pool's panic handler, the runner's `PanicPolicy`).
-//! The reported `posted_from` is `post_future`'s call site for the first poll and this module
-//! for later polls (a wake-up has no caller location to give).
+//! Panics in `poll` are caught by the slot (the future stays there to be dropped quietly) and
+//! reported exactly as a task's panic, *before* the handle resolves: the poll task's
+//! `PanicPolicy` applies (`Poison` poisons the sequence, so nobody who sees the handle resolve
+//! can still post to it; `Abort` aborts), then tracing and the pool's panic handler, with
+//! `post_future`'s call site as `posted_from` for every poll. The handle then resolves with the
+//! payload kept ([`TaskError::into_panic`](crate::TaskError::into_panic)); the poll task
+//! itself returns normally. A payload whose destructor panics is dropped without unwinding.
+//!
+//! # tokio
+//!
+//! With the `tokio` feature and a pool built with
+//! [`ThreadPoolBuilder::tokio_handle`](crate::ThreadPoolBuilder::tokio_handle), every poll runs
+//! inside that runtime's context (`Handle::enter`), so futures may use tokio's timers and I/O.
+//! Without it, a poll that panics because no tokio reactor is running gets a message saying
+//! how to fix that.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Weak};
@@ -90,7 +100,7 @@ use crate::pool::ThreadPool;
 use crate::runner::{PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::sync::{AtomicU8, Mutex, Ordering};
 use crate::traits::TaskTraits;
-use crate::worker::drop_quietly;
+use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
 
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
@@ -111,7 +121,7 @@ pub(crate) trait FutureSlot: Send + Sync + 'static {
     type Unstarted;
     /// Polls once. A panic is caught and returned; the future then stays in the slot until
     /// [`drop_future`](Self::drop_future).
-    fn poll_once(&self, cx: &mut Context<'_>) -> std::thread::Result<Poll<Self::Output>>;
+    fn poll_once(&self, cx: &mut Context<'_>) -> Result<Poll<Self::Output>, Payload>;
     /// Drops the future (or what makes it) if this thread can reach it, catching a panic in its
     /// destructor.
     fn drop_future(&self);
@@ -152,7 +162,7 @@ where
     type Output = F::Output;
     type Unstarted = F;
 
-    fn poll_once(&self, cx: &mut Context<'_>) -> std::thread::Result<Poll<F::Output>> {
+    fn poll_once(&self, cx: &mut Context<'_>) -> Result<Poll<F::Output>, Payload> {
         let mut s = self.0.lock();
         if matches!(*s, SendState::Fresh(_)) {
             let SendState::Fresh(f) = std::mem::replace(&mut *s, SendState::Gone) else {
@@ -163,7 +173,7 @@ where
         let SendState::Pinned(fut) = &mut *s else {
             unreachable!("the owner of the poll duty polls a future that is still there")
         };
-        panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
+        catch(|| fut.as_mut().poll(cx))
     }
 
     fn drop_future(&self) {
@@ -257,10 +267,10 @@ where
     type Output = Fut::Output;
     type Unstarted = M;
 
-    fn poll_once(&self, cx: &mut Context<'_>) -> std::thread::Result<Poll<Fut::Output>> {
+    fn poll_once(&self, cx: &mut Context<'_>) -> Result<Poll<Fut::Output>, Payload> {
         let make = self.make.lock().take();
         let mut fut: Pin<Box<Fut>> = match make {
-            Some(m) => Box::pin(panic::catch_unwind(AssertUnwindSafe(m))?),
+            Some(m) => Box::pin(catch(m)?),
             None => {
                 let any = slab_take(self.id)
                     .expect("a local future is polled on the thread whose slab holds it");
@@ -268,7 +278,7 @@ where
                     .expect("the slab entry has the slot's future type")
             }
         };
-        let r = panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+        let r = catch(|| fut.as_mut().poll(cx));
         match r {
             Ok(Poll::Ready(v)) => {
                 drop_quietly(fut);
@@ -309,6 +319,11 @@ pub(crate) struct FutureTask<R, S: FutureSlot> {
     me: Weak<Self>,
     /// Total time spent inside `poll` (the handle's `duration`), in nanoseconds.
     busy_ns: StdAtomicU64,
+    /// Where the future was posted (`post_future`'s caller): reported with a panic of any poll.
+    posted_from: &'static Location<'static>,
+    /// The runtime every poll enters (the pool's `tokio_handle`).
+    #[cfg(feature = "tokio")]
+    tokio: Option<tokio::runtime::Handle>,
 }
 
 /// The posted poll task. Dropped without running (refused post, shutdown), it gives up the
@@ -336,8 +351,17 @@ where
     R: PostTask + Send + Sync + 'static,
     S: FutureSlot,
 {
-    /// A new task in `SCHEDULED` (its first poll task is about to be posted).
+    /// A new task in `SCHEDULED` (its first poll task is about to be posted), posted from the
+    /// caller's location.
+    #[track_caller]
     pub(crate) fn new(runner: R, slot: S) -> Arc<Self> {
+        let posted_from = Location::caller();
+        #[cfg(all(feature = "tokio", not(loom)))]
+        let tokio = runner
+            .pool_link()
+            .and_then(|link| link.0.config.tokio.clone());
+        #[cfg(all(feature = "tokio", loom))]
+        let tokio = None;
         Arc::new_cyclic(|me| FutureTask {
             state: AtomicU8::new(SCHEDULED),
             runner,
@@ -345,7 +369,17 @@ where
             core: CellCore::new(CELL_PENDING),
             me: me.clone(),
             busy_ns: StdAtomicU64::new(0),
+            posted_from,
+            #[cfg(feature = "tokio")]
+            tokio,
         })
+    }
+
+    /// Polls the future once, inside the pool's tokio runtime if it has one.
+    fn poll_slot(&self, cx: &mut Context<'_>) -> Result<Poll<S::Output>, Payload> {
+        #[cfg(feature = "tokio")]
+        let _runtime = self.tokio.as_ref().map(tokio::runtime::Handle::enter);
+        self.slot.poll_once(cx)
     }
 
     /// Posts the first poll. Refused: hands back what was never polled.
@@ -426,7 +460,7 @@ where
         let waker = Waker::from(Arc::clone(&self));
         let mut cx = Context::from_waker(&waker);
         let t0 = Instant::now();
-        let outcome = self.slot.poll_once(&mut cx);
+        let outcome = self.poll_slot(&mut cx);
         self.busy_ns.fetch_add(
             u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::Relaxed,
@@ -458,15 +492,17 @@ where
             }
             Err(payload) => {
                 let prev = self.state.swap(DONE, Ordering::AcqRel);
+                let payload = with_tokio_advice(payload);
+                // Reported as the poll task's own panic (its `PanicPolicy`, the pool's panic
+                // handler) before anyone can hear of it through the handle.
+                report_task_panic(payload.message(), self.posted_from);
                 let result = if prev & CANCELLED != 0 {
+                    drop(payload);
                     Err(TaskError::cancelled())
                 } else {
-                    Err(TaskError::panicked(crate::pool::panic_message(&*payload)))
+                    Err(TaskError::from_panic(payload))
                 };
                 self.finish(result);
-                // Re-raised in the poll task: the runner reports it like any task's panic
-                // (tracing, the pool's panic handler, the runner's `PanicPolicy`).
-                panic::resume_unwind(payload);
             }
         }
     }
@@ -556,6 +592,29 @@ where
     }
 }
 
+/// What tokio says when a future uses its timers or I/O outside a runtime.
+const TOKIO_NO_REACTOR: [&str; 2] = [
+    "no reactor running",
+    "must be called from the context of a Tokio",
+];
+
+/// A panic of a poll: if it is tokio complaining that no runtime is running, the payload is
+/// replaced by its message plus how to give the pool a runtime; any other payload is returned
+/// as it is.
+pub(crate) fn with_tokio_advice(payload: Payload) -> Payload {
+    let message = payload.message();
+    if !TOKIO_NO_REACTOR.iter().any(|m| message.contains(m)) {
+        return payload;
+    }
+    let advised = format!(
+        "{message} (taskrunner: this future was polled outside a tokio runtime; to use tokio's \
+         timers and I/O in post_future, build the pool with the `tokio` feature and \
+         ThreadPoolBuilder::tokio_handle(..), and every poll runs inside that runtime)"
+    );
+    drop(payload);
+    Payload::new(Box::new(advised))
+}
+
 // ---- the API --------------------------------------------------------------------------------
 
 /// Polls `fut` as tasks of `runner` (any [`PostTask`]: the pool, a runner, an executor's
@@ -601,9 +660,17 @@ impl SequencedTaskRunner {
     /// * [`TaskHandle::cancel`] drops the future on the sequence at the next opportunity (at
     ///   once through a posted task if it is waiting for a wake-up) and the handle then resolves
     ///   cancelled; `true` iff it will end cancelled. A value produced before the cancel is kept.
-    /// * A panic inside `poll` resolves the handle with the message, drops the future, and is
-    ///   reported like a panic of any task of the sequence (its [`PanicPolicy`](crate::PanicPolicy)
-    ///   applies); the sequence carries on under the default policy.
+    /// * A panic inside `poll` is reported like a panic of any task of the sequence, before
+    ///   the handle resolves: its [`PanicPolicy`](crate::PanicPolicy) applies (under `Poison`
+    ///   later posts are refused with
+    ///   [`PostRefusal::SequencePoisoned`](crate::PostRefusal::SequencePoisoned)) and the pool's
+    ///   panic handler sees it, with this call's location as
+    ///   [`posted_from`](crate::TaskPanic::posted_from). The future is dropped and the handle
+    ///   resolves as panicked, keeping the payload. The sequence carries on under the default
+    ///   policy.
+    /// * **tokio**: with the `tokio` feature and a pool built with
+    ///   `ThreadPoolBuilder::tokio_handle(handle)`, every poll runs inside that runtime, so `tokio::time::sleep` and tokio's I/O work. Without it,
+    ///   tokio's "no reactor running" panic resolves the handle with a message that says so.
     /// * A wake-up after shutdown started is refused like any post: the future is dropped by the
     ///   waking thread and the handle resolves as not run. A future waiting for a wake-up keeps
     ///   the runner alive, as a queued task does.

@@ -447,16 +447,19 @@ impl<K> KeyedTaskRunner<K> {
     }
 }
 
-/// Shards for a pool of `max_workers`: enough that posters and finishing tasks rarely meet on
-/// one lock, few enough that `live_keys` stays cheap.
+/// Most shards a keyed runner uses, whatever the pool's size.
+const MAX_SHARDS: usize = 64;
+
+/// Shards for a pool of `max_workers`: about four per worker, so that posters and finishing
+/// tasks rarely meet on one lock, few enough (4 to 64, a power of two) that `live_keys` stays
+/// cheap. Bounded before any arithmetic, so no worker count can overflow it.
 fn shard_count(max_workers: usize) -> usize {
     if cfg!(loom) {
         return 2;
     }
-    max_workers
-        .saturating_mul(4)
+    (max_workers.clamp(1, MAX_SHARDS / 4) * 4)
         .next_power_of_two()
-        .clamp(4, 64)
+        .clamp(4, MAX_SHARDS)
 }
 
 /// A posted closure with its ticket. Field order matters: `f` is dropped before `ticket`, so a
@@ -719,6 +722,17 @@ impl<K: Hash + Eq, V> KeyMap<K, V> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_count_is_bounded_for_any_worker_count() {
+        assert_eq!(shard_count(0), 4);
+        assert_eq!(shard_count(1), 4);
+        assert_eq!(shard_count(3), 16);
+        assert_eq!(shard_count(16), 64);
+        for n in [17, 1 << 20, usize::MAX / 4 + 1, usize::MAX - 1, usize::MAX] {
+            assert_eq!(shard_count(n), MAX_SHARDS, "{n} workers");
+        }
+    }
 
     #[test]
     fn tickets_share_an_entry_and_the_last_one_retires_it() {

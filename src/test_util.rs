@@ -1,11 +1,15 @@
 //! Deterministic testing for code built on taskrunner: a pool driven by a manual clock
 //! (`test-util` feature).
 
+use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, ManualClock};
 use crate::current;
+use crate::deadline::Deadline;
 use crate::pool::{Inner, ThreadPool};
 use crate::sync::{Arc, Mutex};
 use crate::worker::{run_one_off_on_test_thread, run_sequence_task, Finished, Work, WorkerShared};
@@ -29,6 +33,14 @@ use crate::worker::{run_one_off_on_test_thread, run_sequence_task, Finished, Wor
 /// without moving time (the two surprises tokio's paused clock is known for). Calling any of
 /// the waiting methods from inside a task of the pool panics with an explanation.
 ///
+/// **Mock-time rules.** A duration too large to add to the clock (`Duration::MAX`) never
+/// overflows: advancing by it moves the clock as far as it can go (see
+/// [`ManualClock`](crate::ManualClock)), so every deadline that can be represented passes, and
+/// a deadline that cannot (a delay of `Duration::MAX`: "no limit") never comes. The
+/// fast-forwards that have no end in time ([`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain),
+/// `fast_forward_by(Duration::MAX)`) stop with a panic as soon as work is evidently
+/// repeating forever, instead of spinning through millions of deadlines.
+///
 /// ```
 /// use std::time::Duration;
 /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
@@ -49,7 +61,25 @@ pub struct TestEnvironment {
     clock: ManualClock,
     /// Seeded single-thread mode: the PRNG state and the pseudo-worker of the test thread.
     seeded: Option<Seeded>,
+    /// Live [`GlobalPoolGuard`]s of this environment (on any thread): the pool acts as the
+    /// global pool for its own tasks while there is one.
+    global_installs: AtomicUsize,
 }
+
+/// How many deadlines in a row may leave at least as many delayed tasks pending as before
+/// until an unbounded fast-forward decides the work repeats forever. A repeating timer, a
+/// `post_repeating_task` or a task that re-posts itself keeps the count from ever going down;
+/// any finite batch of work makes it go down long before this many steps (a chain of more
+/// than this many tasks, each posting the next, is the one thing it mistakes for a loop).
+const RUNAWAY_DEADLINES: usize = 10_000;
+
+thread_local! {
+    /// The global-pool overrides installed on this thread, oldest first, by guard id: the
+    /// newest one still installed is the override (guards may be dropped in any order).
+    static INSTALLED: RefCell<Vec<(u64, Arc<Inner>)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Seeded {
     seed: u64,
@@ -158,6 +188,7 @@ impl TestEnvironmentBuilder {
             pool,
             clock,
             seeded,
+            global_installs: AtomicUsize::new(0),
         }
     }
 }
@@ -238,7 +269,8 @@ impl TestEnvironment {
     }
 
     /// Moves the clock forward by `d` and runs nothing: tasks that became due run at the next
-    /// `run_until_idle` / `fast_forward_by`.
+    /// `run_until_idle` / `fast_forward_by`. A `d` too large for the clock (`Duration::MAX`)
+    /// moves it as far as it can go, never panicking (see [`ManualClock::advance`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -248,6 +280,9 @@ impl TestEnvironment {
     /// assert!(!h.is_finished()); // due, but not run yet
     /// env.run_until_idle();
     /// assert_eq!(h.join().unwrap(), 5);
+    /// let before = env.now();
+    /// env.advance_clock(Duration::MAX); // to the end of the clock's range
+    /// assert!(env.now() > before);
     /// ```
     pub fn advance_clock(&self, d: Duration) {
         self.clock.advance(d);
@@ -304,6 +339,11 @@ impl TestEnvironment {
     /// [`ThreadPool::global`](crate::ThreadPool::global) itself keeps returning the real global
     /// pool.
     ///
+    /// Guards nest, and may be dropped in any order: on this thread the free functions use the
+    /// environment of the most recently installed guard that is still alive, and the real
+    /// global pool once none is. The guard is not `Send`: it changes what this thread sees,
+    /// so it must be dropped here.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use taskrunner::{TaskTraits, TestEnvironment};
@@ -317,16 +357,29 @@ impl TestEnvironment {
     /// let h = schedule_cleanup();
     /// env.fast_forward_by(Duration::from_secs(600)); // mock time drives the "global" work
     /// assert_eq!(h.join().unwrap(), "cleaned");
+    ///
+    /// // Nested environments, released out of order: the newest live guard wins.
+    /// let (outer, inner) = (TestEnvironment::new(), TestEnvironment::new());
+    /// let g_outer = outer.install_as_global();
+    /// let g_inner = inner.install_as_global();
+    /// drop(g_outer);
+    /// taskrunner::post_delayed_task(TaskTraits::default(), Duration::from_secs(1), || ()).unwrap();
+    /// assert_eq!((outer.pending_task_count(), inner.pending_task_count()), (0, 1));
+    /// drop(g_inner);
     /// ```
     pub fn install_as_global(&self) -> GlobalPoolGuard<'_> {
         let inner = Arc::clone(self.inner());
+        self.global_installs.fetch_add(1, AtomicOrdering::AcqRel);
         inner
             .acts_as_global
             .store(true, std::sync::atomic::Ordering::Release);
-        let previous = current::set_global_override(Some(inner));
+        let id = NEXT_GUARD_ID.fetch_add(1, AtomicOrdering::Relaxed);
+        INSTALLED.with(|s| s.borrow_mut().push((id, Arc::clone(&inner))));
+        drop(current::set_global_override(Some(inner)));
         GlobalPoolGuard {
             env: self,
-            previous,
+            id,
+            _this_thread: PhantomData,
         }
     }
 
@@ -401,6 +454,11 @@ impl TestEnvironment {
     /// the next only when the pool is idle, so follow-ups posted inside the window run inside
     /// it. `fast_forward_by(Duration::ZERO)` runs what is due without moving time.
     ///
+    /// A `d` too large for the clock (`Duration::MAX`) runs every task that will ever be due and
+    /// leaves the clock as far as it can go (see [`ManualClock`](crate::ManualClock)); work
+    /// that would never end there (a repeating timer) panics as in
+    /// [`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use std::sync::{Arc, Mutex};
@@ -415,25 +473,43 @@ impl TestEnvironment {
     /// }).unwrap();
     /// env.fast_forward_by(Duration::from_millis(25));
     /// assert_eq!(*log.lock().unwrap(), vec!["first", "follow-up"]);
+    ///
+    /// let late = seq.post_delayed_task_with_result(Duration::from_secs(50 * 365 * 24 * 3600), || "50 years").unwrap();
+    /// env.fast_forward_by(Duration::MAX); // no overflow: everything that will ever be due runs
+    /// assert_eq!(late.join().unwrap(), "50 years");
     /// ```
     #[track_caller]
     pub fn fast_forward_by(&self, d: Duration) {
         Self::not_in_task("fast_forward_by");
-        let target = self.now() + d;
-        loop {
-            self.run_until_idle();
-            match self.inner().delay.next_run_at() {
-                Some(t) if t <= target => self.clock.advance_to(t),
-                _ => break,
+        let latest = self.clock.latest();
+        match Deadline::after(self.now(), d).instant() {
+            Some(target) if target <= latest => {
+                self.run_deadlines_until(target, None);
+                self.clock.advance_to(target);
+            }
+            _ => {
+                self.run_deadlines_until(
+                    latest,
+                    Some("fast_forward_by(a duration beyond the clock's range)"),
+                );
+                self.clock.advance_to(latest);
             }
         }
-        self.clock.advance_to(target);
         self.run_until_idle();
     }
 
     /// Fast-forwards from deadline to deadline until no task remains (immediate or delayed).
-    /// Panics after a million deadlines (a repeating task never lets the pool run out of
-    /// work: use [`fast_forward_by`](Self::fast_forward_by) for those).
+    ///
+    /// # Panics
+    ///
+    /// When the pool evidently never runs out of work: after
+    /// 10 000 deadlines in a row that each left at least as many delayed tasks pending
+    /// as before. A repeating timer, a `post_repeating_task` or a task that re-posts itself
+    /// does that forever; stop it first, or run a bounded window of it with
+    /// [`fast_forward_by`](Self::fast_forward_by). (A chain of more than 10 000 tasks that each
+    /// post the next one, then stop, is mistaken for such a loop: fast-forward it by a
+    /// duration.) Tasks with no deadline (delayed by `Duration::MAX`) never run and do not count
+    /// as remaining.
     ///
     /// ```
     /// use std::time::Duration;
@@ -442,25 +518,60 @@ impl TestEnvironment {
     /// env.fast_forward_until_no_tasks_remain();
     /// assert_eq!(h.join().unwrap(), "tomorrow");
     /// assert_eq!(env.pending_task_count(), 0);
+    ///
+    /// // A repeating task never lets the pool run out of work: a prompt panic, with advice.
+    /// let ticks = env.pool().post_repeating_task(Default::default(), Duration::from_millis(1), || ()).unwrap();
+    /// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.fast_forward_until_no_tasks_remain()));
+    /// assert!(caught.is_err());
+    /// ticks.stop();
     /// ```
     #[track_caller]
     pub fn fast_forward_until_no_tasks_remain(&self) {
         Self::not_in_task("fast_forward_until_no_tasks_remain");
-        for _ in 0..1_000_000 {
-            self.run_until_idle();
-            match self.inner().delay.next_run_at() {
-                Some(t) => self.clock.advance_to(t),
-                None => return,
-            }
-        }
-        panic!(
-            "TestEnvironment::fast_forward_until_no_tasks_remain: tasks kept coming after a million deadlines \
-             (a repeating task or timer is still running); use fast_forward_by(duration) instead"
+        self.run_deadlines_until(
+            self.clock.latest(),
+            Some("fast_forward_until_no_tasks_remain"),
         );
     }
 
+    /// Runs what is due, then moves the clock to the next deadline if it is at most `target`,
+    /// and again, until no deadline is left up to `target`. With `runaway: Some(name)` (the
+    /// fast-forwards without an end in time) panics once work evidently repeats forever (see
+    /// [`RUNAWAY_DEADLINES`]).
+    #[track_caller]
+    fn run_deadlines_until(&self, target: Instant, runaway: Option<&str>) {
+        let mut stalled = 0usize;
+        let mut last_pending = usize::MAX;
+        loop {
+            self.run_until_idle();
+            let inner = self.inner();
+            if let Some(name) = runaway {
+                let pending = inner.delay.len();
+                if pending < last_pending {
+                    stalled = 0;
+                } else {
+                    stalled += 1;
+                }
+                last_pending = pending;
+                if stalled >= RUNAWAY_DEADLINES {
+                    panic!(
+                        "TestEnvironment::{name}: tasks keep coming: {RUNAWAY_DEADLINES} deadlines in a row each left \
+                         {pending} or more delayed tasks pending, so a repeating timer, a post_repeating_task or a \
+                         task that re-posts itself is still running and there will always be another deadline. \
+                         Stop it first, or run a bounded window of it with fast_forward_by(duration)."
+                    );
+                }
+            }
+            match inner.delay.next_run_at() {
+                Some(t) if t <= target => self.clock.advance_to(t),
+                _ => return,
+            }
+        }
+    }
+
     /// How long until the next delayed task is due (`Some(Duration::ZERO)` if one is due
-    /// now), or `None` if no delayed task is pending.
+    /// now), or `None` if no delayed task is pending (or none will ever be due: those delayed
+    /// by a duration too large to represent).
     ///
     /// ```
     /// use std::time::Duration;
@@ -473,6 +584,7 @@ impl TestEnvironment {
         self.inner()
             .delay
             .next_run_at()
+            .filter(|t| *t <= self.clock.latest()) // no deadline: never due
             .map(|t| t.saturating_duration_since(self.now()))
     }
 
@@ -497,21 +609,50 @@ impl TestEnvironment {
 }
 
 /// Keeps a [`TestEnvironment`] installed as the global pool; see
-/// [`TestEnvironment::install_as_global`]. Dropping it restores the previous global pool for
-/// this thread.
+/// [`TestEnvironment::install_as_global`]. Dropping it uninstalls this environment for this
+/// thread: the free functions then use the newest environment still installed here (guards may
+/// be dropped in any order), or the real global pool. Not `Send`: drop it on the thread that
+/// installed it.
+///
+/// ```
+/// use std::time::Duration;
+/// let env = taskrunner::TestEnvironment::new();
+/// let guard = env.install_as_global();
+/// taskrunner::post_delayed_task(Default::default(), Duration::from_secs(1), || ()).unwrap();
+/// assert_eq!(env.pending_task_count(), 1); // went to env's pool
+/// drop(guard); // free functions use the real global pool again
+/// taskrunner::post_task(Default::default(), || ()).unwrap();
+/// assert_eq!(env.pending_task_count(), 1);
+/// ```
 #[must_use = "the environment is the global pool only while the guard lives"]
 pub struct GlobalPoolGuard<'a> {
     env: &'a TestEnvironment,
-    previous: Option<Arc<Inner>>,
+    id: u64,
+    /// The override is this thread's: the guard must be dropped here.
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl Drop for GlobalPoolGuard<'_> {
     fn drop(&mut self) {
-        self.env
-            .inner()
-            .acts_as_global
-            .store(false, std::sync::atomic::Ordering::Release);
-        current::set_global_override(self.previous.take());
+        let top = INSTALLED.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(pos) = s.iter().position(|(id, _)| *id == self.id) {
+                s.remove(pos);
+            }
+            s.last().map(|(_, p)| Arc::clone(p))
+        });
+        drop(current::set_global_override(top));
+        if self
+            .env
+            .global_installs
+            .fetch_sub(1, AtomicOrdering::AcqRel)
+            == 1
+        {
+            self.env
+                .inner()
+                .acts_as_global
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 

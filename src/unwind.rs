@@ -31,6 +31,11 @@ pub(crate) const MAX_NESTED_PAYLOADS: usize = 8;
 pub(crate) struct Payload(Option<Box<dyn Any + Send>>);
 
 impl Payload {
+    /// Wraps a payload (one made by the crate, e.g. a message with advice added).
+    pub(crate) fn new(payload: Box<dyn Any + Send>) -> Self {
+        Payload(Some(payload))
+    }
+
     /// The panic message (`"<non-string panic payload>"` if it is not a string).
     pub(crate) fn message(&self) -> String {
         match &self.0 {

@@ -1,9 +1,9 @@
-//! Batched I/O (`Batcher`, the corio model): requests made while the pool is busy collapse into
+//! Batched I/O (`Batcher`): requests made while the pool is busy collapse into
 //! a handful of dispatcher calls; each trigger (full, idle, max wait, explicit) closes a batch
 //! exactly once; response `i` reaches request `i`; an error, a panic or a wrong response count
 //! reaches every request of its batch and only that batch; `max_in_flight` bounds concurrent
-//! dispatches; cancellation, timeouts and shutdown never leave a request pending. Regression
-//! tests for corio's bugs S4(d)3-5 are named after them.
+//! dispatches; cancellation, timeouts and shutdown never leave a request pending; a malformed
+//! answer is an error, never a panic or a hang.
 //!
 //! Nothing asserts on timing; timeouts only turn a hang into a failure.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
@@ -71,7 +71,7 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-// ---- the proof: batching collapses requests ----------------------------------------
+// ---- batching collapses requests --------- ----------------------------------------
 
 #[test]
 fn thousand_tasks_making_four_sequential_requests_each_make_a_handful_of_batches() {
@@ -413,9 +413,10 @@ fn a_dispatcher_panic_reaches_every_request_of_its_batch_and_is_reported() {
     assert_eq!(join(h).unwrap(), 9);
 }
 
-/// S4(d)5: corio panicked the whole loop on a malformed batch ("invalid batch response").
+/// A malformed answer (a wrong number of responses) fails its batch's requests; nothing panics
+/// and nothing hangs.
 #[test]
-fn corio_s4d5_a_wrong_response_count_is_an_error_for_its_batch_not_a_panic_or_a_hang() {
+fn a_wrong_response_count_is_an_error_for_its_batch_not_a_panic_or_a_hang() {
     let pool = pool(2);
     let db = manual_batcher(&pool, 3, |keys| {
         let mut out = keys.clone();
@@ -494,13 +495,12 @@ fn async_dispatcher_errors_and_panics_reach_their_batch() {
     assert_eq!(db.dispatches(), 3);
 }
 
-// ---- routing (corio S4(d)4) -------------------------------------------------------------
+// ---- routing ---------------------------------------------------------------------------
 
-/// S4(d)4: corio's response channel belonged to the schedule, so two loops on one schedule
-/// could receive each other's batches. Here two batchers on one pool, each with several
-/// batches in flight at once finishing out of order, never deliver to the wrong request.
+/// Two batchers on one pool, each with several batches in flight at once finishing out of
+/// order, never deliver a response to the wrong request.
 #[test]
-fn corio_s4d4_two_batchers_and_concurrent_batches_never_swap_responses() {
+fn two_batchers_and_concurrent_batches_never_swap_responses() {
     let pool = pool(4);
     let make = |mul: u32| {
         Batcher::builder()
@@ -598,7 +598,7 @@ fn batches_waiting_for_an_in_flight_slot_hold_no_worker() {
     }
 }
 
-// ---- cancellation, timeouts (corio S4(d)3) --------------------------------------------------
+// ---- cancellation, timeouts -----------------------------------------------------------------
 
 #[test]
 fn a_request_cancelled_before_dispatch_is_left_out_of_its_batch() {
@@ -628,11 +628,11 @@ fn a_request_cancelled_before_dispatch_is_left_out_of_its_batch() {
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
-/// S4(d)3: corio's loop never watched its context: a dispatcher that never answered hung
-/// `Resume` forever. Here nothing hangs: a join can time out, requests not yet dispatched can
-/// be cancelled, a batch timeout resolves dispatched requests, and the pool keeps working.
+/// A dispatcher that never answers hangs nothing: a join can time out, requests not yet
+/// dispatched can be cancelled, a batch timeout resolves dispatched requests, and the pool
+/// keeps working.
 #[test]
-fn corio_s4d3_a_dispatcher_that_never_answers_hangs_nothing() {
+fn a_dispatcher_that_never_answers_hangs_nothing() {
     let pool = pool(1);
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(Mutex::new(release_rx));
@@ -757,14 +757,14 @@ fn async_callers_waiting_at_shutdown_are_resolved() {
     }
 }
 
-// ---- deterministic: the corio collapse, exactly -----------------------------------------
+// ---- deterministic: the collapse, exactly ------------------------------------------------
 
 #[cfg(feature = "test-util")]
 mod mock {
     use super::*;
     use taskrunner::TestEnvironment;
 
-    /// corio's playground (10 children × 4 I/Os → 4 dispatches of 10), scaled up: with one
+    /// 10 children × 4 I/Os → 4 dispatches of 10, scaled up: with one
     /// thread running everything (seeded mode) the flush runs only once every task is waiting,
     /// so 1000 tasks × 4 sequential requests make exactly 4 dispatches of 1000.
     #[test]

@@ -1,7 +1,7 @@
 //! Cooperative cancellation and concurrency limits: `CancellationToken` (trees, reasons,
 //! deadlines on mock time, waiting across threads, callbacks under races, children that
 //! deregister), `TaskContext` (inside retried attempts), and `Semaphore` (FIFO hand-off to
-//! queued callbacks, corio's "third acquirer" bug S4(d)1, timeouts, a mixed stress run with a
+//! queued callbacks, no third acquirer after a hand-off, timeouts, a mixed stress run with a
 //! holder-count invariant, no permit leak).
 //!
 //! Nothing asserts on timing; timeouts only turn a hang into a failure.
@@ -466,8 +466,8 @@ fn queued_callbacks_receive_permits_first_come_first_served() {
     assert_eq!(s.available(), 2);
 }
 
-// S4(d)1: corio's release both added a permit and woke the waiter, so a third acquirer got in
-// while the woken waiter held the lock. Here with real threads: T1 releases on its own thread,
+// A release that both added a permit and woke the waiter would let a third acquirer in while
+// the woken waiter holds the permit. With real threads: T1 releases on its own thread,
 // T2 (a queued callback) receives the permit, T3 on a third thread must not get in until T2
 // releases.
 #[test]

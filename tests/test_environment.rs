@@ -1,4 +1,4 @@
-//! The deterministic test environment (issue 4): threaded and seeded modes.
+//! The deterministic test environment: threaded and seeded modes.
 #![cfg(feature = "test-util")]
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 

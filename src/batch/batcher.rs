@@ -5,7 +5,8 @@ use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
-use crate::delay::DelayId;
+use crate::deadline::Deadline;
+use crate::delay::{DelayId, Destination};
 use crate::handle::{Promise, TaskHandle};
 use crate::pool::{Inner, PostDest};
 use crate::runner::PoolLink;
@@ -16,8 +17,9 @@ use crate::semaphore::Semaphore;
 use std::sync::Arc;
 
 use crate::sync::{Arc as SyncArc, Mutex};
+use crate::task::Task;
 use crate::traits::{TaskPriority, TaskTraits};
-use crate::worker::drop_quietly;
+use crate::unwind::drop_quietly;
 
 use super::builder::BatcherBuilder;
 use super::dispatch::Dispatcher;
@@ -26,7 +28,7 @@ use super::stats::{BatchStats, Closed, Counters};
 
 /// Gathers the requests that many tasks make into batches, hands each batch to one dispatcher
 /// call (a database `WHERE id IN (...)`, a bulk RPC), and routes response `i` back to request
-/// `i`. The corio model, in Rust form: tasks run their CPU phase, every request
+/// `i`. Tasks run their CPU phase, every request
 /// made meanwhile joins the open batch, and the batch goes out when that work goes idle.
 ///
 /// Build one with [`Batcher::builder`]; cloning is cheap and shares the batcher. `Send` and
@@ -80,7 +82,7 @@ use super::stats::{BatchStats, Closed, Counters};
 /// triggers do nothing (the timer is cancelled). [`Batcher::flush`] closes it explicitly.
 ///
 /// A closed batch waits for one of [`max_in_flight`](BatcherBuilder::max_in_flight) slots
-/// (default 128, as corio) without holding a worker ([`Semaphore::acquire_then`](crate::Semaphore)),
+/// (default 128) without holding a worker ([`Semaphore::acquire_then`](crate::Semaphore)),
 /// then runs as one dispatch task: a blocking dispatcher as a may-block task inside
 /// [`blocking`](crate::blocking), an async one as a `post_future` future. Requests cancelled
 /// through their handle before that moment are left out. Response `i` goes to request `i`.
@@ -92,24 +94,29 @@ use super::stats::{BatchStats, Closed, Counters};
 /// request of that batch, and only of that batch: the error as
 /// [`TaskError::from_error`](crate::TaskError::from_error) with one shared original (every
 /// request's [`downcast_ref`](crate::TaskError::downcast_ref) sees the same value), a panic as a
-/// panicked error with its message (also reported like a task's panic: tracing and the pool's
-/// panic handler). [`timeout`](BatcherBuilder::timeout) bounds an unanswered dispatch. At
+/// panicked error that keeps the payload ([`TaskError::into_panic`](crate::TaskError::into_panic)).
+/// A dispatcher's panic is reported exactly like a task's, before any request hears of it: the
+/// dispatch task's [`PanicPolicy`](crate::PanicPolicy) applies (dispatching on a `Poison`
+/// sequence poisons it), then tracing and the pool's panic handler, with the line that built the
+/// batcher as `posted_from`. [`timeout`](BatcherBuilder::timeout) bounds an unanswered dispatch. At
 /// shutdown a closed or open batch that can no longer be dispatched is dropped, and its
 /// requests resolve as not run; so are those of a dispatch future dropped unfinished (the
 /// runner drops a future that returned `Pending` without keeping its waker). None stays
 /// pending.
 ///
-/// # What corio got wrong, and what this does instead (seed S4(d))
+/// # Guarantees
 ///
-/// * The loop ignored cancellation and had no timeout (3): requests can be cancelled until
-///   dispatched, joined with a timeout, and a dispatch can be given a deadline; a stuck
-///   dispatcher holds one in-flight slot, not the pool.
-/// * Responses were routed through a channel owned by the schedule, so two loops could swap
-///   them (4): here every batch owns its requests' promises; nothing is routed by position
-///   across batches or batchers.
-/// * A malformed batch panicked the loop (5): it is an error for that batch's requests.
-/// * `Dispatch` ran on the loop and had to spawn its own goroutines (6): here each dispatch is
-///   its own task, bounded by `max_in_flight`.
+/// * Nothing waits forever on the batcher: requests can be cancelled until dispatched and
+///   joined with a timeout, and a dispatch can be given a deadline; a stuck dispatcher holds
+///   one in-flight slot, never the pool.
+/// * Responses never cross: every batch owns its requests' promises, so nothing is routed by
+///   position across batches or batchers.
+/// * A malformed answer (a wrong number of responses) is an error for that batch's requests,
+///   not a panic.
+/// * Each dispatch is its own task, bounded by `max_in_flight`: the dispatcher needs no
+///   concurrency discipline of its own.
+/// * Durations mean what they say: a `max_wait` or `timeout` too large to represent as a point
+///   in time (`Duration::MAX`) is no limit, and never panics.
 ///
 /// ```
 /// use taskrunner::{Batcher, TaskTraits, ThreadPool};
@@ -133,10 +140,6 @@ use super::stats::{BatchStats, Closed, Counters};
 pub struct Batcher<Req: Send + 'static, Resp: Send + 'static> {
     shared: Arc<Shared<Req, Resp>>,
 }
-
-/// The max-wait timer of a batcher without a time limit (about 30 years, like the pool's
-/// clamp for huge delays).
-const NO_TIME_LIMIT: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// One request waiting in a batch.
 pub(crate) struct Entry<Req, Resp: Send + 'static> {
@@ -186,9 +189,39 @@ impl<Req, Resp: Send + 'static> Open<Req, Resp> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
     pub(crate) max_batch_size: usize,
-    pub(crate) max_wait: Option<Duration>,
+    /// Measured from a batch's first request; a duration too large to represent means no
+    /// limit (see [`add_timer`]).
+    pub(crate) max_wait: Duration,
     pub(crate) flush_when_idle: bool,
+    /// `None`, or a duration too large to represent: dispatches are not bounded.
     pub(crate) timeout: Option<Duration>,
+}
+
+/// Runs `f` on the delay manager's thread at `deadline` (pool clock), like
+/// `Inner::add_timer_callback`, but for any deadline: [`Deadline::NEVER`] (a duration too large
+/// to represent) is kept at the end of time, which no clock reaches, so the entry never fires
+/// and shutdown still drops it (its closure's drop then does the clean-up). `None` if the
+/// delay manager has stopped (shutdown); `f` is then dropped.
+pub(crate) fn add_timer(
+    pool: &SyncArc<Inner>,
+    delay: Duration,
+    f: Box<dyn FnOnce() + Send>,
+    posted_from: &'static Location<'static>,
+) -> Option<DelayId> {
+    if pool.tracker.shutdown_started() {
+        drop_quietly(f);
+        return None;
+    }
+    let run_at = Deadline::after(pool.clock.now(), delay);
+    let mut task = Task::new(f, posted_from);
+    task.was_delayed = true;
+    match pool.delay.add(pool, run_at, task, Destination::Inline) {
+        Ok(id) => Some(id),
+        Err(task) => {
+            drop_quietly(task);
+            None
+        }
+    }
 }
 
 /// Everything the batcher's clones, triggers and dispatch tasks share.
@@ -272,8 +305,15 @@ where
     /// of that sequence. A sequence that a worker is running is not in the pool's queue, so
     /// the tasks still queued behind the running one are invisible to the best-effort flush;
     /// the marker runs after them, and the flush is parked until every marked sequence's
-    /// marker has run.
-    fn mark(self: &Arc<Self>, id: u64, key: usize, seq: SyncArc<Sequence>, pool: SyncArc<Inner>) {
+    /// marker has run. `called_from`: the request's `call` site.
+    fn mark(
+        self: &Arc<Self>,
+        id: u64,
+        key: usize,
+        seq: SyncArc<Sequence>,
+        pool: SyncArc<Inner>,
+        called_from: &'static Location<'static>,
+    ) {
         let marker = Marker {
             shared: Some(Arc::clone(self)),
             id,
@@ -285,7 +325,7 @@ where
             PostDest::Sequence(&seq),
             Duration::ZERO,
             move || drop(marker),
-            self.built_at,
+            called_from,
         );
     }
 
@@ -299,7 +339,7 @@ where
             open.unpark_flush()
         };
         if let Some(id) = flush {
-            self.post_flush(id);
+            self.post_flush(id, self.built_at);
         }
     }
 
@@ -307,14 +347,14 @@ where
     /// higher-priority work is queued). Refused (shutdown): the closure is dropped, and the
     /// trigger closes the batch, whose dispatch is refused in turn, so its requests resolve
     /// as not run.
-    fn post_flush(self: &Arc<Self>, id: u64) {
+    fn post_flush(self: &Arc<Self>, id: u64, posted_from: &'static Location<'static>) {
         let trigger = Trigger::new(self, id, Closed::Idle);
         let _ = Inner::post(
             self.pool(),
             PostDest::Parallel(TaskTraits::new().priority(TaskPriority::BestEffort)),
             Duration::ZERO,
             move || trigger.fire(),
-            self.built_at,
+            posted_from,
         );
     }
 
@@ -337,23 +377,24 @@ where
             .acquire_then(move |permit| Shared::start(this, entries, permit));
     }
 
-    /// Arms the idle flush and the max-wait timer of batch `id` (just opened by a request).
-    fn arm(self: &Arc<Self>, id: u64) {
+    /// Arms the idle flush and the max-wait timer of batch `id` (just opened by a request
+    /// made at `called_from`).
+    fn arm(self: &Arc<Self>, id: u64, called_from: &'static Location<'static>) {
         let pool = self.pool();
         if self.config.flush_when_idle {
-            self.post_flush(id);
+            self.post_flush(id, called_from);
         }
         {
-            // Without a time limit the timer is still set, far in the future: shutdown drops
-            // pending timers, and the dropped trigger resolves the open batch's requests.
-            let wait = self.config.max_wait.unwrap_or(NO_TIME_LIMIT);
+            // Without a time limit the timer is still set, at the end of time (never reached):
+            // shutdown drops pending timers, and the dropped trigger resolves the open batch's
+            // requests.
             let trigger = Trigger::new(self, id, Closed::MaxWait);
             // On the delay thread: fires on time even when every worker is busy.
-            let timer = Inner::add_timer_callback(
+            let timer = add_timer(
                 pool,
-                wait,
+                self.config.max_wait,
                 Box::new(move || trigger.fire()),
-                self.built_at,
+                called_from,
             );
             if let Some(t) = timer {
                 let mut open = self.open.lock();
@@ -380,7 +421,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Drop for Resuming<Req, Resp> {
             open.unpark_flush()
         };
         if let Some(id) = flush {
-            self.0.post_flush(id);
+            self.0.post_flush(id, self.0.built_at);
         }
     }
 }
@@ -479,7 +520,9 @@ where
     /// }).unwrap();
     /// assert_eq!(squares.join().unwrap(), 25);
     /// ```
+    #[track_caller]
     pub fn call(&self, req: Req) -> TaskHandle<Resp> {
+        let called_from = Location::caller();
         let s = &self.shared;
         s.counters
             .requests
@@ -517,13 +560,13 @@ where
         };
         if let Some((id, key)) = mark {
             match crate::current::current_sequence() {
-                Some((seq, pool)) => s.mark(id, key, seq, pool),
+                Some((seq, pool)) => s.mark(id, key, seq, pool, called_from),
                 None => s.unmark(id, key),
             }
         }
         match next {
             Next::Nothing => {}
-            Next::Arm(id) => s.arm(id),
+            Next::Arm(id) => s.arm(id, called_from),
             Next::Dispatch(entries, timer) => s.closed(entries, timer, Closed::Full),
         }
         handle

@@ -19,7 +19,7 @@ use super::place::{DispatchRunner, Place};
 const DEFAULT_MAX_BATCH: usize = 256;
 /// The default [`max_wait`](BatcherBuilder::max_wait).
 const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(1);
-/// The default [`max_in_flight`](BatcherBuilder::max_in_flight) (corio's I/O concurrency).
+/// The default [`max_in_flight`](BatcherBuilder::max_in_flight).
 const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
 /// Configures a [`Batcher`]; finish with [`build`](Self::build) (a blocking dispatcher) or
@@ -44,7 +44,7 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// ```
 pub struct BatcherBuilder {
     max_batch_size: usize,
-    max_wait: Option<Duration>,
+    max_wait: Duration,
     max_in_flight: usize,
     flush_when_idle: bool,
     timeout: Option<Duration>,
@@ -69,7 +69,7 @@ impl BatcherBuilder {
     pub fn new() -> Self {
         BatcherBuilder {
             max_batch_size: DEFAULT_MAX_BATCH,
-            max_wait: Some(DEFAULT_MAX_WAIT),
+            max_wait: DEFAULT_MAX_WAIT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             flush_when_idle: true,
             timeout: None,
@@ -104,9 +104,11 @@ impl BatcherBuilder {
     /// The longest a request waits for its batch to close (default 1 ms): a batch is closed
     /// `d` after its first request even if it is not full and the pool is still busy, measured
     /// on the pool's clock (a mock clock in a `TestEnvironment`) by the delay thread, so it
-    /// fires even when every worker is busy. `Duration::MAX` means no time limit (an open batch
-    /// then still holds one far-future timer, so that shutdown resolves its requests; in a
-    /// `TestEnvironment`, `fast_forward_until_no_tasks_remain` would fire it).
+    /// fires even when every worker is busy. `Duration::MAX`, or any duration too large to
+    /// represent as a point in time, means **no time limit**: the batch then closes only when
+    /// full, idle, or flushed. (An open batch still holds one pending timer entry, at the end of
+    /// time, which no clock reaches, not even a `TestEnvironment`'s fast-forwards: it is there
+    /// so that shutdown, which drops pending timers, resolves the batch's requests.)
     ///
     /// ```
     /// use std::time::Duration;
@@ -122,11 +124,11 @@ impl BatcherBuilder {
     /// ```
     #[must_use]
     pub fn max_wait(mut self, d: Duration) -> Self {
-        self.max_wait = (d != Duration::MAX).then_some(d);
+        self.max_wait = d;
         self
     }
 
-    /// How many dispatcher calls may run at once (default 128, corio's limit). A closed batch
+    /// How many dispatcher calls may run at once (default 128). A closed batch
     /// beyond that waits for a running one to finish, in closing order, without holding a
     /// worker. Panics if `n` is 0.
     ///
@@ -175,7 +177,8 @@ impl BatcherBuilder {
     /// passes after the dispatcher was called, every request of the batch resolves with a
     /// deadline-exceeded error ([`TaskError::is_deadline_exceeded`]) and the late answer is
     /// dropped. The call itself keeps its in-flight slot until it returns: a stuck dispatcher
-    /// still counts against `max_in_flight` (corio's loop had no timeout and hung, S4(d)3).
+    /// still counts against `max_in_flight`, but never hangs its callers. `Duration::MAX` (or
+    /// any duration too large to represent as a point in time) means no bound, as by default.
     ///
     /// ```
     /// use std::time::Duration;
@@ -189,6 +192,12 @@ impl BatcherBuilder {
     ///         Ok::<_, String>(xs)
     ///     });
     /// assert!(b.call(1).join().unwrap_err().is_deadline_exceeded());
+    ///
+    /// let unbounded = Batcher::builder()
+    ///     .pool(&pool)
+    ///     .timeout(Duration::MAX) // no bound
+    ///     .build(|xs: Vec<u8>| Ok::<_, String>(xs));
+    /// assert_eq!(unbounded.call(2).join().unwrap(), 2);
     /// ```
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {

@@ -1,23 +1,21 @@
 //! Running a closed batch: wait for an in-flight slot, call the dispatcher (sync task or
 //! future), and deliver response `i` to request `i`, or the batch's error to every request.
 
-use std::any::Any;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::delay::DelayId;
 use crate::handle::{Promise, TaskError};
-use crate::pool::{panic_message, Inner};
 use crate::semaphore::Permit;
 use std::sync::Arc;
 
 use crate::sync::Mutex;
-use crate::worker::drop_quietly;
+use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
 
-use super::batcher::{Entry, Shared};
+use super::batcher::{add_timer, Entry, Shared};
 use super::error::BatchError;
 
 /// A dispatcher's outcome, its error already made a `TaskError` (shared by the batch).
@@ -46,7 +44,8 @@ where
         let place = this.place.clone();
         match &this.dispatcher {
             Dispatcher::Sync(_) => {
-                place.post(move || Shared::run_sync(this, entries, permit));
+                let built_at = this.built_at;
+                place.post(move || Shared::run_sync(this, entries, permit), built_at);
             }
             Dispatcher::Async(_) => {
                 place.post_future(AsyncDispatch {
@@ -89,25 +88,26 @@ where
             unreachable!("run_sync is posted for sync dispatchers only");
         };
         let t0 = Instant::now();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let outcome = catch(|| {
             if crate::current::may_block() {
                 crate::blocking::blocking(|| d(reqs))
             } else {
                 d(reqs)
             }
-        }));
+        });
         drop(permit);
         let outcome = outcome.unwrap_or_else(|p| Err(this.panicked(p)));
         delivery.deliver(outcome, t0.elapsed());
     }
 
-    /// Reports a dispatcher panic (tracing and the pool's panic handler, like a task's) and
-    /// turns it into the error every request of the batch gets.
-    fn panicked(&self, payload: Box<dyn Any + Send>) -> TaskError {
-        let msg = panic_message(&*payload);
-        drop_quietly(payload);
-        self.pool().report_panic_message(self.built_at, msg.clone());
-        TaskError::panicked(msg)
+    /// A dispatcher panicked inside the dispatch task: reports it exactly like a task's panic
+    /// (the running task's `PanicPolicy`, then tracing and the pool's panic handler, with the
+    /// batcher's build site), before any request hears of it, and turns it into the error
+    /// every request of the batch gets (the payload kept for `TaskError::into_panic`).
+    fn panicked(&self, payload: Payload) -> TaskError {
+        let payload = crate::future_task::with_tokio_advice(payload);
+        report_task_panic(payload.message(), self.built_at);
+        TaskError::from_panic(payload)
     }
 }
 
@@ -122,10 +122,15 @@ pub(crate) struct Delivery<Req: Send + 'static, Resp: Send + 'static> {
 impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
     fn new(shared: &Arc<Shared<Req, Resp>>, promises: Vec<Promise<Resp>>) -> Self {
         let promises = Arc::new(Mutex::new(Some(promises)));
-        let timer = shared.config.timeout.and_then(|timeout| {
+        // A timeout too large to represent is no bound: no timer at all.
+        let bounded = shared
+            .config
+            .timeout
+            .filter(|&t| !Deadline::after(shared.pool().clock.now(), t).is_never());
+        let timer = bounded.and_then(|timeout| {
             let slot = Arc::clone(&promises);
             let this = Arc::clone(shared);
-            Inner::add_timer_callback(
+            add_timer(
                 shared.pool(),
                 timeout,
                 Box::new(move || {
@@ -237,7 +242,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Future for AsyncDispatch<Req, Re
                         unreachable!("AsyncDispatch is posted for async dispatchers only");
                     };
                     let t0 = Instant::now();
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| d(reqs))) {
+                    match catch(|| d(reqs)) {
                         Ok(fut) => {
                             this.state = State::Running {
                                 fut,
@@ -259,7 +264,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Future for AsyncDispatch<Req, Re
                     permit,
                     t0,
                 } => {
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                    match catch(|| fut.as_mut().poll(cx)) {
                         Ok(Poll::Pending) => {
                             this.state = State::Running {
                                 fut,

@@ -1,4 +1,4 @@
-//! Batched I/O, the corio model: tasks run until they need I/O, every request made in that CPU
+//! Batched I/O: tasks run until they need I/O, every request made in that CPU
 //! phase joins one batch, the batch goes to the dispatcher in one call, and each task resumes
 //! with its own response. The public type is [`Batcher`]; its docs hold the dispatch rule.
 //!

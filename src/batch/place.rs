@@ -1,8 +1,10 @@
 //! Where a batcher runs its dispatches: the pool (with traits) or one of the runners.
 
 use std::future::Future;
+use std::panic::Location;
+use std::time::Duration;
 
-use crate::pool::{Inner, ThreadPool};
+use crate::pool::{Inner, PostDest, ThreadPool};
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::sync::Arc;
 use crate::traits::TaskTraits;
@@ -27,16 +29,21 @@ impl Place {
         }
     }
 
-    /// Posts a dispatch task; `false` if refused (the closure was dropped, which resolves
-    /// its requests as not run).
-    pub(crate) fn post<F>(&self, f: F) -> bool
+    /// Posts a dispatch task, reported as posted from `posted_from` (where the batcher was
+    /// built); `false` if refused (the closure was dropped, which resolves its requests as not
+    /// run).
+    pub(crate) fn post<F>(&self, f: F, posted_from: &'static Location<'static>) -> bool
     where
         F: FnOnce() + Send + 'static,
     {
+        let post = |dest: PostDest<'_>, f: F| {
+            Inner::post(self.inner(), dest, Duration::ZERO, f, posted_from).is_ok()
+        };
         match self {
-            Place::Pool(p, t) => p.post_task(*t, f).is_ok(),
-            Place::Parallel(r) => r.post_task(f).is_ok(),
-            Place::Sequenced(r) => r.post_task(f).is_ok(),
+            Place::Pool(_, t) => post(PostDest::Parallel(*t), f),
+            Place::Parallel(r) => post(PostDest::Parallel(r.traits()), f),
+            Place::Sequenced(r) => post(PostDest::Sequence(r.parts().1), f),
+            // Its sequence is private to the runner: the task reports this line instead.
             Place::SingleThread(r) => r.post_task(f).is_ok(),
         }
     }

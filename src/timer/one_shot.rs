@@ -68,6 +68,10 @@ impl OneShotTimer {
     /// Refused like a delayed post (shutdown started, sequence poisoned, thread exited), with
     /// `task` handed back; the timer is then left as it was.
     ///
+    /// A `delay` too large to represent as a point in time (`Duration::MAX`) means never: the
+    /// timer is running (and holds one pending entry) but the task never runs, however far a
+    /// test clock is moved; `stop`, dropping the timer, or shutdown releases it.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
@@ -80,6 +84,10 @@ impl OneShotTimer {
     /// timer.start(Duration::from_millis(1), move || tx2.send("new").unwrap()).unwrap(); // replaces it
     /// assert_eq!(rx.recv().unwrap(), "new");
     /// assert!(rx.recv().is_err()); // the old task was dropped, never run
+    ///
+    /// timer.start(Duration::MAX, || unreachable!("never")).unwrap(); // no overflow: never runs
+    /// assert!(timer.is_running());
+    /// assert!(timer.stop());
     /// ```
     #[track_caller]
     pub fn start<F>(&self, delay: Duration, task: F) -> Result<(), PostError<F>>
@@ -97,7 +105,9 @@ impl OneShotTimer {
 
     /// Cancels the pending run and drops the task. After `stop` returns the task never
     /// starts; if it had already started it runs to the end. Returns `true` if a pending run
-    /// was cancelled (that run then never happens).
+    /// was cancelled (that run then never happens), exactly when [`is_running`](Self::is_running)
+    /// was `true`: a run at its deadline, or one posted by [`fire_now`](Self::fire_now) from
+    /// another thread that has not started yet.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -129,14 +139,21 @@ impl OneShotTimer {
     /// assert!(timer.reset()); // the hour counts from now
     /// assert!(timer.is_running());
     /// ```
+    #[track_caller]
     pub fn reset(&self) -> bool {
         TimerCore::reset(&self.core)
     }
 
-    /// Runs the task now instead of at its deadline, and stops the timer. Called on the
-    /// timer's sequence, the task runs inside this call; from any other thread it is posted to
-    /// run next on the sequence (a `stop` before it starts still cancels it). Returns `false`
-    /// if there was no task (or the post was refused by shutdown).
+    /// Runs the task now instead of at its deadline (the deadline is cancelled). Returns
+    /// `false` if there was no task (never started, already fired, stopped) or the post was
+    /// refused by shutdown.
+    ///
+    /// * Called on the timer's sequence, the task runs inside this call; the timer is stopped
+    ///   when it returns.
+    /// * From any other thread the run is posted to the sequence as an immediate task, and the
+    ///   timer **stays running until that task starts**: [`is_running`](Self::is_running) is
+    ///   `true` meanwhile, and a [`stop`](Self::stop) (or a [`reset`](Self::reset), or a new
+    ///   `start`) before it starts cancels it, `stop` then returning `true`.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -146,18 +163,27 @@ impl OneShotTimer {
     /// let timer = OneShotTimer::new(&seq);
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// timer.start(Duration::from_secs(3600), move || tx.send("now").unwrap()).unwrap();
-    /// assert!(timer.fire_now());
-    /// assert!(!timer.is_running());
+    /// assert!(timer.fire_now()); // from this thread: posted to run next on the sequence
     /// assert_eq!(rx.recv().unwrap(), "now"); // long before the hour is up
     /// assert!(!timer.fire_now()); // the task was used up
+    ///
+    /// // A posted run is pending until it starts: stop cancels it and says so.
+    /// let (gate, wait) = std::sync::mpsc::channel::<()>();
+    /// seq.post_task(move || wait.recv().unwrap()).unwrap(); // keep the sequence busy
+    /// timer.start(Duration::from_secs(3600), || unreachable!("cancelled")).unwrap();
+    /// assert!(timer.fire_now());
+    /// assert!(timer.is_running());
+    /// assert!(timer.stop());
+    /// assert!(!timer.is_running());
+    /// gate.send(()).unwrap();
     /// ```
     #[track_caller]
     pub fn fire_now(&self) -> bool {
         TimerCore::fire_now(&self.core, Location::caller())
     }
 
-    /// `true` while a run is pending: from `start` (or `reset`) until the task starts or the
-    /// timer is stopped.
+    /// `true` while a run is pending: from `start` (or `reset`, or a `fire_now` from another
+    /// thread) until the task starts or the timer is stopped.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -67,6 +67,9 @@ impl RepeatingTimer {
     /// `period`, the first time one period from now. Refusals as for
     /// [`OneShotTimer::start`](crate::OneShotTimer::start).
     ///
+    /// A `period` too large to represent as a point in time (`Duration::MAX`) means the first
+    /// run never comes (the timer is running until stopped).
+    ///
     /// # Panics
     ///
     /// If `period` is zero (the timer would spin).
@@ -131,6 +134,7 @@ impl RepeatingTimer {
     /// assert!(timer.reset());
     /// assert_eq!(pool.pending_delayed_tasks(), 1);
     /// ```
+    #[track_caller]
     pub fn reset(&self) -> bool {
         TimerCore::reset(&self.core)
     }

@@ -124,6 +124,7 @@ impl RetainingOneShotTimer {
     /// assert!(timer.reset());
     /// assert_eq!(pool.pending_delayed_tasks(), 1); // the old entry was replaced, not kept
     /// ```
+    #[track_caller]
     pub fn reset(&self) -> bool {
         TimerCore::reset(&self.core)
     }

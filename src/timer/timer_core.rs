@@ -27,7 +27,8 @@
 //! | `→ g' \| ARMED` (`start`, `reset`) | any thread | post the fire of `g'` to the delay manager, make `g'` current, replace the task (`start`), remember the new entry's id; cancel the old entry after unlocking |
 //! | `g \| ARMED → g` (fire of `g`, one-shot kinds) | the sequence | take the task (one-shot: consume it; retaining: borrow it), then run it unlocked |
 //! | `g \| ARMED → g' \| ARMED` (fire of `g`, repeating) | the sequence | post the next fire (`g'`, at now + period) *before* borrowing and running the task: start-to-start period |
-//! | `→ g'` (`fire_now`, one-shot) | any thread | make `g'` current, not armed, take the pending id; on the timer's sequence take the task and run it unlocked, elsewhere post an immediate fire of `g'` after unlocking |
+//! | `→ g'` (`fire_now` on the timer's sequence, one-shot) | the sequence | make `g'` current, not armed, take the pending id and the task; run it unlocked |
+//! | `→ g' \| ARMED` (`fire_now` from elsewhere, one-shot) | any thread | make `g'` current and armed (the immediate run is pending, so `stop` cancels it and says so), take the pending id; post an immediate fire of `g'` after unlocking |
 //! | `→ g'` (`stop`) | any thread | make `g'` current (every posted fire is stale), take the task (not for the retaining kind), take the pending id; cancel the entry and drop the task after unlocking |
 //! | `g \| ARMED → g` (fire task of `g` dropped unrun: shutdown) | whoever dropped it | like `stop`, for the current generation only |
 //!
@@ -38,6 +39,11 @@
 //! returns unless it was running (then when the run ends). Modelled by loom in
 //! `src/loom_tests/timer.rs`.
 //!
+//! **Huge delays.** A delay too large to represent as a point in time (`Duration::MAX`) means
+//! "never": the fire is kept in the delay heap at the end of time (see `crate::clock`), which
+//! no clock reaches. The timer is running until stopped, and stopping it (or shutdown)
+//! removes the entry as for any other delay.
+//!
 //! **Locks.** Lock order: the core lock, then the locks a post takes under it: the delay
 //! manager's lock and, in admission, a dedicated thread's flags lock (the first delayed post may
 //! also register the clock waker and spawn the delay service thread under it). Nothing is dropped and no user code runs under the core lock: old
@@ -45,17 +51,18 @@
 //! destructors may call back into the timer).
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::{self, Location};
 use std::time::Duration;
 
 use crate::current;
+use crate::deadline::Deadline;
 use crate::delay::{DelayId, Destination};
 use crate::error::{PostError, PostRefusal};
 use crate::pool::{Inner, PostDest};
 use crate::scheduler::Sequence;
 use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::{BoxedFn, Task};
-use crate::worker::drop_quietly;
+use crate::unwind::drop_quietly;
 
 const ARMED: u64 = 1;
 
@@ -195,17 +202,23 @@ impl TimerCore {
 
     /// Re-arms with the current task and delay (from now). `false` if there is no task to
     /// re-arm (one-shot already fired or stopped, repeating stopped, never started) or the post
-    /// was refused; the timer is then left as it was.
+    /// was refused; the timer is then left as it was. The new fire (and, for the repeating
+    /// kind, every later one) reports the caller's location as where it was posted from.
+    #[track_caller]
     pub(crate) fn reset(this: &Arc<Self>) -> bool {
+        let posted_from = Location::caller();
         let (old_entry, refused) = {
             let mut s = this.synced.lock();
             let has_task = s.task.is_some() || (s.borrowed && s.keep_borrowed);
             if !has_task {
                 return false;
             }
-            let (delay, from) = (s.delay, s.posted_from);
-            match Self::arm(this, &mut s, delay, from) {
-                Ok(old) => (old, None),
+            let delay = s.delay;
+            match Self::arm(this, &mut s, delay, posted_from) {
+                Ok(old) => {
+                    s.posted_from = posted_from;
+                    (old, None)
+                }
                 Err((_, fire)) => (None, Some(fire)),
             }
         };
@@ -238,10 +251,12 @@ impl TimerCore {
         was_armed
     }
 
-    /// One-shot kinds: runs the task now and disarms. On the timer's own sequence the task
-    /// runs inside this call; from anywhere else it is posted to run next on the sequence (as
-    /// an immediate task), and a `stop` before it starts still cancels it. `false` if there is
-    /// no task, or the post was refused (shutdown: the timer is then stopped, as by the pool).
+    /// One-shot kinds: runs the task now instead of at its deadline. On the timer's own
+    /// sequence the task runs inside this call (the timer is disarmed first); from anywhere
+    /// else an immediate run is posted to the sequence and the timer stays armed until it
+    /// starts, so `is_running` is `true` meanwhile and a `stop` before it starts cancels it
+    /// (returning `true`). `false` if there is no task, or the post was refused (shutdown: the
+    /// timer is then stopped, as by the pool).
     pub(crate) fn fire_now(this: &Arc<Self>, posted_from: &'static Location<'static>) -> bool {
         let on_sequence = this.on_sequence();
         let (task, gen, entry) = {
@@ -251,7 +266,8 @@ impl TimerCore {
             }
             s.last_gen += 1;
             s.gen = s.last_gen;
-            this.set_state(s.gen, false);
+            // Off the sequence the run is pending until its task starts: armed.
+            this.set_state(s.gen, !on_sequence);
             let task = if on_sequence { s.task.take() } else { None };
             (task, s.gen, s.pending.take())
         };
@@ -299,8 +315,9 @@ impl TimerCore {
         };
         let mut task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
         task.was_delayed = true;
-        // A delay too large for `Instant` means never (as for delayed posts).
-        let run_at = crate::deadline::Deadline::after(this.inner.clock.now(), delay);
+        // A delay too large for `Instant` means never: the entry waits (stop or shutdown
+        // removes it) but never ripens.
+        let run_at = Deadline::after(this.inner.clock.now(), delay);
         let dest = Destination::Sequence(Arc::clone(&this.seq));
         match this.inner.delay.add(&this.inner, run_at, task, dest) {
             Ok(id) => {
@@ -349,12 +366,14 @@ impl TimerCore {
     }
 
     /// Runs a task taken out of the slot; a borrowed (`Many`) task is given back afterwards,
-    /// even if it panicked (the panic then continues to the worker, which reports it).
+    /// even if it panicked. The panic then continues to whoever runs this: the worker, which
+    /// reports it like any task's panic (the pool's panic handler, the sequence's
+    /// `PanicPolicy`), or the caller of an on-sequence `fire_now`.
     fn run_taken(&self, task: UserTask) {
         match task {
             UserTask::Once(f) => f(),
             UserTask::Many(mut f) => {
-                let outcome = panic::catch_unwind(AssertUnwindSafe(&mut f));
+                let outcome = crate::unwind::catch(&mut f);
                 let leftover = {
                     let mut s = self.synced.lock();
                     if s.borrowed && s.keep_borrowed && s.task.is_none() {
@@ -368,7 +387,7 @@ impl TimerCore {
                 };
                 drop_quietly(leftover);
                 if let Err(payload) = outcome {
-                    panic::resume_unwind(payload);
+                    panic::resume_unwind(payload.into_inner());
                 }
             }
         }
