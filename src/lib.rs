@@ -252,7 +252,7 @@ pub fn create_single_thread_task_runner(traits: TaskTraits) -> SingleThreadTaskR
 #[doc = include_str!("../docs/orchestration.md")]
 struct OrchestrationGuide;
 
-#[cfg(all(doctest, feature = "test-util"))]
+#[cfg(all(doctest, feature = "test-util", feature = "tokio"))]
 #[doc = include_str!("../docs/async-and-batching.md")]
 struct AsyncAndBatchingGuide;
 
