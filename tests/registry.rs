@@ -177,8 +177,9 @@ fn not_found_and_not_ready() {
 
     assert_eq!(RegistryError::NotFound.to_string(), "future not found");
     assert_eq!(RegistryError::NotReady.to_string(), "future not ready");
+    // `TaskError::new` is a failure (not a panic).
     let failed = RegistryError::Failed(TaskError::new("boom"));
-    assert_eq!(failed.to_string(), "future failed: task panicked: boom");
+    assert_eq!(failed.to_string(), "future failed: task failed: boom");
     assert!(failed.source().is_some());
 }
 
@@ -354,8 +355,8 @@ fn remove_hands_the_handle_back_without_cancelling_and_take_moves_the_value() {
         .unwrap();
     assert_eq!(reg.state_code(id), Ok(2));
     let h = reg.remove(id).unwrap();
-    assert_eq!(h.state(), TaskState::Panicked);
-    assert_eq!(h.join().unwrap_err().panic_message(), Some("no"));
+    assert_eq!(h.state(), TaskState::Failed);
+    assert_eq!(h.join().unwrap_err().to_string(), "task failed: no");
 
     // take: non-Clone values, moved out once.
     let vreg: HandleRegistry<Vec<u8>> = HandleRegistry::new(4);
