@@ -962,7 +962,9 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
 
     /// Blocks until the task ends and returns its value (a clone), or why there is none (the
     /// script's `await`). Any number of threads may wait on one id; each gets the value. No
-    /// registry lock is held while waiting. The first read starts the entry's retention time.
+    /// registry lock is held while waiting, and on a pool worker the wait is a blocking scope
+    /// (the pool runs one more worker meanwhile). The first read starts the entry's retention
+    /// time.
     ///
     /// ```
     /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};

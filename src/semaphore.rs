@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_third_acquirer_after_a_hand_off_does_not_get_in() {
-        // corio's permit leak: after T1 hands off to T2, T3 must not find a stale permit.
+        // After T1 hands off to T2, T3 must not find a stale permit.
         let s = Semaphore::new(1);
         let t1 = s.acquire();
         let (tx, rx) = std::sync::mpsc::channel();

@@ -173,6 +173,8 @@ pub struct AsCompleted<T> {
 /// taken from its handle ([`TaskHandle::join`] of an ended handle); the iteration ends when
 /// every handle has been yielded, or at the [`timeout`](AsCompleted::timeout) /
 /// [`deadline`](AsCompleted::deadline) if one is set (one deadline for the whole iteration).
+/// On a pool worker, waiting for the next handle is a blocking scope (the pool runs one more
+/// worker meanwhile).
 ///
 /// ```
 /// use taskrunner::{as_completed, ThreadPool, TaskTraits};

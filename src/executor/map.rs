@@ -125,6 +125,14 @@ where
     ///
     /// Several inputs: zip them; the map stops at the shortest, as [`Iterator::zip`] does.
     ///
+    /// Like every executor wait (see [`Executor`]), waiting for the items on a pool worker is a
+    /// blocking scope (the pool runs one more worker meanwhile), a panicking item is reported
+    /// to the pool's panic handler with this call as its posted-from location, and calling
+    /// this from a task of the sequence the executor runs on panics (the items would be queued
+    /// behind the caller). The same holds for [`try_map`](Self::try_map),
+    /// [`map_with`](Self::map_with), [`map_with_retry`](Self::map_with_retry),
+    /// [`map_timeout`](Self::map_timeout) and [`map_iter`](Self::map_iter)'s `next`.
+    ///
     /// ```
     /// let exec = taskrunner::Executor::new(4);
     /// let out = exec.map(vec!["a", "bb", "ccc"], |s: &str| s.len());
