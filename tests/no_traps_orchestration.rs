@@ -604,6 +604,25 @@ fn waiting_for_an_executor_from_its_own_sequence_panics() {
 }
 
 #[test]
+fn dropping_an_executor_inside_a_task_of_its_own_sequence_does_not_wait() {
+    let v = within("drop of an executor on its own sequence", || {
+        let pool = pool(2);
+        let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+        let s = seq.clone();
+        let h = seq
+            .post_task_with_result(move || {
+                let exec = Executor::builder().runner(s).build().unwrap();
+                let h = exec.submit(|| 5).unwrap();
+                drop(exec); // a drain here would wait for a task queued behind this one
+                h
+            })
+            .unwrap();
+        h.join().unwrap().join().unwrap()
+    });
+    assert_eq!(v, 5);
+}
+
+#[test]
 fn joining_an_invoke_all_on_its_own_sequence_panics() {
     let msg = panic_on_own_sequence("InvokeAll::join, own sequence", |_, seq| {
         let _ = invoke_all(&seq, (0..2).map(|i| move || Ok::<_, Infallible>(i)), None).join();
