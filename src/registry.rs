@@ -191,7 +191,8 @@ impl Error for RegistryError {
 }
 
 /// [`HandleRegistry::insert`] found the registry full (after purging expired entries); the
-/// handle is handed back.
+/// handle is handed back. It is an [`Error`] (`Send + Sync + 'static` for a `T: Send +
+/// 'static`), so `?` works with it.
 ///
 /// ```
 /// use taskrunner::{HandleRegistry, TaskHandle};
@@ -201,6 +202,11 @@ impl Error for RegistryError {
 /// assert_eq!(full.capacity(), 1);
 /// assert_eq!(full.to_string(), "handle registry is full (capacity 1)");
 /// assert_eq!(full.into_inner().join().unwrap(), 2);
+///
+/// fn register(reg: &HandleRegistry<u8>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(reg.insert(TaskHandle::ready(3))?.as_u64())
+/// }
+/// assert!(register(&reg).is_err()); // still full
 /// ```
 pub struct RegistryFull<T> {
     handle: TaskHandle<T>,
