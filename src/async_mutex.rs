@@ -3,7 +3,7 @@
 //!
 //! # You may not need it: a sequence is the lock
 //!
-//! corio needed a task-aware `Mutex` because every task shared one goroutine's state. Here,
+//! A task-aware mutex is what you reach for when many tasks share one piece of state. Here,
 //! state that belongs to one logical thread is owned by a **sequence**, and needs no lock:
 //!
 //! * keep it in a [`SequenceBound<T>`](crate::SequenceBound) (the object lives on its
@@ -34,10 +34,10 @@
 //! | a future that was handed the lock is dropped | pass the lock on, as an unlock would |
 //!
 //! The value moves between `free`, `handed` and one guard, so there is always exactly one owner
-//! and never both a free lock and a handed one: corio's mutex released a permit **and** woke a
-//! waiter, so a third locker arriving after the hand-off found the permit and got in beside the
-//! woken one (S4(d)1). [`try_lock`](AsyncMutex::try_lock) succeeds only when `free` is set, so
-//! it never barges past queued waiters either.
+//! and never both a free lock and a handed one: a third locker arriving just after a hand-off
+//! finds the lock owned (by the woken waiter) and queues behind it; it can never get in beside
+//! it. [`try_lock`](AsyncMutex::try_lock) succeeds only when `free` is set, so it never barges
+//! past queued waiters either.
 //!
 //! A panic while a guard is held releases the lock as the guard unwinds (no poisoning, as in
 //! `parking_lot`). The value lives in a `Box`, so a hand-off moves one pointer, and no `unsafe`
@@ -184,10 +184,11 @@ impl<T> AsyncMutex<T> {
     }
 
     /// Blocks this thread until it owns the lock (in the same FIFO queue as `lock().await`).
-    /// For threads and blocking tasks; inside a pool task it counts as blocking (see
-    /// [`blocking`](crate::blocking)) when the task has the may-block trait. Prefer
-    /// `lock().await` in futures: blocking a worker until a future that holds the lock is
-    /// polled again can deadlock a small pool.
+    /// For threads and tasks. A pool task that has to wait here is a blocking scope (as
+    /// [`blocking`](crate::blocking), without its may-block check): the pool runs one more
+    /// worker while it blocks, so the holder of the lock (a task or a `post_future` future on
+    /// the same pool) can always run and release it. A free lock is taken without blocking.
+    /// In futures prefer `lock().await`, which blocks no thread at all.
     ///
     /// ```
     /// let m = std::sync::Arc::new(taskrunner::AsyncMutex::new(1));
@@ -197,11 +198,10 @@ impl<T> AsyncMutex<T> {
     /// assert_eq!(*m.lock_blocking(), 2);
     /// ```
     pub fn lock_blocking(&self) -> AsyncMutexGuard<'_, T> {
-        if crate::current::in_task() && crate::current::may_block() {
-            crate::blocking::blocking(|| block_on(self.lock()))
-        } else {
-            block_on(self.lock())
+        if let Some(g) = self.try_lock() {
+            return g;
         }
+        crate::blocking::blocking_unchecked(|| block_on(self.lock()))
     }
 
     /// `true` if someone owns the lock now (a snapshot).
@@ -217,7 +217,7 @@ impl<T> AsyncMutex<T> {
         self.state.lock().free.is_none()
     }
 
-    /// How many lockers are queued now (a snapshot; corio's `WaitCount`).
+    /// How many lockers are queued now (a snapshot).
     ///
     /// ```
     /// use std::sync::Arc;

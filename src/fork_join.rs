@@ -1,13 +1,10 @@
 //! Fork/join: [`invoke_all`] (and [`invoke_all_fail_fast`]) runs a batch of fallible tasks, at
 //! most `limit` at a time, and joins them; [`consume`] drains a channel of [`Deferred`] tasks
-//! with N concurrent workers; [`wait_all`] and [`cancel_all`] act on any slice of handles
-//! (kelindar/async's `InvokeAll`, `Consume`, `WaitAll` and `CancelAll`).
+//! with N concurrent workers; [`wait_all`] and [`cancel_all`] act on any slice of handles.
 //!
 //! # The error rule
 //!
-//! kelindar/async reported errors one way for `InvokeAll` with concurrency 0 (all errors
-//! joined) and another way with a limit or through `Consume` (nil, although tasks failed).
-//! Here there is one rule, whatever the limit and the runner:
+//! Errors are reported the same way whatever the limit and the runner:
 //!
 //! * every task ends with its own outcome in its own [`TaskHandle`]: a value, or a
 //!   [`TaskError`] saying it failed (it returned `Err`, kept as the error's source), panicked,
@@ -28,8 +25,9 @@
 //!
 //! `invoke_all` with a limit `n` does not post one task per item plus a supervisor. It posts
 //! `n` **drivers**: each claims the next item (an atomic index into the batch), runs it inline
-//! inside a [`TaskContext`], and claims again until none is left. Per item this costs the
-//! [`Deferred`] (one allocation: closure and result cell together) and no post at all. Without
+//! inside a [`TaskContext`], and claims again until none is left. Per item this costs one
+//! result cell (one allocation: closure and result together, as a [`Deferred`]) and no post at
+//! all. Without
 //! a limit, one driver per item is posted at once, so every item can start as soon as a worker
 //! is free; a driver that finds its item already taken by a faster one exits at once.
 //!
@@ -40,21 +38,39 @@
 //! # Cancellation never leaves a task pending
 //!
 //! Cancelling a batch or a consumer (explicitly, by a deadline on its token, or by a fail-fast
-//! failure) resolves every task that has not started, at once, on the cancelling thread:
-//! kelindar/async left those "created" forever and `WaitAll` on them hung. If the runner
-//! refuses the drivers (shutdown), the tasks they would have run end as not run.
+//! failure) resolves every task that has not started, at once, on the cancelling thread, so
+//! nothing waiting on them can hang. If the runner refuses the drivers (shutdown), the tasks
+//! they would have run end as not run.
+//!
+//! # Panics
+//!
+//! An `invoke_all` task that panics is caught and reported exactly like a plain task's panic
+//! (the runner's [`PanicPolicy`](crate::PanicPolicy), then the pool's panic handler, with the
+//! location of the `invoke_all` call), before its handle resolves as panicked with the payload.
+//!
+//! # Blocking
+//!
+//! Every wait here that blocks (`join`, `join_fail_fast`, `Consumer::join`, `wait_all`, a
+//! consumer's driver waiting for the next task) is a blocking scope on a pool worker: the pool
+//! runs one more worker meanwhile. A join by a task of the very sequence the batch (or
+//! consumer) runs on could never end, since its drivers are queued behind the caller: it
+//! panics at once instead.
 
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use crate::blocking::blocking_unchecked;
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
-use crate::handle::{Deferred, TaskError, TaskHandle, TaskState};
+use crate::handle::cell::new_outcome_cell;
+use crate::handle::{CellJob, Deferred, TaskError, TaskHandle, TaskState};
 use crate::runner::PostTask;
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::wait::check_can_block;
+use crate::unwind::{catch, report_task_panic};
+use crate::wait::{check_can_block, check_not_own_sequence, sequence_token_of};
 
 /// `first_failure` before any task failed.
 const NO_FAILURE: usize = usize::MAX;
@@ -70,13 +86,15 @@ const NO_FAILURE: usize = usize::MAX;
 /// | `first_failure` | the first task to end without a value | CAS from `NO_FAILURE`, once |
 /// | `drivers` | drivers on exit (run or dropped unrun) | the last one resolves any unclaimed item |
 struct Batch {
-    slots: Box<[Mutex<Option<Deferred>>]>,
+    slots: Box<[Mutex<Option<CellJob>>]>,
     next: AtomicUsize,
     remaining: AtomicUsize,
     drivers: AtomicUsize,
     first_failure: AtomicUsize,
     fail_fast: AtomicBool,
     token: CancellationToken,
+    /// The sequence the drivers are posted to, if the runner is one of the crate's sequences.
+    seq: Option<u64>,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -92,7 +110,8 @@ impl Batch {
             next = ctx.scope(|| {
                 let mut task = first;
                 loop {
-                    task.run();
+                    // The item catches (and reports) its own panic: nothing unwinds here.
+                    let _ = task.run_with(&|| {});
                     self.items_done(1);
                     let following = self.claim()?;
                     if ctx.is_cancelled() {
@@ -106,7 +125,7 @@ impl Batch {
 
     /// Claims the next item to run; `None` when none is left or the batch is cancelled (the
     /// unclaimed items are then resolved).
-    fn claim(&self) -> Option<Deferred> {
+    fn claim(&self) -> Option<CellJob> {
         let n = self.slots.len();
         loop {
             if let Some(why) = self.token.reason() {
@@ -180,6 +199,7 @@ impl Batch {
         self.cv.notify_all();
     }
 
+    #[track_caller]
     fn wait_until(&self, done: impl Fn() -> bool) {
         // A short batch often ends within a few microseconds: spin briefly (bounded backoff)
         // before parking, which would cost a futex call and a context switch on each side.
@@ -195,10 +215,13 @@ impl Batch {
             return;
         }
         check_can_block("joining an invoke_all batch");
-        let mut g = self.lock.lock();
-        while !done() {
-            self.cv.wait(&mut g);
-        }
+        check_not_own_sequence(self.seq, "joining an invoke_all batch");
+        blocking_unchecked(|| {
+            let mut g = self.lock.lock();
+            while !done() {
+                self.cv.wait(&mut g);
+            }
+        });
     }
 }
 
@@ -223,21 +246,6 @@ impl Drop for Driver {
         }
     }
 }
-
-/// Notes its item as failed if the item panics (for fail-fast joins).
-struct OnUnwind<'a>(&'a Weak<Batch>, usize);
-
-impl Drop for OnUnwind<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(b) = self.0.upgrade() {
-                b.note_failure(self.1);
-            }
-        }
-    }
-}
-
-type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// Runs every task of `tasks` on `runner`, at most `limit` at a time, and returns the batch:
 /// join it for all outcomes in input order ([`InvokeAll::join`]) or for the values with the
@@ -277,19 +285,20 @@ type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// assert!(results[7].as_ref().unwrap_err().is_failed());
 /// assert!(peak.load(Ordering::SeqCst) <= 2);
 /// ```
+#[track_caller]
 pub fn invoke_all<R, I, F, T, E>(
     runner: &R,
     tasks: I,
     limit: impl Into<Option<usize>>,
 ) -> InvokeAll<T>
 where
-    R: PostTask + ?Sized,
+    R: PostTask + 'static,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Into<Box<dyn Error + Send + Sync + 'static>>,
 {
-    start(runner, tasks, limit.into(), false)
+    start(runner, tasks, limit.into(), false, Location::caller())
 }
 
 /// Like [`invoke_all`], but the batch **stops at its first failure from the start** (Go's
@@ -321,24 +330,31 @@ where
 /// assert_eq!(err.to_string(), "task failed: item 2 is broken");
 /// assert_eq!(ran.load(Ordering::SeqCst), 3);
 /// ```
+#[track_caller]
 pub fn invoke_all_fail_fast<R, I, F, T, E>(
     runner: &R,
     tasks: I,
     limit: impl Into<Option<usize>>,
 ) -> InvokeAll<T>
 where
-    R: PostTask + ?Sized,
+    R: PostTask + 'static,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Into<Box<dyn Error + Send + Sync + 'static>>,
 {
-    start(runner, tasks, limit.into(), true)
+    start(runner, tasks, limit.into(), true, Location::caller())
 }
 
-fn start<R, I, F, T, E>(runner: &R, tasks: I, limit: Option<usize>, fail_fast: bool) -> InvokeAll<T>
+fn start<R, I, F, T, E>(
+    runner: &R,
+    tasks: I,
+    limit: Option<usize>,
+    fail_fast: bool,
+    posted_from: &'static Location<'static>,
+) -> InvokeAll<T>
 where
-    R: PostTask + ?Sized,
+    R: PostTask + 'static,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
@@ -347,24 +363,34 @@ where
     let tasks = tasks.into_iter();
     let mut handles = Vec::with_capacity(tasks.size_hint().0);
     let batch = Arc::new_cyclic(|weak: &Weak<Batch>| {
-        let slots: Box<[Mutex<Option<Deferred>>]> = tasks
+        let slots: Box<[Mutex<Option<CellJob>>]> = tasks
             .enumerate()
             .map(|(i, f)| {
                 let batch = weak.clone();
-                // Notes the item as failed if it returns `Err` or panics (fail-fast joins).
-                let (task, handle) = Deferred::fallible(move || -> Result<T, BoxError> {
-                    let guard = OnUnwind(&batch, i);
-                    let result = f();
-                    drop(guard);
-                    result.map_err(|e| {
-                        if let Some(b) = batch.upgrade() {
-                            b.note_failure(i);
+                let failed = move || {
+                    if let Some(b) = batch.upgrade() {
+                        b.note_failure(i);
+                    }
+                };
+                // Notes the item as failed if it returns `Err` or panics (fail-fast joins). A
+                // panic is reported like a plain task's (panic policy, the pool's handler)
+                // before the handle resolves; the handle keeps the payload.
+                let (job, cell) = new_outcome_cell(move || -> Result<T, TaskError> {
+                    match catch(f) {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(e)) => {
+                            failed();
+                            Err(TaskError::from_error(e))
                         }
-                        e.into()
-                    })
+                        Err(p) => {
+                            report_task_panic(p.message(), posted_from);
+                            failed();
+                            Err(TaskError::from_panic(p))
+                        }
+                    }
                 });
-                handles.push(handle);
-                Mutex::new(Some(task))
+                handles.push(TaskHandle::from_cell(cell));
+                Mutex::new(Some(job))
             })
             .collect();
         let n = slots.len();
@@ -376,6 +402,7 @@ where
             first_failure: AtomicUsize::new(NO_FAILURE),
             fail_fast: AtomicBool::new(fail_fast),
             token: CancellationToken::new(),
+            seq: sequence_token_of(runner),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         }
@@ -420,8 +447,14 @@ pub struct InvokeAll<T> {
 impl<T: Send + 'static> InvokeAll<T> {
     /// Waits for every task and returns every outcome, in input order.
     ///
-    /// Like any blocking wait, joining from inside a task holds that task's worker: the batch
-    /// needs other workers (or another runner) to make progress.
+    /// Joining from inside a pool task is a blocking scope: the pool runs one more worker while
+    /// it blocks, so the batch makes progress even on a one-worker pool.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait and the caller is a task of the sequence the batch runs on (the
+    /// batch's tasks are queued behind it: the join could never end). Join from elsewhere, or
+    /// `.await` the handles ([`into_handles`](Self::into_handles)) in a future.
     ///
     /// ```
     /// use taskrunner::{invoke_all, ThreadPool};
@@ -436,6 +469,7 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// assert!(out[1].as_ref().unwrap_err().is_failed());
     /// assert!(out[2].as_ref().unwrap_err().is_panic());
     /// ```
+    #[track_caller]
     pub fn join(self) -> Vec<Result<T, TaskError>> {
         let b = &self.batch;
         b.wait_until(|| b.remaining.load(Ordering::Acquire) == 0);
@@ -452,6 +486,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// [`invoke_all`], when this is called (at once if a task has already failed), so tasks
     /// that started in between have run.
     ///
+    /// Blocks and panics as [`join`](Self::join) does.
+    ///
     /// ```
     /// use taskrunner::{invoke_all, ThreadPool};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
@@ -462,6 +498,7 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// let tasks = (0..10).map(|i| move || Ok::<_, std::io::Error>(i));
     /// assert_eq!(invoke_all(&pool, tasks, 3).join_fail_fast().unwrap(), (0..10).collect::<Vec<_>>());
     /// ```
+    #[track_caller]
     pub fn join_fail_fast(self) -> Result<Vec<T>, TaskError> {
         let b = &self.batch;
         b.fail_fast.store(true, Ordering::SeqCst);
@@ -480,7 +517,13 @@ impl<T: Send + 'static> InvokeAll<T> {
                 .into_iter()
                 .nth(first)
                 .expect("the failed index is in range");
-            return match handle.join() {
+            // Noted as failed just before its handle resolves: a short wait, if any.
+            let joined = if handle.is_finished() {
+                handle.join()
+            } else {
+                blocking_unchecked(|| handle.join())
+            };
+            return match joined {
                 Err(e) => Err(e),
                 Ok(_) => unreachable!("a task noted as failed produced a value"),
             };
@@ -640,6 +683,8 @@ struct Hub {
     not_run: AtomicUsize,
     finished: Mutex<bool>,
     cv: Condvar,
+    /// The sequence the drivers are posted to, if the runner is one of the crate's sequences.
+    seq: Option<u64>,
     post: PostDriver,
 }
 
@@ -699,20 +744,15 @@ impl Hub {
     }
 
     /// Blocks for the next task, or `None` if the channel closed or the consumer was
-    /// cancelled. Inside a may-block task this is a [`blocking`](crate::blocking) scope, so the
-    /// pool runs another worker meanwhile.
+    /// cancelled. On a pool worker this is a blocking scope (as [`blocking`](crate::blocking),
+    /// without its may-block check), so the pool runs another worker meanwhile.
     fn wait_for_task(&self, rx: &Receiver<Deferred>) -> Option<Deferred> {
-        let wait = || {
+        blocking_unchecked(|| {
             crossbeam_channel::select! {
                 recv(rx) -> msg => msg.ok(),
                 recv(self.wake_rx) -> _ => None,
             }
-        };
-        if !crate::current::in_task() || crate::current::may_block() {
-            crate::blocking::blocking(wait)
-        } else {
-            wait()
-        }
+        })
     }
 
     /// Posts one more driver if fewer than `workers` are live.
@@ -797,20 +837,23 @@ impl Drop for ConsumeDriver {
 /// [cancelled](Consumer::cancel). Each task runs inside a [`TaskContext`] whose token is a
 /// child of the consumer's [`token`](Consumer::token).
 ///
-/// **Waiting for tasks holds one worker.** Like kelindar/async's `Consume` (which holds its
-/// goroutines), a consumer whose channel is open and empty keeps exactly one driver blocked on
-/// the channel (the others exit and are posted again when tasks queue up). On a runner made
-/// with [`TaskTraits::may_block(true)`](crate::TaskTraits::may_block) that wait is a
-/// [`blocking`](crate::blocking) scope, so the pool runs another worker meanwhile; prefer such
-/// a runner for long-lived consumers. Close the channel or cancel the consumer before shutting
-/// the pool down. (In a seeded single-thread `TestEnvironment`, tasks run on the test thread:
-/// close the channel before `run_until_idle`, or that wait would block it.)
+/// **Waiting for tasks blocks one driver.** A consumer whose channel is open and empty keeps
+/// exactly one driver blocked on the channel (the others exit and are posted again when tasks
+/// queue up). On a pool worker that wait is a blocking scope (as
+/// [`blocking`](crate::blocking), whatever the runner's traits), so the pool runs another
+/// worker meanwhile and an idle consumer never starves the pool. Close the channel or cancel
+/// the consumer before shutting the pool down. (In a seeded single-thread `TestEnvironment`,
+/// tasks run on the test thread: close the channel before `run_until_idle`, or that wait would
+/// block it.)
 ///
 /// **Cancellation** resolves every task still in the channel as cancelled, at once; the
 /// consumer then drops its receiver, so a later `send` fails and hands the task back (if the
-/// sender drops it, its handle ends as not run): a task is never left pending (kelindar/async
-/// bug). A task sent while the consumer is cancelled may race with that and end as not run.
-/// If the runner refuses the drivers (shutdown), queued tasks end as not run.
+/// sender drops it, its handle ends as not run): a task is never left pending. A task sent
+/// while the consumer is cancelled may race with that and end as not run. If the runner
+/// refuses the drivers (shutdown), queued tasks end as not run.
+///
+/// **Panics** of the tasks are caught by their [`Deferred`] and end their handles as panicked;
+/// the consumer carries on.
 ///
 /// ```
 /// use taskrunner::{consume, Deferred, ThreadPool};
@@ -827,6 +870,7 @@ impl Drop for ConsumeDriver {
 /// assert_eq!(report.ran, 10);
 /// assert_eq!(handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 90);
 /// ```
+#[track_caller]
 pub fn consume<R>(runner: &R, rx: Receiver<Deferred>, workers: usize) -> Consumer
 where
     R: PostTask + Clone + Send + Sync + 'static,
@@ -852,6 +896,7 @@ where
         not_run: AtomicUsize::new(0),
         finished: Mutex::new(false),
         cv: Condvar::new(),
+        seq: sequence_token_of(&runner),
         post: Box::new(move |d: ConsumeDriver| {
             // Refused (shutdown): the error drops the closure, and with it the driver.
             drop(runner.post_task(move || d.run()));
@@ -940,19 +985,28 @@ impl Consumer {
     }
 
     /// Blocks until every driver has exited (the channel closed and empty, or the consumer
-    /// cancelled) and reports what the consumer did.
+    /// cancelled) and reports what the consumer did. On a pool worker the pool runs one more
+    /// worker while this blocks.
+    ///
+    /// # Panics
+    ///
+    /// If it has to wait and the caller is a task of the sequence the consumer runs on: its
+    /// drivers are queued behind the caller, so the join could never end.
     ///
     /// See [`consume`] for an example.
+    #[track_caller]
     pub fn join(self) -> ConsumeReport {
         let hub = &self.hub;
-        let mut done = hub.finished.lock();
-        if !*done {
+        if !*hub.finished.lock() {
             check_can_block("joining a consumer");
+            check_not_own_sequence(hub.seq, "joining a consumer");
+            blocking_unchecked(|| {
+                let mut done = hub.finished.lock();
+                while !*done {
+                    hub.cv.wait(&mut done);
+                }
+            });
         }
-        while !*done {
-            hub.cv.wait(&mut done);
-        }
-        drop(done);
         ConsumeReport {
             ran: hub.ran.load(Ordering::Relaxed),
             cancelled: hub.cancelled.load(Ordering::Relaxed),
@@ -1000,7 +1054,8 @@ impl fmt::Debug for Consumer {
 /// join them afterwards for the values). `Err` lists every handle that did not complete, with
 /// its index and final state.
 ///
-/// Several threads may wait on the same handles at once.
+/// Several threads may wait on the same handles at once. On a pool worker the wait is a
+/// blocking scope: the pool runs one more worker while it blocks.
 ///
 /// ```
 /// use taskrunner::{wait_all, TaskState, ThreadPool, TaskTraits};
@@ -1018,9 +1073,11 @@ impl fmt::Debug for Consumer {
 pub fn wait_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> Result<(), WaitAllError> {
     if !handles.iter().all(TaskHandle::is_finished) {
         check_can_block("wait_all");
-        for h in handles {
-            h.wait_done();
-        }
+        blocking_unchecked(|| {
+            for h in handles {
+                h.wait_done();
+            }
+        });
     }
     let failures: Vec<(usize, TaskState)> = handles
         .iter()
@@ -1057,12 +1114,16 @@ pub fn cancel_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> usize {
 /// The handles that did not complete, from [`wait_all`]: index and final state of each
 /// (failed, panicked or cancelled), in index order.
 ///
+/// It is an [`Error`] (`Send + Sync + 'static`), so `?` works with it.
+///
 /// ```
 /// use taskrunner::{wait_all, TaskHandle, TaskError, TaskState};
 /// let handles = vec![TaskHandle::ready(1), TaskHandle::failed(TaskError::new("x"))];
 /// let err = wait_all(&handles).unwrap_err();
-/// assert_eq!(err.failures(), &[(1, TaskState::Panicked)]);
-/// assert_eq!(err.to_string(), "1 task did not complete: #1 panicked");
+/// assert_eq!(err.failures(), &[(1, TaskState::Failed)]);
+/// assert_eq!(err.to_string(), "1 task did not complete: #1 failed");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
+/// assert!(boxed.to_string().contains("#1 failed"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WaitAllError {

@@ -7,10 +7,15 @@
 //! One lock guards `count`, `generation` and the waker list. A waiter records the generation
 //! when it starts and is released when the count is zero **or** the generation moved: every
 //! transition of the count to zero bumps the generation (under the lock) and wakes everyone.
-//! There are no permits, so nothing can be left over from an earlier round: corio's WaitGroup
-//! (seed S4(d)2) kept a stale permit after a round of waiters, and a later `Wait` with the
-//! counter above zero returned at once. Here a waiter that starts while the count is above
-//! zero can only be released by that count reaching zero.
+//! There are no permits, so nothing can be left over from an earlier round: a waiter that
+//! starts while the count is above zero can only be released by that count reaching zero.
+//!
+//! # Panics in group tasks
+//!
+//! A [`TaskGroup`] task that panics is caught (its payload kept in the group's error) and
+//! reported exactly like a plain task's panic: the pool's panic handler sees it with the
+//! location of the `spawn` call, and the runner's [`PanicPolicy`](crate::PanicPolicy) applies
+//! (`Poison` poisons the sequence before the group hears of the panic; `Abort` aborts).
 //!
 //! # TaskGroup error rule
 //!
@@ -22,19 +27,21 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cancel::{CancellationToken, TaskContext};
+use crate::deadline::Deadline;
 use crate::handle::TaskError;
-use crate::pool::panic_message;
 use crate::runner::PostTask;
 use crate::scope::wait_compensated;
 use crate::semaphore::Semaphore;
 use crate::sync::{Condvar, Mutex};
+use crate::unwind::{catch, report_task_panic};
+use crate::wait::{check_not_own_sequence, sequence_token_of};
 
 // ---- waker list ------------------------------------------------------------------------------
 
@@ -228,28 +235,32 @@ impl WaitGroup {
         WaitGroupGuard { wg: self.clone() }
     }
 
-    /// Blocks until the counter is zero (at once if it is).
+    /// Blocks until the counter is zero (at once if it is). On a pool worker the pool runs
+    /// one more worker while this blocks.
     ///
     /// See [`WaitGroup`] for an example.
     pub fn wait(&self) {
-        self.wait_until(None);
+        self.wait_until(Deadline::NEVER);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`; `true` if the wait was released
-    /// (the counter reached zero), `false` on timeout.
+    /// (the counter reached zero), `false` on timeout. A timeout too large to represent
+    /// (`Duration::MAX`) means no limit.
     ///
     /// ```
+    /// use std::time::Duration;
     /// let wg = taskrunner::WaitGroup::new();
     /// wg.add(1);
-    /// assert!(!wg.wait_timeout(std::time::Duration::from_millis(1)));
+    /// assert!(!wg.wait_timeout(Duration::from_millis(1)));
     /// wg.done();
-    /// assert!(wg.wait_timeout(std::time::Duration::from_millis(1)));
+    /// assert!(wg.wait_timeout(Duration::from_millis(1)));
+    /// assert!(wg.wait_timeout(Duration::MAX)); // no limit (and no overflow)
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(Deadline::real_after(timeout))
     }
 
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+    fn wait_until(&self, deadline: Deadline) -> bool {
         let generation = {
             let s = self.inner.state.lock();
             if s.count == 0 {
@@ -257,13 +268,13 @@ impl WaitGroup {
             }
             s.generation
         };
-        if deadline.is_none() {
+        if deadline.is_never() {
             crate::wait::check_can_block("WaitGroup::wait");
         }
         wait_compensated(|| {
             let mut s = self.inner.state.lock();
             while s.count > 0 && s.generation == generation {
-                match deadline {
+                match deadline.instant() {
                     None => self.inner.cv.wait(&mut s),
                     Some(d) => {
                         let now = Instant::now();
@@ -414,14 +425,17 @@ impl GroupShared {
 struct Ticket {
     shared: Arc<GroupShared>,
     resolved: bool,
+    /// Where the task was spawned (what the pool's panic handler is told).
+    posted_from: &'static Location<'static>,
 }
 
 impl Ticket {
-    fn new(shared: Arc<GroupShared>) -> Self {
+    fn new(shared: Arc<GroupShared>, posted_from: &'static Location<'static>) -> Self {
         shared.wg.add(1);
         Ticket {
             shared,
             resolved: false,
+            posted_from,
         }
     }
 
@@ -444,10 +458,15 @@ impl Ticket {
             return self.finish(Err(TaskError::interrupted(why)));
         }
         let ctx = TaskContext::new(self.shared.token.clone());
-        let outcome = match catch_unwind(AssertUnwindSafe(|| ctx.scope(|| f(&ctx)))) {
+        let outcome = match catch(|| ctx.scope(|| f(&ctx))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(TaskError::from_error(e)),
-            Err(p) => Err(TaskError::panicked(panic_message(&*p))),
+            Err(p) => {
+                // Reported (and the runner's panic policy applied) before the group hears of
+                // it, as the worker does for a plain task.
+                report_task_panic(p.message(), self.posted_from);
+                Err(TaskError::from_panic(p))
+            }
         };
         self.finish(outcome);
     }
@@ -463,9 +482,9 @@ impl Drop for Ticket {
     }
 }
 
-/// A group of fallible tasks that succeed or fail together (Go's `errgroup`, corio's
-/// `ErrGroup`): [`spawn`](Self::spawn) posts tasks to a runner, [`wait`](Self::wait) waits for
-/// all of them and returns the **first** error.
+/// A group of fallible tasks that succeed or fail together (Go's `errgroup`):
+/// [`spawn`](Self::spawn) posts tasks to a runner, [`wait`](Self::wait) waits for all of them
+/// and returns the **first** error.
 ///
 /// * Each task runs inside a [`TaskContext`] whose token is the group's
 ///   ([`token`](Self::token)). The first task to end without success — it returned `Err`, it
@@ -498,6 +517,8 @@ impl Drop for Ticket {
 /// ```
 pub struct TaskGroup<R> {
     runner: R,
+    /// The sequence `runner` posts to, if it is one of the crate's sequenced runners.
+    seq: Option<u64>,
     shared: Arc<GroupShared>,
     limit: Option<Semaphore>,
 }
@@ -537,6 +558,7 @@ where
     fn from_token(runner: &R, token: CancellationToken) -> Self {
         TaskGroup {
             runner: runner.clone(),
+            seq: sequence_token_of(runner),
             shared: Arc::new(GroupShared {
                 wg: WaitGroup::new(),
                 first_error: Mutex::new(None),
@@ -589,7 +611,7 @@ where
         F: FnOnce(&TaskContext) -> Result<(), E> + Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
-        let ticket = Ticket::new(self.shared.clone());
+        let ticket = Ticket::new(self.shared.clone(), Location::caller());
         if let Some(why) = self.shared.token.reason() {
             return ticket.finish(Err(TaskError::interrupted(why)));
         }
@@ -618,13 +640,33 @@ where
     /// Blocks until every task spawned so far has ended; `Ok` if all succeeded, else the
     /// group's first error. On a pool worker the pool runs one more worker meanwhile.
     ///
+    /// # Panics
+    ///
+    /// If it would have to wait and is called from a task of the sequence the group posts to
+    /// (its runner is a `SequencedTaskRunner` or a `SingleThreadTaskRunner`): the group's
+    /// tasks are queued behind the caller on that sequence, so the wait could never end. Wait
+    /// from elsewhere, or use [`wait_async`](Self::wait_async) in a future.
+    ///
     /// See [`TaskGroup`] for an example.
+    #[track_caller]
     pub fn wait(&self) -> Result<(), TaskError> {
+        self.check_wait("TaskGroup::wait");
         self.shared.wg.wait();
         self.shared.result()
     }
 
+    /// Panics if a wait from here for pending tasks could never end (see [`wait`](Self::wait)).
+    #[track_caller]
+    fn check_wait(&self, what: &str) {
+        if self.shared.wg.count() > 0 {
+            check_not_own_sequence(self.seq, what);
+        }
+    }
+
     /// Like [`wait`](Self::wait), giving up after `timeout` (`None`: tasks are still running).
+    /// A timeout too large to represent (`Duration::MAX`) means no limit, and then it panics
+    /// as `wait` does for a wait on the group's own sequence (a bounded wait there just times
+    /// out).
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
@@ -635,7 +677,11 @@ where
     /// drop(release);
     /// assert!(group.wait_timeout(std::time::Duration::from_secs(30)).unwrap().is_ok());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), TaskError>> {
+        if Deadline::real_after(timeout).is_never() {
+            self.check_wait("TaskGroup::wait_timeout without a limit");
+        }
         if self.shared.wg.wait_timeout(timeout) {
             Some(self.shared.result())
         } else {
@@ -709,6 +755,7 @@ impl<R: Clone> Clone for TaskGroup<R> {
     fn clone(&self) -> Self {
         TaskGroup {
             runner: self.runner.clone(),
+            seq: self.seq,
             shared: self.shared.clone(),
             limit: self.limit.clone(),
         }

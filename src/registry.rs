@@ -1,19 +1,22 @@
 //! [`HandleRegistry`]: task handles kept by numeric id, for scripting hosts and FFI.
 //!
 //! A script (Lua, Python through pyo3, Wren, rhai, a C caller) cannot hold a Rust
-//! [`TaskHandle`]; it holds a number. wren.go's `AsyncManager` kept its futures in a map by id
-//! and gave scripts `await`, `isReady`, `get`, `cancel`, `getState` and `cleanup` by id. This is
-//! that map with the seed's bugs fixed (seed-features.md S3):
+//! [`TaskHandle`]; it holds a number. The registry keeps handles in a map by id and gives
+//! scripts `await`, `isReady`, `get`, `cancel`, `getState` and `cleanup` by id (the shape of
+//! wren.go's `AsyncManager` script API):
 //!
-//! * racing `cancel` and completion never panics and never overwrites a result (S3(d)1): the
-//!   handle's single CAS decides, the registry only reads it;
+//! * racing `cancel` and completion never panics and never overwrites a result: the handle's
+//!   single CAS decides, the registry only reads it;
 //! * the registry is **bounded** and cleans up by itself: a result that was read (by
 //!   [`get`](HandleRegistry::get) or [`wait`](HandleRegistry::wait)) is removed after
-//!   [`retain_collected_for`](HandleRegistryBuilder::retain_collected_for) (S3(d)5);
+//!   [`retain_collected_for`](HandleRegistryBuilder::retain_collected_for);
 //! * [`cleanup`](HandleRegistry::cleanup) of a handle whose task has not ended **cancels** it
-//!   rather than losing track of work that keeps running (S3(d)5);
+//!   rather than losing track of work that keeps running;
 //! * ids are `u64` ([`HandleId`]) with a checked conversion to the doubles scripts store
-//!   numbers in (S3(d)8).
+//!   numbers in;
+//! * a blocking [`wait`](HandleRegistry::wait) on a pool worker is a blocking scope (the pool
+//!   runs one more worker while it blocks), and a timeout too large to represent
+//!   (`Duration::MAX`) means no limit, as does a retention too long to represent.
 //!
 //! # Locks
 //!
@@ -37,15 +40,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
+use crate::blocking::blocking_unchecked;
 use crate::clock::{Clock, SystemClock};
+use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle, TaskState};
 use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
-use crate::worker::drop_quietly;
+use crate::unwind::{catch, drop_quietly};
 
 /// The largest id a script's double can hold exactly: 2^53.
 const MAX_EXACT_F64: u64 = 1 << 53;
@@ -55,7 +59,7 @@ const MAX_EXACT_F64: u64 = 1 << 53;
 ///
 /// Scripting languages often store numbers as `f64`, which is exact only up to 2^53; the
 /// checked conversions [`to_f64`](Self::to_f64) and [`from_f64`](Self::from_f64) refuse what
-/// would not round-trip (wren.go passed ids as doubles unchecked).
+/// would not round-trip.
 ///
 /// ```
 /// use taskrunner::HandleId;
@@ -154,7 +158,9 @@ impl RegistryError {
     /// ```
     /// use taskrunner::{RegistryError, TaskError};
     /// let e = RegistryError::Failed(TaskError::new("boom"));
-    /// assert_eq!(e.task_error().unwrap().panic_message(), Some("boom"));
+    /// assert!(e.task_error().unwrap().is_failed());
+    /// assert_eq!(e.task_error().unwrap().to_string(), "task failed: boom");
+    /// assert_eq!(e.to_string(), "future failed: task failed: boom");
     /// assert!(RegistryError::NotReady.task_error().is_none());
     /// ```
     pub fn task_error(&self) -> Option<&TaskError> {
@@ -185,7 +191,8 @@ impl Error for RegistryError {
 }
 
 /// [`HandleRegistry::insert`] found the registry full (after purging expired entries); the
-/// handle is handed back.
+/// handle is handed back. It is an [`Error`] (`Send + Sync + 'static` for a `T: Send +
+/// 'static`), so `?` works with it.
 ///
 /// ```
 /// use taskrunner::{HandleRegistry, TaskHandle};
@@ -195,6 +202,11 @@ impl Error for RegistryError {
 /// assert_eq!(full.capacity(), 1);
 /// assert_eq!(full.to_string(), "handle registry is full (capacity 1)");
 /// assert_eq!(full.into_inner().join().unwrap(), 2);
+///
+/// fn register(reg: &HandleRegistry<u8>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(reg.insert(TaskHandle::ready(3))?.as_u64())
+/// }
+/// assert!(register(&reg).is_err()); // still full
 /// ```
 pub struct RegistryFull<T> {
     handle: TaskHandle<T>,
@@ -292,12 +304,21 @@ struct Entry<T> {
 
 impl<T: Send + 'static> Entry<T> {
     /// Locks the slot once no cancel has the handle checked out.
+    /// The entry's slot once no `cancel` is running user code on it (a short wait, a blocking
+    /// scope if it happens on a pool worker).
     fn lock_idle(&self) -> MutexGuard<'_, Slot<T>> {
-        let mut s = self.slot.lock();
-        while s.busy {
-            self.cv.wait(&mut s);
+        let s = self.slot.lock();
+        if !s.busy {
+            return s;
         }
-        s
+        drop(s);
+        blocking_unchecked(|| {
+            let mut s = self.slot.lock();
+            while s.busy {
+                self.cv.wait(&mut s);
+            }
+            s
+        })
     }
 }
 
@@ -596,7 +617,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// use taskrunner::{HandleRegistry, TaskError, TaskHandle, TaskState};
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(TaskHandle::<u8>::failed(TaskError::new("boom"))).unwrap();
-    /// assert_eq!(reg.state(id), Ok(TaskState::Panicked));
+    /// assert_eq!(reg.state(id), Ok(TaskState::Failed));
     /// ```
     pub fn state(&self, id: HandleId) -> Result<TaskState, RegistryError> {
         let e = self.entry(id)?;
@@ -656,9 +677,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
         };
         // No lock held: cancelling drops the closure and runs token callbacks (user code), and
         // the handle wakes this entry's waker.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            handle.as_ref().is_some_and(TaskHandle::cancel)
-        }));
+        let outcome = catch(|| handle.as_ref().is_some_and(TaskHandle::cancel));
         {
             let mut s = e.slot.lock();
             s.handle = handle;
@@ -667,14 +686,14 @@ impl<T: Send + 'static> HandleRegistry<T> {
         }
         match outcome {
             Ok(cancelled) => Ok(cancelled),
-            Err(payload) => panic::resume_unwind(payload),
+            // The caller's own panic (a destructor or token callback of its task): resumed.
+            Err(payload) => std::panic::resume_unwind(payload.into_inner()),
         }
     }
 
     /// Removes the entry; `true` if there was one. A task that has not ended is **cancelled**
     /// first (as by [`cancel`](Self::cancel): pending → never runs; running → its token is
-    /// cancelled and its result dropped when it ends), so no work goes on untracked (wren.go's
-    /// cleanup lost the handle and let the work run). Use [`remove`](Self::remove) to take the
+    /// cancelled and its result dropped when it ends), so no work goes on untracked. Use [`remove`](Self::remove) to take the
     /// handle out without cancelling. A [`wait`](Self::wait) in progress on this id returns
     /// `NotFound` (or the outcome, if the task ended first).
     ///
@@ -905,8 +924,9 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// Queues the entry for removal after the retention time (first read only).
     fn note_collected(&self, id: HandleId) {
         let mut t = self.inner.table.lock();
-        // `now` under the table lock: expiries are queued in time order.
-        if let Some(at) = self.inner.clock.now().checked_add(self.inner.retain) {
+        // `now` under the table lock: expiries are queued in time order. A retention too long
+        // to represent never expires.
+        if let Some(at) = Deadline::after(self.inner.clock.now(), self.inner.retain).instant() {
             if t.entries.contains_key(&id.0) {
                 t.expiries.push_back((at, id.0));
             }
@@ -948,7 +968,9 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
 
     /// Blocks until the task ends and returns its value (a clone), or why there is none (the
     /// script's `await`). Any number of threads may wait on one id; each gets the value. No
-    /// registry lock is held while waiting. The first read starts the entry's retention time.
+    /// registry lock is held while waiting, and on a pool worker the wait is a blocking scope
+    /// (the pool runs one more worker meanwhile). The first read starts the entry's retention
+    /// time.
     ///
     /// ```
     /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};
@@ -961,11 +983,12 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     /// assert_eq!(other.join().unwrap().unwrap(), "hello");
     /// ```
     pub fn wait(&self, id: HandleId) -> Result<T, RegistryError> {
-        self.wait_inner(id, None)
+        self.wait_inner(id, Deadline::NEVER)
     }
 
     /// [`wait`](Self::wait) for at most `timeout` (real time); `NotReady` if the task has not
-    /// ended by then (it keeps running).
+    /// ended by then (it keeps running). A timeout too large to represent (`Duration::MAX`)
+    /// means no limit.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -976,34 +999,56 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     /// assert_eq!(reg.wait_timeout(id, Duration::from_millis(1)), Err(RegistryError::NotReady));
     /// ```
     pub fn wait_timeout(&self, id: HandleId, timeout: Duration) -> Result<T, RegistryError> {
-        self.wait_inner(id, Some(timeout))
+        self.wait_inner(id, Deadline::real_after(timeout))
     }
 
-    fn wait_inner(&self, id: HandleId, timeout: Option<Duration>) -> Result<T, RegistryError> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    /// The outcome if it can be read now: `None` to wait (running, or another caller is
+    /// cancelling it).
+    #[allow(clippy::type_complexity)]
+    fn try_read(
+        s: &mut Slot<T>,
+    ) -> Option<Result<(Result<T, RegistryError>, bool), RegistryError>> {
+        if s.busy {
+            return None;
+        }
+        if s.removed {
+            return Some(Err(RegistryError::NotFound));
+        }
+        s.observe();
+        Self::read(s).map(Ok)
+    }
+
+    fn wait_inner(&self, id: HandleId, deadline: Deadline) -> Result<T, RegistryError> {
         let e = self.entry(id)?;
-        let (out, first) = {
+        let now = {
             let mut s = e.slot.lock();
-            loop {
-                if !s.busy {
-                    if s.removed {
-                        return Err(RegistryError::NotFound);
-                    }
-                    s.observe();
-                    if let Some(read) = Self::read(&mut s) {
-                        break read;
-                    }
+            Self::try_read(&mut s)
+        };
+        let (out, first) = match now {
+            Some(r) => r?,
+            None => {
+                if deadline.is_never() {
+                    crate::wait::check_can_block("HandleRegistry::wait");
                 }
-                match (timeout, deadline) {
-                    (Some(_), Some(d)) => {
-                        let now = Instant::now();
-                        if now >= d {
-                            return Err(RegistryError::NotReady);
+                // The wait is a blocking scope: the pool runs one more worker meanwhile.
+                blocking_unchecked(|| {
+                    let mut s = e.slot.lock();
+                    loop {
+                        if let Some(r) = Self::try_read(&mut s) {
+                            return r;
                         }
-                        e.cv.wait_for(&mut s, d - now);
+                        match deadline.instant() {
+                            Some(d) => {
+                                let now = Instant::now();
+                                if now >= d {
+                                    return Err(RegistryError::NotReady);
+                                }
+                                e.cv.wait_for(&mut s, d - now);
+                            }
+                            None => e.cv.wait(&mut s),
+                        }
                     }
-                    _ => e.cv.wait(&mut s),
-                }
+                })?
             }
         };
         if first {

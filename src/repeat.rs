@@ -1,12 +1,11 @@
 //! Repetition on any runner: [`repeat`], the [`Repeat`] builder, [`RepeatMode`] and the
 //! [`RepeatHandle`] that really stops it.
 //!
-//! kelindar/async's `Repeat` could not be stopped: its `Cancel()` only flipped a state the loop
-//! never read, and `Wait()` after `Cancel()` blocked forever (seed bug S1(d)1). Here every
-//! repetition owns a [`CancellationToken`]; [`RepeatHandle::cancel`], that token (or a parent
-//! token given with [`Repeat::token`]), the runner shutting down, and the closure itself (with
-//! [`Repeat::start_with_flow`]) all end it, and [`RepeatHandle::wait`] returns as soon as it has
-//! ended, no run is in progress and the closure has been dropped.
+//! Every repetition owns a [`CancellationToken`]; [`RepeatHandle::cancel`], that token (or a
+//! parent token given with [`Repeat::token`]), the runner shutting down, and the closure itself
+//! (with [`Repeat::start_with_flow`]) all end it for real: no run starts after the cancel
+//! returns. [`RepeatHandle::wait`] returns as soon as it has ended, no run is in progress and
+//! the closure has been dropped; waiting after a cancel never hangs.
 //!
 //! Unlike [`post_repeating_task`](crate::post_repeating_task) (sequences only, start-to-start),
 //! this works on anything that implements [`PostTask`] — the pool, a parallel runner, a
@@ -38,20 +37,36 @@
 //! So after `cancel` returns no run starts, and the closure is freed before `cancel` returns
 //! unless a run was in progress (then right after that run ends). Nothing is dropped and no
 //! user code runs under the lock.
+//!
+//! # Durations
+//!
+//! An interval or first delay too large to represent as an [`Instant`] (`Duration::MAX`) means
+//! "not within any representable time": the next run is posted with that delay (the runner
+//! treats it as never, but a shutdown still drops it and ends the repetition). A `FixedRate`
+//! tick that would overflow is never, too: it is not mistaken for a tick in the past.
+//!
+//! # Panics
+//!
+//! A panicking run is caught and reported like a plain task's panic (the runner's panic
+//! policy, then the pool's panic handler, with the location of the call that started the
+//! repetition) *before* the next run is scheduled: under `PanicPolicy::Poison` the sequence is
+//! poisoned first, refuses the next run, and the repetition ends.
 
 use std::any::Any;
 use std::fmt;
 use std::ops::ControlFlow;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::blocking::blocking_unchecked;
 use crate::cancel::{CancellationToken, TaskContext};
+use crate::deadline::Deadline;
 use crate::error::PostError;
 use crate::runner::PostTask;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
-use crate::worker::drop_quietly;
+use crate::unwind::{catch, drop_quietly, report_task_panic};
 
 /// When the next run of a repetition starts.
 ///
@@ -138,7 +153,8 @@ pub struct Repeat {
 
 impl Repeat {
     /// A repetition every `interval` with `mode`; the first run is one interval after the start
-    /// (as kelindar's `Repeat`) unless [`initial_delay`](Self::initial_delay) says otherwise.
+    /// unless [`initial_delay`](Self::initial_delay) says otherwise. An interval too large to
+    /// represent (`Duration::MAX`) means the next run never comes (see the module docs).
     ///
     /// ```
     /// use std::time::Duration;
@@ -223,12 +239,12 @@ impl Repeat {
     /// shutdown, ... see [`RepeatHandle`]). A refused first post (the runner is shutting down)
     /// hands `f` back.
     ///
-    /// A panicking run is caught, the repetition's bookkeeping is done (the next run is
-    /// scheduled), and the panic is then passed on to the runner, which reports it and applies
-    /// its [`PanicPolicy`](crate::PanicPolicy), exactly as for a
-    /// [`RepeatingTimer`](crate::RepeatingTimer): under `Isolate` (the default) the repetition
-    /// **carries on**; under `Poison` the sequence refuses the next run, which ends the
-    /// repetition; under `Abort` the process aborts.
+    /// A panicking run is caught and reported exactly like a plain task's panic: the runner's
+    /// [`PanicPolicy`](crate::PanicPolicy) applies, and the pool's panic handler sees it with
+    /// the location of this call as the task's posted-from location. Then the next run is
+    /// scheduled: under `Isolate` (the default) the repetition **carries on**; under `Poison`
+    /// the sequence was poisoned by the panic and refuses the next run, which ends the
+    /// repetition; under `Abort` the process has aborted.
     ///
     /// # Panics
     ///
@@ -251,6 +267,7 @@ impl Repeat {
     /// let refused = Repeat::new(Duration::from_millis(1), RepeatMode::FixedDelay).start(&seq, || ());
     /// assert!(refused.is_err()); // the closure is handed back: refused.unwrap_err().into_inner()
     /// ```
+    #[track_caller]
     pub fn start<R, F>(&self, runner: &R, f: F) -> Result<RepeatHandle, PostError<F>>
     where
         R: PostTask + Clone + Send + Sync + 'static,
@@ -281,6 +298,7 @@ impl Repeat {
     /// h.wait(); // ends by itself
     /// assert_eq!(h.runs(), 3);
     /// ```
+    #[track_caller]
     pub fn start_with_flow<R, F>(&self, runner: &R, f: F) -> Result<RepeatHandle, PostError<F>>
     where
         R: PostTask + Clone + Send + Sync + 'static,
@@ -292,6 +310,7 @@ impl Repeat {
         })
     }
 
+    #[track_caller]
     fn start_erased<R, W>(&self, runner: &R, w: W) -> Result<RepeatHandle, PostError<W>>
     where
         R: PostTask + Clone + Send + Sync + 'static,
@@ -307,7 +326,8 @@ impl Repeat {
         };
         let first_delay = self.get_initial_delay();
         let now = runner.now();
-        let first = now.checked_add(first_delay).unwrap_or(now);
+        // A first run at "never" has no ticks to count: any instant will do.
+        let first = Deadline::after(now, first_delay).instant().unwrap_or(now);
         let shared = Arc::new(Shared {
             sync: Mutex::new(State {
                 stopped: false,
@@ -325,6 +345,7 @@ impl Repeat {
             interval: self.interval,
             mode: self.mode,
             token: token.clone(),
+            posted_from: Location::caller(),
         });
         let tick = Tick {
             shared: Arc::clone(&shared),
@@ -393,10 +414,11 @@ impl Repeat {
 /// })
 /// .unwrap();
 /// assert_eq!(rx.recv().unwrap(), "beat");
-/// assert!(heartbeat.cancel()); // really stops it (kelindar's Cancel did not)
+/// assert!(heartbeat.cancel()); // really stops it
 /// heartbeat.wait(); // and waiting afterwards returns
 /// while rx.recv().is_ok() {} // the closure (and its sender) was dropped
 /// ```
+#[track_caller]
 pub fn repeat<R, F>(
     runner: &R,
     interval: Duration,
@@ -439,6 +461,8 @@ struct Shared<R> {
     interval: Duration,
     mode: RepeatMode,
     token: CancellationToken,
+    /// Where the repetition was started: what a panicking run is reported with.
+    posted_from: &'static Location<'static>,
 }
 
 /// A pending post's hold on the repetition. Dropped unrun (shutdown, a poisoned sequence), it
@@ -484,10 +508,16 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
         };
         this.runs.fetch_add(1, Ordering::Relaxed);
         let ctx = TaskContext::new(this.token.clone());
-        let outcome = ctx.scope(|| panic::catch_unwind(AssertUnwindSafe(|| f.call())));
-        let flow = match &outcome {
-            Ok(flow) => *flow,
-            Err(_) => ControlFlow::Continue(()),
+        let outcome = ctx.scope(|| catch(|| f.call()));
+        let flow = match outcome {
+            Ok(flow) => flow,
+            Err(payload) => {
+                // Reported like any task's panic before the next run is scheduled: under
+                // `Poison` the sequence is poisoned now and refuses that run. No lock is held
+                // (the panic handler is user code).
+                report_task_panic(payload.message(), this.posted_from);
+                ControlFlow::Continue(())
+            }
         };
         let now = runner.now();
         let (next, leftover, newly_stopped) = {
@@ -505,7 +535,10 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
                     RepeatMode::FixedRate => {
                         let index = next_tick_index(s.first, s.index, this.interval, now);
                         s.index = index;
-                        tick_time(s.first, index, this.interval).saturating_duration_since(now)
+                        // A tick too far to represent is never (not "now").
+                        tick_time(s.first, index, this.interval)
+                            .remaining(now)
+                            .unwrap_or(Duration::MAX)
                     }
                 };
                 s.f = Some(f);
@@ -529,10 +562,6 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
             drop(runner.post_delayed_task(delay, move || tick.run()));
         }
         drop(runner);
-        if let Err(payload) = outcome {
-            // Reported by the runner under its panic policy, like any task's panic.
-            panic::resume_unwind(payload);
-        }
     }
 
     /// The post of generation `gen` was dropped without running.
@@ -612,27 +641,35 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Control for Shared<R> {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut s = self.sync.lock();
-        if s.running == Some(thread::current().id()) {
-            panic!(
-                "RepeatHandle::wait was called from inside one of its own runs: it waits for that run to end, \
-                 which would never happen (cancel() from a run is fine; wait elsewhere)"
-            );
-        }
-        while !(s.stopped && s.running.is_none() && s.released) {
-            match (timeout, deadline) {
-                (Some(_), Some(d)) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    self.cv.wait_for(&mut s, d - now);
-                }
-                _ => self.cv.wait(&mut s),
+        let deadline = timeout.map_or(Deadline::NEVER, Deadline::real_after);
+        {
+            let s = self.sync.lock();
+            if s.running == Some(thread::current().id()) {
+                panic!(
+                    "RepeatHandle::wait was called from inside one of its own runs: it waits for that run to end, \
+                     which would never happen (cancel() from a run is fine; wait elsewhere)"
+                );
+            }
+            if s.stopped && s.running.is_none() && s.released {
+                return true;
             }
         }
-        true
+        blocking_unchecked(|| {
+            let mut s = self.sync.lock();
+            while !(s.stopped && s.running.is_none() && s.released) {
+                match deadline.instant() {
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            return false;
+                        }
+                        self.cv.wait_for(&mut s, d - now);
+                    }
+                    None => self.cv.wait(&mut s),
+                }
+            }
+            true
+        })
     }
 
     fn runs(&self) -> u64 {
@@ -661,10 +698,13 @@ fn next_tick_index(first: Instant, last: u64, interval: Duration, now: Instant) 
     due.max(last.saturating_add(1))
 }
 
-fn tick_time(first: Instant, index: u64, interval: Duration) -> Instant {
-    let offset = interval.as_nanos().saturating_mul(u128::from(index));
-    let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
-    first.checked_add(offset).unwrap_or(first)
+/// The time of tick `index`; never if it is too far to represent.
+fn tick_time(first: Instant, index: u64, interval: Duration) -> Deadline {
+    let nanos = interval.as_nanos().saturating_mul(u128::from(index));
+    // More than `Duration::MAX` nanoseconds saturates to it, which is never anyway.
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    let offset = Duration::new(secs, (nanos % 1_000_000_000) as u32);
+    Deadline::after(first, offset)
 }
 
 /// Controls a repetition started with [`repeat`] or [`Repeat::start`].
@@ -673,8 +713,7 @@ fn tick_time(first: Instant, index: u64, interval: Duration) -> Instant {
 ///   no run starts after `cancel` returns; a run already in progress finishes. The closure is
 ///   dropped at once, or right after the run in progress ends.
 /// * [`wait`](Self::wait) returns once the repetition has stopped (for any reason), no run
-///   is in progress and the closure has been dropped; after a cancel it never hangs
-///   (kelindar's `Wait` after `Cancel` did).
+///   is in progress and the closure has been dropped; after a cancel it never hangs.
 /// * The repetition also stops when its [`token`](Self::token) (or a parent given with
 ///   [`Repeat::token`]) is cancelled, when the closure returns `Break`
 ///   ([`Repeat::start_with_flow`]), and when the runner refuses or drops its next run:
@@ -781,7 +820,8 @@ impl RepeatHandle {
     /// Blocks until the repetition has stopped, no run is in progress and the closure has been
     /// dropped. Returns at once after [`cancel`](Self::cancel) if no run was in progress,
     /// otherwise when that run ends.
-    /// Without a cancel it waits for another reason to stop (token, `Break`, shutdown).
+    /// Without a cancel it waits for another reason to stop (token, `Break`, shutdown). On a
+    /// pool worker the pool runs one more worker while this blocks.
     ///
     /// # Panics
     ///
@@ -801,7 +841,7 @@ impl RepeatHandle {
     }
 
     /// [`wait`](Self::wait) for at most `timeout` (real time); `true` if the repetition is
-    /// finished.
+    /// finished. A timeout too large to represent (`Duration::MAX`) means no limit.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -906,6 +946,8 @@ mod tests {
         assert_eq!(next_tick_index(t0, 0, ms(100), t0 + ms(250)), 3);
         // A run that took no time at its own tick: the next one.
         assert_eq!(next_tick_index(t0, 4, ms(100), t0 + ms(400)), 5);
-        assert_eq!(tick_time(t0, 3, ms(100)), t0 + ms(300));
+        assert_eq!(tick_time(t0, 3, ms(100)).instant(), Some(t0 + ms(300)));
+        assert!(tick_time(t0, 2, Duration::MAX).is_never());
+        assert!(tick_time(t0, u64::MAX, Duration::from_secs(1000)).is_never());
     }
 }

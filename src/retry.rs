@@ -3,9 +3,15 @@
 //! Each attempt is a task of its own on the chosen runner. Between attempts nothing waits on a
 //! worker: the next attempt is a delayed post, so the backoff is timed by the delay manager
 //! (and by the mock clock in a `TestEnvironment`).
+//!
+//! This is also the engine behind every [`Executor`](crate::Executor) submission (one attempt
+//! unless a policy says more). A panicking attempt is caught and reported exactly as the worker
+//! reports a plain task's panic ([`report_task_panic`]: the runner's panic policy, then the
+//! pool's panic handler, with the location of the user's call), *before* the handle resolves.
 
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,18 +20,24 @@ use crate::handle::{Promise, TaskError, TaskHandle};
 use crate::runner::PostTask;
 use crate::semaphore::{Permit, Semaphore};
 use crate::sync::{Mutex, MutexGuard, Ordering};
+use crate::unwind::{catch, report_task_panic};
 
 /// How often and how patiently to retry a fallible task.
 ///
 /// Attempt `n` (1-based) that fails is followed, if `n < max_attempts`, by a wait of
 /// `base_delay × factor^(n-1)`, capped at `max_delay`, then spread by ±`jitter` (a fraction:
 /// 0.1 means ±10 %, never above `max_delay`). `max_attempts` counts **all** attempts, the first
-/// included (antflow's `retries` meant "extra attempts" in one place and "all attempts" in
-/// another; here there is one meaning).
+/// included.
+///
+/// Any durations work: a wait too long to represent saturates at `Duration::MAX` (never at a
+/// panic), and a backoff of `Duration::MAX` means the next attempt waits without limit (until
+/// the handle or its token is cancelled, or the runner shuts down).
 ///
 /// Panics are not retried (a panic is a bug, not a transient failure): the handle resolves as
-/// panicked at once. An [`Interrupted`](crate::Interrupted) error (the task saw its token
-/// cancelled) is not retried either.
+/// panicked at once, after the panic was reported like a plain task's (the runner's
+/// [`PanicPolicy`](crate::PanicPolicy), the pool's panic handler). An
+/// [`Interrupted`](crate::Interrupted) error (the task saw its token cancelled) is not retried
+/// either.
 ///
 /// ```
 /// use std::time::Duration;
@@ -140,9 +152,16 @@ impl RetryPolicy {
         self
     }
 
-    /// The wait after failed attempt `attempt` (1-based), before jitter.
+    /// The wait after failed attempt `attempt` (1-based), before jitter. Saturates at
+    /// `max_delay` (and never panics, whatever the durations).
     ///
     /// See [`RetryPolicy`] for an example.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let huge = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX);
+    /// assert_eq!(huge.delay_after(2), Duration::MAX);
+    /// ```
     pub fn delay_after(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(1000) as i32;
         let factor = if self.factor.is_finite() && self.factor > 0.0 {
@@ -155,22 +174,32 @@ impl RetryPolicy {
         if !secs.is_finite() || secs >= max {
             self.max_delay
         } else {
-            Duration::from_secs_f64(secs.max(0.0))
+            // `as_secs_f64` rounds: a value just below `max` may still not fit a `Duration`.
+            Duration::try_from_secs_f64(secs.max(0.0))
+                .map_or(self.max_delay, |d| d.min(self.max_delay))
         }
     }
 
-    /// The wait after failed attempt `attempt`, with jitter applied (never above `max_delay`).
+    /// The wait after failed attempt `attempt`, with jitter applied (never above `max_delay`,
+    /// saturating instead of overflowing).
     ///
     /// See [`jitter`](Self::jitter) for an example.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX).jitter(0.5);
+    /// assert!(p.backoff(1) <= Duration::MAX); // no "cannot convert float seconds" panic
+    /// ```
     pub fn backoff(&self, attempt: u32) -> Duration {
         let d = self.delay_after(attempt);
         let j = self.jitter.clamp(0.0, 1.0);
-        if j == 0.0 || d.is_zero() {
+        if j.is_nan() || j == 0.0 || d.is_zero() {
             return d;
         }
         let spread = (next_random() * 2.0 - 1.0) * j; // in [-j, j)
         let secs = d.as_secs_f64() * (1.0 + spread);
-        Duration::from_secs_f64(secs.max(0.0)).min(self.max_delay.max(d))
+        let jittered = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX);
+        jittered.min(self.max_delay.max(d))
     }
 
     fn max(&self) -> u32 {
@@ -212,6 +241,8 @@ struct Job<R, T: Send + 'static> {
     /// the retries end without another attempt (the runner shut down during the backoff).
     last_error: Option<TaskError>,
     started: Option<Instant>,
+    /// Where the task was submitted: what a panic is reported with.
+    posted_from: &'static Location<'static>,
 }
 
 impl<R, T: Send + 'static> Job<R, T> {
@@ -339,19 +370,36 @@ where
         };
         // The attempt runs without the job's lock, so that a cancel (which takes it) never
         // waits for an attempt, nor deadlocks when the attempt cancels its own token.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.scope(&mut f)));
+        let outcome = catch(|| ctx.scope(&mut f));
         drop(permit);
-        let mut j = self.0.lock();
-        j.f = Some(f);
         let result = match outcome {
             Ok(r) => r,
             Err(payload) => {
-                let msg = crate::pool::panic_message(&*payload);
-                tracing::error!(message = %msg, attempt, "a retried task panicked");
-                Self::finish(j, Err(TaskError::panicked(msg).with_attempts(attempt)));
+                let (posted_from, max) = {
+                    let j = self.0.lock();
+                    (j.posted_from, j.policy.max())
+                };
+                if max > 1 {
+                    tracing::warn!(
+                        target: "taskrunner",
+                        posted_from = %posted_from,
+                        "attempt {attempt} of {max} of a retried task panicked; panics are not retried"
+                    );
+                }
+                // Reported like a plain task's panic (panic policy, then the pool's handler)
+                // before the handle resolves, and without the job's lock (the handler is user
+                // code; it may cancel the handle). `f` is not back in the job yet, so a cancel
+                // meanwhile leaves the outcome to this attempt.
+                report_task_panic(payload.message(), posted_from);
+                let mut j = self.0.lock();
+                j.f = Some(f);
+                let error = TaskError::from_panic(payload).with_attempts(attempt);
+                Self::finish(j, Err(error));
                 return;
             }
         };
+        let mut j = self.0.lock();
+        j.f = Some(f);
         let e = match result {
             Ok(v) => return Self::finish(j, Ok(v)),
             Err(e) => e,
@@ -415,6 +463,27 @@ where
 /// assert_eq!(err.attempts(), 2);
 /// assert_eq!(err.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::TimedOut);
 /// ```
+///
+/// A panicking attempt is not retried; it is reported like a plain task's panic, with the
+/// location of this call as the task's posted-from location:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use taskrunner::{retry, RetryPolicy, ThreadPool};
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let s = seen.clone();
+/// let pool = ThreadPool::builder()
+///     .max_workers(1)
+///     .panic_handler(move |p| s.lock().unwrap().push(p.posted_from().line()))
+///     .build()
+///     .unwrap();
+/// let line = line!() + 1;
+/// let h = retry(&pool, RetryPolicy::attempts(3), || -> Result<(), &str> { panic!("bug") });
+/// let err = h.join().unwrap_err();
+/// assert!(err.is_panic() && err.attempts() == 1);
+/// assert_eq!(*seen.lock().unwrap(), vec![line]);
+/// ```
+#[track_caller]
 pub fn retry<R, T, E, F>(runner: &R, policy: RetryPolicy, mut f: F) -> TaskHandle<T>
 where
     R: PostTask + Clone + Send + Sync + 'static,
@@ -422,23 +491,43 @@ where
     E: Into<Box<dyn Error + Send + Sync + 'static>>,
     F: FnMut() -> Result<T, E> + Send + 'static,
 {
-    retry_with(
+    retry_with_at(
         runner,
         policy,
         CancellationToken::new(),
         None,
         Box::new(move || f().map_err(TaskError::from_error)),
+        Location::caller(),
     )
 }
 
 /// The engine behind [`retry`] and the executor: attempts of `f` on `runner`, each gated by a
-/// permit of `gate` (if any), all under `token` (cancelled by the handle's `cancel`).
+/// permit of `gate` (if any), all under `token` (cancelled by the handle's `cancel`). The
+/// caller's location is the task's posted-from location.
+#[track_caller]
+#[cfg_attr(not(loom), allow(dead_code))]
 pub(crate) fn retry_with<R, T>(
     runner: &R,
     policy: RetryPolicy,
     token: CancellationToken,
     gate: Option<Semaphore>,
     f: Attempt<T>,
+) -> TaskHandle<T>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    retry_with_at(runner, policy, token, gate, f, Location::caller())
+}
+
+/// [`retry_with`] with an explicit posted-from location (reported with a panic).
+pub(crate) fn retry_with_at<R, T>(
+    runner: &R,
+    policy: RetryPolicy,
+    token: CancellationToken,
+    gate: Option<Semaphore>,
+    f: Attempt<T>,
+    posted_from: &'static Location<'static>,
 ) -> TaskHandle<T>
 where
     R: PostTask + Clone + Send + Sync + 'static,
@@ -456,6 +545,7 @@ where
         attempt: 1,
         last_error: None,
         started: None,
+        posted_from,
     })));
     // A cancel between attempts resolves the handle at once instead of when the backoff
     // ends (the callback holds the job weakly: the token lives inside it).

@@ -30,22 +30,31 @@
 //! its own tasks, which is not the open-ended blocking that check is about
 //! ([`wait_compensated`]). The groups ([`WaitGroup`](crate::WaitGroup),
 //! [`TaskGroup`](crate::TaskGroup), [`SingleFlight`](crate::SingleFlight)) wait the same way.
+//!
+//! A scope opened by a task of a sequence cannot post to that same sequence: the task would be
+//! queued behind the scope's owner, which waits for it. [`Scope`]'s post methods refuse that
+//! at once, with a panic that says so, instead of hanging.
+//!
+//! # Panics
+//!
+//! Payloads are kept as [`Payload`]s, whose destructor never unwinds. A task's panic is
+//! reported like a plain task's (pool panic handler, runner's panic policy) with the location
+//! of the post, then recorded for the scope to resume.
 
 #![allow(unsafe_code)]
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{resume_unwind, Location};
 use std::sync::Arc;
 
 use crate::error::PostError;
 use crate::handle::TaskError;
-use crate::pool::{panic_message, ThreadPool};
+use crate::pool::ThreadPool;
 use crate::runner::PostTask;
 use crate::sync::{Condvar, Mutex};
-
-type Payload = Box<dyn Any + Send + 'static>;
+use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
+use crate::wait::sequence_token_of;
 
 // ---- waiting on a worker ------------------------------------------------------------------
 
@@ -141,25 +150,26 @@ impl Drop for Done {
 
 /// A scoped job, run at most once.
 trait RunOnce: Send {
-    fn run_once(self, scope: &ScopeState);
+    fn run_once(self, scope: &ScopeState, posted_from: &'static Location<'static>);
 }
 
 /// The object-safe side of a job: the job sits in a slot so that a refused post can take it
 /// back out (the poster keeps a typed `Arc` to the same slot).
 trait Job: Send + Sync {
-    fn run(&self, scope: &ScopeState);
+    fn run(&self, scope: &ScopeState, posted_from: &'static Location<'static>);
 }
 
 struct JobSlot<J>(Mutex<Option<J>>);
 
 impl<J: RunOnce> Job for JobSlot<J> {
-    fn run(&self, scope: &ScopeState) {
+    fn run(&self, scope: &ScopeState, posted_from: &'static Location<'static>) {
         // Not `if let Some(j) = self.0.lock().take()`: the guard would live through the run.
         let job = self.0.lock().take();
         if let Some(job) = job {
             // Whatever unwinds out of the job (its closure, or dropping a detached result)
-            // is the scope's to report.
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| job.run_once(scope))) {
+            // is reported like a plain task's panic, then the scope's to resume.
+            if let Err(p) = catch(|| job.run_once(scope, posted_from)) {
+                report_task_panic(p.message(), posted_from);
                 scope.record_panic(p);
             }
         }
@@ -171,12 +181,14 @@ struct ErasedTask {
     /// Dropped first (declaration order), so the job's closure is gone before `done` counts
     /// the task as finished.
     job: Arc<dyn Job + 'static>,
+    /// Where the task was posted (for the pool's panic handler).
+    posted_from: &'static Location<'static>,
     done: Done,
 }
 
 impl ErasedTask {
     fn run(self) {
-        self.job.run(&self.done.0);
+        self.job.run(&self.done.0, self.posted_from);
         // `self` drops here: `job`, then `done`.
     }
 }
@@ -211,7 +223,7 @@ unsafe fn erase_lifetime<'scope>(job: Arc<dyn Job + 'scope>) -> Arc<dyn Job + 's
 struct Plain<F>(F);
 
 impl<F: FnOnce() + Send> RunOnce for Plain<F> {
-    fn run_once(self, _scope: &ScopeState) {
+    fn run_once(self, _scope: &ScopeState, _posted_from: &'static Location<'static>) {
         (self.0)();
     }
 }
@@ -223,9 +235,13 @@ struct WithResult<F, T> {
 }
 
 impl<F: FnOnce() -> T + Send, T: Send> RunOnce for WithResult<F, T> {
-    fn run_once(self, scope: &ScopeState) {
+    fn run_once(self, scope: &ScopeState, posted_from: &'static Location<'static>) {
         let WithResult { f, slot } = self;
-        let result = catch_unwind(AssertUnwindSafe(f));
+        let result = catch(f);
+        if let Err(p) = &result {
+            // Reported before the handle can see it, as the worker does for a plain task.
+            report_task_panic(p.message(), posted_from);
+        }
         slot.complete(result, scope);
     }
 }
@@ -304,19 +320,27 @@ impl<T> Drop for SlotWriter<T> {
 ///   first task panic by completion time (its original payload, with
 ///   [`resume_unwind`](std::panic::resume_unwind), as `rayon::scope` does; `std::thread::scope`
 ///   raises a generic panic instead). A panic taken through [`ScopedHandle::join`] counts as
-///   handled and is not resumed. Scoped task panics are not reported to the pool's panic
-///   handler, and the runner's [`PanicPolicy`](crate::PanicPolicy) does not apply to them: the
-///   scope reports them.
+///   handled and is not resumed. Like any task's panic, a scoped task's panic is also reported
+///   to the pool's panic handler (with the location of the post) and the runner's
+///   [`PanicPolicy`](crate::PanicPolicy) applies to it: `Poison` poisons the sequence (its
+///   queued tasks are dropped, and the scope still returns), `Abort` aborts the process.
 /// * **Refusals.** Posting returns `Err(PostError)` holding the closure, like every post in
 ///   this crate (still typed with the scope's lifetime: run it, drop it, or post it again);
 ///   it is no longer counted, so nothing waits for it.
 /// * **Tasks dropped unrun** (the pool shut down and skipped them) are simply not run: the
 ///   scope still returns; a [`ScopedHandle`] for one reports
 ///   [`is_not_run`](TaskError::is_not_run).
-/// * **Deadlocks to avoid.** The scope's owner blocks until its tasks end; when it is a pool
-///   worker the pool runs one more worker meanwhile, so a one-worker pool is fine. But a scope
-///   opened inside a task of a sequence (or on a single-thread runner's thread) must not post
-///   to that same sequence: its tasks could only run after the owner's task returns.
+/// * **Waiting inside a task.** The scope's owner blocks until its tasks end; when it is a pool
+///   worker the pool runs one more worker meanwhile, so a one-worker pool is fine.
+/// * **Posting to the owner's own sequence panics.** A scope opened inside a task of a
+///   sequence (or on a single-thread runner's thread) cannot run a task on that same sequence:
+///   the task would be queued behind the owner, which waits for it, so the scope could never
+///   return. [`post_task_on`](Self::post_task_on) and
+///   [`post_task_with_result_on`](Self::post_task_with_result_on) to that sequence panic at
+///   once instead (the scope then resumes that panic after its other tasks ended). Post such
+///   work to another runner, or, instead of a scope, reply to the sequence
+///   (`post_task_and_reply_with_result`, [`TaskHandle::then`](crate::TaskHandle::then)) or
+///   `.await` a handle in a future.
 ///
 /// ```
 /// use taskrunner::ThreadPool;
@@ -335,6 +359,8 @@ impl<T> Drop for SlotWriter<T> {
 pub struct Scope<'scope, 'env: 'scope> {
     state: Arc<ScopeState>,
     pool: ThreadPool,
+    /// The sequence of the task that opened the scope, if it is a sequenced task.
+    owner_seq: Option<u64>,
     // Invariant in both lifetimes, as `std::thread::Scope`.
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
@@ -387,6 +413,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// runner made with other [`TaskTraits`](crate::TaskTraits) gives them those traits), as a
     /// task of this scope. The runner may belong to another pool.
     ///
+    /// # Panics
+    ///
+    /// If `runner` posts to the sequence of the task that opened the scope (see [`Scope`]):
+    /// the scope would wait forever for a task queued behind itself.
+    ///
     /// ```
     /// use taskrunner::{ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
@@ -403,7 +434,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[track_caller]
     pub fn post_task_on<R, F>(&'scope self, runner: &R, f: F) -> Result<(), PostError<F>>
     where
-        R: PostTask + ?Sized,
+        R: PostTask + 'static,
         F: FnOnce() + Send + 'scope,
     {
         self.post(runner, Plain(f)).map_err(|e| e.map(|p| p.0))
@@ -429,7 +460,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         self.post_task_with_result_on(&self.pool, f)
     }
 
-    /// [`post_task_with_result`](Self::post_task_with_result) on a given runner.
+    /// [`post_task_with_result`](Self::post_task_with_result) on a given runner. Panics, as
+    /// [`post_task_on`](Self::post_task_on) does, if `runner` is the sequence of the task that
+    /// opened the scope.
     ///
     /// ```
     /// use taskrunner::{ThreadPool, TaskTraits};
@@ -446,7 +479,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         f: F,
     ) -> Result<ScopedHandle<'scope, T>, PostError<F>>
     where
-        R: PostTask + ?Sized,
+        R: PostTask + 'static,
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
@@ -484,9 +517,23 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[track_caller]
     fn post<R, J>(&'scope self, runner: &R, job: J) -> Result<(), PostError<J>>
     where
-        R: PostTask + ?Sized,
+        R: PostTask + 'static,
         J: RunOnce + 'scope,
     {
+        if let (Some(owner), Some(target)) = (self.owner_seq, sequence_token_of(runner)) {
+            if owner == target {
+                // Checked before anything is counted: nothing of this post is left behind.
+                panic!(
+                    "a scoped task posted to the sequence of the task that opened the scope would never \
+                     run: it is queued behind that task, which waits at the end of the scope for it, so \
+                     the scope would wait forever. Post it to another runner (a parallel runner, or \
+                     another sequence); or, instead of a scope, reply to this sequence with \
+                     post_task_and_reply_with_result or TaskHandle::then, or `.await` a handle inside a \
+                     future (post_future)"
+                );
+            }
+        }
+        let posted_from = Location::caller();
         let typed: Arc<JobSlot<J>> = Arc::new(JobSlot(Mutex::new(Some(job))));
         let as_dyn: Arc<dyn Job + 'scope> = typed.clone();
         self.state.enter();
@@ -495,6 +542,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let erased = unsafe { erase_lifetime(as_dyn) };
         let task = ErasedTask {
             job: erased,
+            posted_from,
             done: Done(self.state.clone()),
         };
         match runner.post_task(move || task.run()) {
@@ -541,7 +589,7 @@ impl<T> ScopedHandle<'_, T> {
         let taken = std::mem::replace(&mut *self.slot.state.lock(), SlotState::Taken);
         match taken {
             SlotState::Done(Ok(v)) => Ok(v),
-            SlotState::Done(Err(p)) => Err(TaskError::panicked(panic_message(&*p))),
+            SlotState::Done(Err(p)) => Err(TaskError::from_panic(p)),
             SlotState::NotRun => Err(TaskError::not_run()),
             SlotState::Pending | SlotState::Detached | SlotState::Taken => {
                 unreachable!("a scoped handle is joined once, after its task ended")
@@ -575,7 +623,7 @@ impl<T> Drop for ScopedHandle<'_, T> {
             }
             SlotState::Done(Ok(value)) => {
                 drop(s);
-                drop(value); // nobody joined it
+                drop_quietly(value); // nobody joined it
             }
             SlotState::NotRun | SlotState::Detached | SlotState::Taken => {}
         }
@@ -625,18 +673,25 @@ where
     let scope = Scope {
         state: Arc::new(ScopeState::new()),
         pool,
+        owner_seq: crate::current::running_sequence_ref(|s| s.token),
         scope: PhantomData,
         env: PhantomData,
     };
-    let body = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    let body = catch(|| f(&scope));
     let guard = AbortIfUnwinding;
     scope.state.wait_all();
     std::mem::forget(guard);
     let task_panic = scope.state.counts.lock().panic.take();
-    match body {
-        Err(body_panic) => resume_unwind(body_panic),
-        Ok(_) if task_panic.is_some() => resume_unwind(task_panic.expect("checked")),
-        Ok(value) => value,
+    match (body, task_panic) {
+        (Err(body_panic), task_panic) => {
+            drop(task_panic); // quietly (a `Payload`), before unwinding
+            resume_unwind(body_panic.into_inner())
+        }
+        (Ok(value), Some(task_panic)) => {
+            drop_quietly(value);
+            resume_unwind(task_panic.into_inner())
+        }
+        (Ok(value), None) => value,
     }
 }
 
@@ -686,7 +741,9 @@ where
 mod tests {
     //! Small enough for Miri: `cargo +nightly miri test --lib scope::`.
     use super::*;
+    use crate::unwind::panic_message;
     use crate::TaskTraits;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn pool(workers: usize) -> ThreadPool {

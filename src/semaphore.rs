@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::blocking::blocking_unchecked;
+use crate::deadline::Deadline;
 use crate::sync::{Arc, Condvar, Mutex};
 
 type Waiter = Box<dyn FnOnce(Permit) + Send>;
@@ -34,7 +36,13 @@ struct Inner {
 /// does not hold a worker while it waits: the task is posted only once a permit is free
 /// ([`acquire_then`](Self::acquire_then)). A [`Permit`] returns itself on drop, and hands
 /// itself directly to the oldest queued waiter: a permit is either handed over or returned,
-/// never both (corio's semaphore did both and let two holders in).
+/// never both, so a third acquirer can never slip in beside the one it was handed to.
+///
+/// **Blocking inside pool tasks.** [`acquire`](Self::acquire) and
+/// [`acquire_timeout`](Self::acquire_timeout) called from a pool task that has to wait are a
+/// blocking scope (as [`blocking`](crate::blocking), without its may-block check): the pool
+/// runs one more worker while they block, so the task holding the permit can always run and
+/// release it, even on a one-worker pool. An acquire that finds a free permit does not block.
 ///
 /// ```
 /// use taskrunner::Semaphore;
@@ -113,37 +121,53 @@ impl Semaphore {
     }
 
     /// Blocks this thread until a permit is free. Inside pool tasks prefer
-    /// [`acquire_then`](Self::acquire_then), which holds no worker while waiting.
+    /// [`acquire_then`](Self::acquire_then), which holds no worker while waiting; if a pool task
+    /// does block here, the pool runs one more worker meanwhile (see [`Semaphore`]).
     ///
     /// See [`Semaphore`] for an example.
     pub fn acquire(&self) -> Permit {
-        let mut s = self.inner.state.lock();
-        while s.permits == 0 || !s.waiters.is_empty() {
-            self.inner.cv.wait(&mut s);
-        }
-        s.permits -= 1;
-        self.permit()
+        self.acquire_until(Deadline::NEVER)
+            .expect("an acquire without a deadline always gets a permit")
     }
 
-    /// Like [`acquire`](Self::acquire), giving up after `timeout`.
+    /// Like [`acquire`](Self::acquire), giving up after `timeout` (`None` then). A timeout too
+    /// large to represent (`Duration::MAX`) means no limit: it waits like `acquire`. A free
+    /// permit is taken at once, whatever the timeout.
     ///
     /// ```
+    /// use std::time::Duration;
     /// let s = taskrunner::Semaphore::new(1);
-    /// let _held = s.acquire();
-    /// assert!(s.acquire_timeout(std::time::Duration::from_millis(1)).is_none());
+    /// let held = s.acquire();
+    /// assert!(s.acquire_timeout(Duration::from_millis(1)).is_none());
+    /// drop(held);
+    /// assert!(s.acquire_timeout(Duration::MAX).is_some()); // no limit, and no overflow
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<Permit> {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.inner.state.lock();
-        while s.permits == 0 || !s.waiters.is_empty() {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            self.inner.cv.wait_for(&mut s, deadline - now);
+        self.acquire_until(Deadline::real_after(timeout))
+    }
+
+    /// Takes a permit, waiting until `deadline`; the wait is a blocking scope.
+    fn acquire_until(&self, deadline: Deadline) -> Option<Permit> {
+        if let Some(p) = self.try_acquire() {
+            return Some(p);
         }
-        s.permits -= 1;
-        Some(self.permit())
+        blocking_unchecked(|| {
+            let mut s = self.inner.state.lock();
+            while s.permits == 0 || !s.waiters.is_empty() {
+                match deadline.instant() {
+                    None => self.inner.cv.wait(&mut s),
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            return None;
+                        }
+                        self.inner.cv.wait_for(&mut s, d - now);
+                    }
+                }
+            }
+            s.permits -= 1;
+            Some(self.permit())
+        })
     }
 
     /// Calls `f` with a permit as soon as one is free: at once, on this thread, if one is;
@@ -215,10 +239,10 @@ impl Drop for Permit {
             };
             // A panicking callback must not stop the hand-off (queued callbacks would wait
             // forever) nor unwind into whoever dropped the permit; its permit is dropped
-            // during the unwind and comes back to this loop.
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w(permit))) {
+            // during the unwind and comes back to this loop. The payload is dropped quietly.
+            if let Err(p) = crate::unwind::catch(|| w(permit)) {
                 tracing::error!(
-                    message = %crate::pool::panic_message(&*p),
+                    message = %p.message(),
                     "a semaphore acquire_then callback panicked"
                 );
             }
@@ -255,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_third_acquirer_after_a_hand_off_does_not_get_in() {
-        // corio's permit leak: after T1 hands off to T2, T3 must not find a stale permit.
+        // After T1 hands off to T2, T3 must not find a stale permit.
         let s = Semaphore::new(1);
         let t1 = s.acquire();
         let (tx, rx) = std::sync::mpsc::channel();

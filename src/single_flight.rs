@@ -1,5 +1,5 @@
 //! `SingleFlight`: concurrent calls with the same key share one execution (Go's
-//! `singleflight`, corio's `task.Do`).
+//! `singleflight`).
 //!
 //! # Protocol
 //!
@@ -20,16 +20,16 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 
 use crate::group::WakerList;
 use crate::handle::TaskError;
-use crate::pool::panic_message;
 use crate::scope::wait_compensated;
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::unwind::catch;
 
 struct CallState<V> {
     /// Set once, by the leader, if anyone else joined.
@@ -39,6 +39,8 @@ struct CallState<V> {
 
 /// One execution in flight.
 struct Call<V> {
+    /// The thread a blocking leader runs the work on (`None` for an async leader).
+    leader: Option<ThreadId>,
     /// Callers that joined this execution (not counting the leader).
     dups: AtomicUsize,
     state: Mutex<CallState<V>>,
@@ -55,21 +57,25 @@ enum Role<V> {
 }
 
 /// Suppresses duplicate work: while a call for a key is in flight, other calls with the same
-/// key wait for it and get its outcome instead of running their own (Go's `singleflight`,
-/// corio's `task.Do`). Clones share the in-flight calls.
+/// key wait for it and get its outcome instead of running their own (Go's `singleflight`).
+/// Clones share the in-flight calls.
 ///
 /// * The first caller (the leader) runs the work on its own thread (or, with
 ///   [`call_async`](Self::call_async), in its own future); the others block (or `.await`).
 /// * Every caller gets the value (cloned), or the error: a [`try_call`](Self::try_call) error
 ///   ([`TaskError::is_failed`], the original kept as its source) or a panic
-///   ([`TaskError::is_panic`] with the message — the leader gets it as an error too, it is not
-///   resumed).
+///   ([`TaskError::is_panic`] with the message and the payload, which
+///   [`TaskError::into_panic`] hands back — the leader gets it as an error too, it is not
+///   resumed). The work runs on the caller's own thread, not as a task of its own, so its
+///   panic is not reported to a pool's panic handler: it is the callers' error.
 /// * The returned `bool` says whether the outcome was **shared** with at least one other
 ///   caller; it is `true` for the leader as well when someone joined it (as in Go).
 /// * The key is removed when the call completes, whatever the outcome: nothing is cached, a
 ///   later call runs the work again, and a panic leaves no poisoned key.
 /// * A blocked follower on a pool worker lets the pool run one more worker meanwhile (as
 ///   [`blocking`](crate::blocking)).
+/// * A blocking call for a key whose work is running **on the same thread** (the work calls
+///   back into the group with its own key) could never return: it panics at once instead.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,6 +128,11 @@ where
     /// call and returns its outcome. `Ok((value, shared))`, or the panic of whoever ran the
     /// work as a [`TaskError`].
     ///
+    /// # Panics
+    ///
+    /// If the call for `key` in flight is being run by this very thread (`f` of that call
+    /// called back with the same key): it would wait for itself.
+    ///
     /// ```
     /// let f = taskrunner::SingleFlight::new();
     /// assert_eq!(f.call("k", || 1).unwrap(), (1, false)); // nobody else asked
@@ -129,6 +140,7 @@ where
     /// assert_eq!(err.panic_message(), Some("backend down"));
     /// assert_eq!(f.call("k", || 2).unwrap(), (2, false)); // not cached, not poisoned
     /// ```
+    #[track_caller]
     pub fn call<F>(&self, key: K, f: F) -> Result<(V, bool), TaskError>
     where
         F: FnOnce() -> V,
@@ -138,7 +150,7 @@ where
 
     /// Like [`call`](Self::call) for fallible work: an `Err` from `f` reaches every caller as a
     /// failed [`TaskError`] (the original error is its [`source`](std::error::Error::source)
-    /// and can be downcast).
+    /// and can be downcast). Panics as `call` does when it would wait for itself.
     ///
     /// ```
     /// let f = taskrunner::SingleFlight::<&str, Vec<u8>>::new();
@@ -148,6 +160,7 @@ where
     /// assert!(err.is_failed());
     /// assert!(err.downcast_ref::<std::io::Error>().is_some());
     /// ```
+    #[track_caller]
     pub fn try_call<F, E>(&self, key: K, f: F) -> Result<(V, bool), TaskError>
     where
         F: FnOnce() -> Result<V, E>,
@@ -185,7 +198,7 @@ where
     {
         let this = self.clone();
         async move {
-            match this.role(&key) {
+            match this.role(&key, None) {
                 Role::Follower(call) => Follow { call, key: None }.await,
                 Role::Leader(call) => {
                     let guard = Leader {
@@ -193,9 +206,9 @@ where
                         key: Some(key),
                         call,
                     };
-                    let outcome = match catch_unwind(AssertUnwindSafe(make)) {
+                    let outcome = match catch(make) {
                         Ok(fut) => CatchUnwind(Box::pin(fut)).await,
-                        Err(p) => Err(TaskError::panicked(panic_message(&*p))),
+                        Err(p) => Err(TaskError::from_panic(p)),
                     };
                     guard.complete(outcome)
                 }
@@ -225,13 +238,16 @@ where
             .map_or(0, |c| c.dups.load(Ordering::Acquire))
     }
 
-    fn role(&self, key: &K) -> Role<V> {
+    /// Joins the call in flight for `key` or leads a new one (run by `leader`'s thread, if it
+    /// is a blocking call).
+    fn role(&self, key: &K, leader: Option<ThreadId>) -> Role<V> {
         let mut calls = self.inner.calls.lock();
         if let Some(c) = calls.get(key) {
             c.dups.fetch_add(1, Ordering::AcqRel);
             return Role::Follower(c.clone());
         }
         let c = Arc::new(Call {
+            leader,
             dups: AtomicUsize::new(0),
             state: Mutex::new(CallState {
                 result: None,
@@ -243,21 +259,34 @@ where
         Role::Leader(c)
     }
 
+    #[track_caller]
     fn run(
         &self,
         key: K,
         work: impl FnOnce() -> Result<V, TaskError>,
     ) -> Result<(V, bool), TaskError> {
-        match self.role(&key) {
-            Role::Follower(call) => follow_blocking(&call),
+        let me = std::thread::current().id();
+        match self.role(&key, Some(me)) {
+            Role::Follower(call) => {
+                if call.leader == Some(me) {
+                    // Counted as a follower: un-count it, or the leader would think its outcome
+                    // is shared (nothing would be wrong, but `waiters` would be off by one).
+                    call.dups.fetch_sub(1, Ordering::AcqRel);
+                    panic!(
+                        "SingleFlight::call would wait forever: the call in flight for this key is being \
+                         run by this very thread (its work called back into the group with the same \
+                         key), and it waits for itself. Use another key, or run the inner work directly"
+                    );
+                }
+                follow_blocking(&call)
+            }
             Role::Leader(call) => {
                 let guard = Leader {
                     flights: self.inner.clone(),
                     key: Some(key),
                     call,
                 };
-                let outcome = catch_unwind(AssertUnwindSafe(work))
-                    .unwrap_or_else(|p| Err(TaskError::panicked(panic_message(&*p))));
+                let outcome = catch(work).unwrap_or_else(|p| Err(TaskError::from_panic(p)));
                 guard.complete(outcome)
             }
         }
@@ -370,10 +399,10 @@ impl<Fut: Future> Future for CatchUnwind<Fut> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let fut = &mut self.get_mut().0;
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        match catch(|| fut.as_mut().poll(cx)) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(TaskError::panicked(panic_message(&*p)))),
+            Err(p) => Poll::Ready(Err(TaskError::from_panic(p))),
         }
     }
 }

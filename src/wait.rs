@@ -1,24 +1,30 @@
 //! Waiting on many handles: [`as_completed`] (an iterator in completion order) and [`wait`]
-//! with a [`WaitStrategy`] (Python's `concurrent.futures.as_completed` / `wait`, which antflow
-//! and wren.go users know).
+//! with a [`WaitStrategy`] (the shape of Python's `concurrent.futures.as_completed` / `wait`).
 //!
 //! Both are driven by **one completion channel**: each handle gets a waker that sends its index
-//! when the handle ends, so waiting on `n` handles costs O(n) in all (antflow's `as_completed`
-//! set up new watchers every round, O(n²)).
+//! when the handle ends, so waiting on `n` handles costs O(n) in all.
 //!
 //! # Timeouts
 //!
 //! * A timeout covers the **whole** wait: [`AsCompleted::timeout`] is one deadline for the
-//!   whole iteration (antflow's applied per round), and [`wait`]'s timeout is one deadline for
-//!   the call.
-//! * `Duration::ZERO` means "look once, do not wait" (antflow treated 0 as "no timeout").
-//! * On timeout nothing is raised: every strategy returns what finished and what did not
-//!   (antflow's `ALL_COMPLETED` raised).
+//!   whole iteration (not one per item), and [`wait`]'s timeout is one deadline for the call.
+//! * `Duration::ZERO` means "look once, do not wait".
+//! * A timeout too large to add to the current [`Instant`] (`Duration::MAX`, say) means **no
+//!   limit**: the wait is unbounded, exactly as with no timeout at all. It never panics.
+//! * On timeout nothing is raised: every strategy returns what finished and what did not.
 //! * Timeouts are **real time** ([`Instant`]), also for tasks of a `TestEnvironment` pool,
 //!   whose mock clock is not consulted: a test drives the environment first
 //!   (`run_until_idle`, `fast_forward_by`), then looks with a zero timeout, or waits with a
 //!   generous one.
+//!
+//! # Blocking inside pool tasks
+//!
+//! A wait that has to block on a pool worker is a blocking scope (as
+//! [`blocking`](crate::blocking), without its may-block check): the pool runs one more worker
+//! while it blocks, so tasks that wait for other tasks of the same pool cannot starve it. A
+//! wait that need not block (everything it waits for has ended) costs nothing of the kind.
 
+use std::any::Any;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
@@ -27,7 +33,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use crate::blocking::blocking_unchecked;
+use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle, TaskState};
+use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, UpdateableSequencedTaskRunner};
 
 /// Sends its handle's index when the handle ends.
 struct IndexWake {
@@ -75,27 +84,61 @@ pub(crate) fn check_can_block(what: &str) {
     let _ = what;
 }
 
-/// Receives the next completed index, waiting until `deadline` (`None`: no limit).
-/// `None` on timeout (or if no handle can report any more).
-fn next_index(rx: &Receiver<usize>, deadline: Option<Instant>, what: &str) -> Option<usize> {
+/// The sequence that `runner` posts to, when it is one of the crate's sequenced runners
+/// (`SequencedTaskRunner`, `SingleThreadTaskRunner`, `UpdateableSequencedTaskRunner`); `None`
+/// for parallel runners, the pool, and runners defined outside the crate. Orchestration waits
+/// use it to refuse, at once, a wait that could never end: one made by a task of that very
+/// sequence for work queued behind it.
+pub(crate) fn sequence_token_of<R: Any>(runner: &R) -> Option<u64> {
+    let any: &dyn Any = runner;
+    if let Some(s) = any.downcast_ref::<SequencedTaskRunner>() {
+        return Some(s.parts().1.token);
+    }
+    if let Some(s) = any.downcast_ref::<UpdateableSequencedTaskRunner>() {
+        return Some(s.as_sequenced().parts().1.token);
+    }
+    if let Some(s) = any.downcast_ref::<SingleThreadTaskRunner>() {
+        return Some(s.as_sequenced().parts().1.token);
+    }
+    None
+}
+
+/// Panics with advice if the calling task runs on the sequence `token` (if any): the wait
+/// named `what` is for work queued on that sequence, behind the caller, so it could never end.
+#[track_caller]
+pub(crate) fn check_not_own_sequence(token: Option<u64>, what: &str) {
+    if let Some(t) = token {
+        crate::current::assert_not_waiting_on_own_sequence(t, what);
+    }
+}
+
+/// Receives the next completed index, waiting until `deadline` ([`Deadline::NEVER`]: no
+/// limit). `None` on timeout (or if no handle can report any more). The blocking part is a
+/// blocking scope (see the module docs).
+fn next_index(rx: &Receiver<usize>, deadline: Deadline, what: &str) -> Option<usize> {
     match rx.try_recv() {
         Ok(i) => return Some(i),
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) => {}
     }
-    match deadline {
+    match deadline.instant() {
         None => {
             check_can_block(what);
-            rx.recv().ok()
+            blocking_unchecked(|| rx.recv().ok())
         }
-        // Timed out, or no handle can report any more.
-        Some(d) => rx.recv_deadline(d).ok(),
+        Some(d) => {
+            if Instant::now() >= d {
+                return None; // timed out: nothing to block for
+            }
+            // Timed out, or no handle can report any more.
+            blocking_unchecked(|| rx.recv_deadline(d).ok())
+        }
     }
 }
 
-/// The instant `timeout` from now; `None` if that is too far to represent (= no limit).
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+/// The deadline `timeout` from now ([`Deadline::NEVER`] if that is too far to represent).
+fn deadline_after(timeout: Duration) -> Deadline {
+    Deadline::real_after(timeout)
 }
 
 /// Yields `(index, outcome)` for each handle as it ends, in **completion order** (`index` is
@@ -121,7 +164,7 @@ pub struct AsCompleted<T> {
     slots: Vec<Option<TaskHandle<T>>>,
     rx: Receiver<usize>,
     left: usize,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     ended: bool,
     timed_out: bool,
 }
@@ -130,6 +173,8 @@ pub struct AsCompleted<T> {
 /// taken from its handle ([`TaskHandle::join`] of an ended handle); the iteration ends when
 /// every handle has been yielded, or at the [`timeout`](AsCompleted::timeout) /
 /// [`deadline`](AsCompleted::deadline) if one is set (one deadline for the whole iteration).
+/// On a pool worker, waiting for the next handle is a blocking scope (the pool runs one more
+/// worker meanwhile).
 ///
 /// ```
 /// use taskrunner::{as_completed, ThreadPool, TaskTraits};
@@ -154,7 +199,7 @@ where
         left: slots.len(),
         slots,
         rx,
-        deadline: None,
+        deadline: Deadline::NEVER,
         ended: false,
         timed_out: false,
     }
@@ -162,7 +207,8 @@ where
 
 impl<T: Send + 'static> AsCompleted<T> {
     /// Stops waiting `timeout` from now (one limit for the whole iteration, not per item).
-    /// `Duration::ZERO` yields only what has already ended.
+    /// `Duration::ZERO` yields only what has already ended; a timeout too large to represent
+    /// (`Duration::MAX`) means no limit.
     ///
     /// ```
     /// use std::time::Duration;
@@ -194,7 +240,7 @@ impl<T: Send + 'static> AsCompleted<T> {
     /// ```
     #[must_use]
     pub fn deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+        self.deadline = Deadline::at(deadline);
         self
     }
 
@@ -232,7 +278,7 @@ impl<T: Send + 'static> Iterator for AsCompleted<T> {
             let Some(i) = next_index(&self.rx, self.deadline, "as_completed without a deadline")
             else {
                 self.ended = true;
-                self.timed_out = self.deadline.is_some();
+                self.timed_out = !self.deadline.is_never();
                 return None;
             };
             // Each handle reports once; a stray index is ignored.
@@ -259,7 +305,7 @@ impl<T> fmt::Debug for AsCompleted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
             .field("remaining", &self.left)
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline.instant())
             .field("timed_out", &self.timed_out)
             .finish()
     }
@@ -312,8 +358,11 @@ impl<T> fmt::Debug for Waited<T> {
 /// that have ended and those that have not (input indices kept, no result taken).
 ///
 /// * `timeout`: `None` waits without limit; `Some(Duration::ZERO)` looks once and returns at
-///   once; otherwise one real-time limit for the whole call. On timeout every strategy simply
-///   returns the partial split (nothing is raised).
+///   once; otherwise one real-time limit for the whole call (a timeout too large to represent,
+///   such as `Duration::MAX`, is no limit). On timeout every strategy simply returns the
+///   partial split (nothing is raised).
+/// * On a pool worker the wait is a blocking scope: the pool runs one more worker while it
+///   blocks, so the handles' tasks can run even on a one-worker pool.
 /// * An empty input returns at once.
 ///
 /// ```
@@ -339,7 +388,7 @@ pub fn wait<T: Send + 'static>(
     let n = handles.len();
     if n > 0 && timeout != Some(Duration::ZERO) {
         let slots: Vec<Option<TaskHandle<T>>> = handles.into_iter().map(Some).collect();
-        let deadline = timeout.and_then(deadline_after);
+        let deadline = timeout.map_or(Deadline::NEVER, deadline_after);
         let rx = watch(&slots);
         let mut ended = 0;
         loop {

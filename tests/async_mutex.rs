@@ -1,5 +1,5 @@
 //! `AsyncMutex`: FIFO hand-off (an unlock hands the lock to the oldest waiter, which wakes up
-//! owning it), no barging by a later locker (corio's permit leak, S4(d)1), cancelled lockers
+//! owning it), no barging by a later locker, cancelled lockers
 //! never keep or lose the lock, and mutual exclusion holds across awaits for many `post_future`
 //! tasks and blocking threads at once.
 //!
@@ -71,8 +71,8 @@ fn join<T: Send + 'static>(mut h: TaskHandle<T>) -> Result<T, TaskError> {
         .expect("the handle did not resolve within the timeout")
 }
 
-/// corio S4(d)1: its unlock released a permit *and* woke the waiter, so a third locker arriving
-/// after the hand-off found the permit and got in beside the woken one.
+/// An unlock hands the lock to the waiter: a third locker arriving after the hand-off must not
+/// get in beside the woken one.
 #[test]
 fn a_third_locker_after_a_hand_off_does_not_get_in() {
     let m = AsyncMutex::new(0);

@@ -140,7 +140,7 @@ fn an_executor_on_a_sequence_runs_tasks_in_submission_order() {
 
 #[test]
 fn a_submitted_task_runs_without_anything_else_happening() {
-    // antflow S5(d)1: a bare `submit` outside `async with` never ran.
+    // A bare `submit` runs: no enclosing block or explicit start is needed.
     let pool = pool(1);
     let exec = exec(&pool, 1, 1);
     let h = exec.submit(|| "ran").unwrap();
@@ -149,7 +149,7 @@ fn a_submitted_task_runs_without_anything_else_happening() {
 
 #[test]
 fn builder_rejects_zero_workers_and_zero_capacity() {
-    // antflow S5(d)10: queue_capacity=0 meant an unbounded queue.
+    // queue_capacity = 0 is an error, not an unbounded queue.
     let pool = pool(1);
     assert!(Executor::builder()
         .pool(&pool)
@@ -231,8 +231,8 @@ fn submit_blocks_while_the_queue_is_full_and_resumes_when_room_frees() {
 
 #[test]
 fn a_submit_blocked_on_a_full_queue_wakes_with_shutdown_and_gets_its_closure_back() {
-    // wren.go S3(d)2: a submit during shutdown panicked (send on a closed channel); its
-    // blocked submit ignored everything.
+    // A submit blocked on a full queue wakes up with a refusal (and its closure back) when
+    // the executor shuts down; it never panics.
     let pool = pool(1);
     let exec = Arc::new(exec(&pool, 1, 1));
     let (release, busy) = occupy(&exec);
@@ -306,7 +306,7 @@ fn a_task_submitting_follow_up_work_is_not_blocked_by_its_own_full_queue() {
 
 #[test]
 fn shutdown_without_drain_returns_while_tasks_are_still_queued() {
-    // antflow S5(d)3: `shutdown(wait=False)` still waited for every queued task.
+    // A shutdown without `drain` returns at once, with tasks still queued.
     let pool = pool(1);
     let exec = exec(&pool, 1, 10);
     let (release, busy) = occupy(&exec);
@@ -334,7 +334,7 @@ fn shutdown_without_drain_returns_while_tasks_are_still_queued() {
 
 #[test]
 fn cancel_pending_leaves_every_handle_cancelled_or_completed() {
-    // wren.go S3(d)3: shutdown left queued jobs pending forever.
+    // A cancelling shutdown resolves every queued handle: none stays pending.
     let pool = pool(1);
     let exec = exec(&pool, 1, 10);
     let (started_tx, started) = channel();
@@ -522,7 +522,7 @@ fn a_pool_shutdown_under_the_executor_resolves_every_handle() {
 
 #[test]
 fn cancelling_a_queued_task_resolves_it_at_once_and_it_never_runs() {
-    // wren.go S3(d)4: cancelled jobs still ran.
+    // A cancelled queued task resolves at once and never runs.
     let pool = pool(1);
     let exec = exec(&pool, 1, 10);
     let (release, busy) = occupy(&exec);
@@ -564,7 +564,7 @@ fn cancelling_a_callers_token_resolves_its_queued_task_at_once() {
 
 #[test]
 fn the_callers_token_and_the_executors_shutdown_both_reach_a_running_task() {
-    // wren.go S3(d)7: futures with a custom context were not tied to the manager.
+    // A task with a caller's token is still reached by the executor's shutdown.
     let pool = pool(2);
     let exec = exec(&pool, 2, 10);
     let run = |exec: &Executor, stop: &CancellationToken| {
@@ -591,8 +591,7 @@ fn the_callers_token_and_the_executors_shutdown_both_reach_a_running_task() {
 
 #[test]
 fn cancel_racing_completion_ends_in_exactly_one_terminal_state() {
-    // wren.go S3(d)1: racing Cancel and completion closed a channel twice (a panic in the
-    // host) or overwrote Completed with Cancelled.
+    // Cancel racing completion never panics and never overwrites a completed result.
     let pool = pool(2);
     let exec = Arc::new(exec(&pool, 2, 64));
     for i in 0..300 {
@@ -621,7 +620,7 @@ fn cancel_racing_completion_ends_in_exactly_one_terminal_state() {
 
 #[test]
 fn a_deadline_passing_while_the_task_runs_is_seen_and_a_returned_value_is_kept() {
-    // kelindar S1(d)6: a completed result was replaced by a later timeout.
+    // A value returned after the deadline passed during the run is kept, not replaced.
     let pool = pool(2);
     let exec = exec(&pool, 2, 10);
     let opts = SubmitOptions::new().timeout(Duration::from_millis(20));
@@ -730,7 +729,7 @@ fn try_map_returns_the_first_error_in_input_order_and_cancels_the_rest() {
 
 #[test]
 fn map_iter_submits_lazily_within_its_window() {
-    // antflow S5(d)2: map_iter submitted the whole input up front.
+    // map_iter pulls its input lazily, within its window.
     let pool = pool(2);
     let exec = exec(&pool, 2, 100);
     let pulled = Arc::new(AtomicUsize::new(0));
@@ -911,7 +910,7 @@ fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executo
     assert_eq!(sem.available(), 1);
 }
 
-/// wren.go S3(d)7: a blocking enqueue ignored the caller's context. A `submit_with` blocked on
+/// A blocked submission honours the caller's token: a `submit_with` blocked on
 /// a full queue returns once the caller's token is cancelled, with a handle that is already
 /// cancelled (the task never runs).
 #[test]

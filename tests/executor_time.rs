@@ -38,7 +38,7 @@ impl std::error::Error for Flaky {}
 
 #[test]
 fn retry_backoff_follows_the_mock_clock_and_the_final_error_keeps_its_cause() {
-    // antflow S5(d)4: the final error was a RetryError hiding the original exception.
+    // The final error keeps the original cause (downcastable) and the attempt count.
     let env = TestEnvironment::new();
     let exec = exec(&env, 2);
     let (t0, clock) = (env.now(), env.clock().clone());
@@ -78,7 +78,7 @@ fn retry_backoff_follows_the_mock_clock_and_the_final_error_keeps_its_cause() {
 
 #[test]
 fn no_worker_and_no_slot_is_held_during_backoff() {
-    // antflow S5(d)4: a retrying task held its worker while it slept.
+    // A task in retry backoff holds no worker while it waits.
     let env = TestEnvironment::builder().workers(1).build();
     let exec = exec(&env, 1);
     let calls = Arc::new(AtomicU32::new(0));

@@ -309,7 +309,7 @@ fn join_returns_every_outcome_in_input_order() {
 
 #[test]
 fn errors_are_reported_the_same_whatever_the_limit() {
-    // S1(d)3: kelindar/async joined task errors with concurrency 0 but returned nil with a limit.
+    // Errors are reported the same way whatever the limit.
     let pool = pool(3);
     for limit in [None, Some(0), Some(1), Some(2), Some(10)] {
         let p = pool.clone();
@@ -519,7 +519,7 @@ fn gated_tasks(
 
 #[test]
 fn cancel_resolves_every_task_not_started_at_once_and_they_never_run() {
-    // S1(d)2: kelindar/async left the tasks not yet taken "created" forever (WaitAll hung).
+    // Cancelling resolves the tasks not yet taken at once: nothing is left pending.
     let pool = pool(2);
     let (gate_tx, gate_rx) = bounded::<()>(0);
     let (started_tx, started_rx) = unbounded();
@@ -553,7 +553,7 @@ fn cancel_resolves_every_task_not_started_at_once_and_they_never_run() {
 
 #[test]
 fn cancelled_handles_of_a_batch_can_be_awaited_with_wait_all() {
-    // S1(d)2: WaitAll over the tasks of a cancelled batch hung in kelindar/async.
+    // wait_all over the tasks of a cancelled batch returns.
     let pool = pool(1);
     let (gate_tx, gate_rx) = bounded::<()>(0);
     let (started_tx, started_rx) = unbounded();
@@ -840,7 +840,7 @@ fn closing_the_channel_ends_the_consumer() {
 
 #[test]
 fn consumer_cancel_resolves_every_queued_task_as_cancelled() {
-    // S1(d)2: kelindar/async's Consume left the tasks still in the channel "created" forever.
+    // Cancelling a consumer resolves the tasks still in the channel: none is left pending.
     let pool = pool(2);
     let (tx, rx) = unbounded();
     let (gate_tx, gate_rx) = bounded::<()>(0);

@@ -1,4 +1,4 @@
-//! `WaitGroup` (reuse, the corio stale-permit regression, blocking and async waits) and
+//! `WaitGroup` (reuse without stale wake-ups, blocking and async waits) and
 //! `TaskGroup` (first error wins and cancels the rest, panics, cancellation, reuse, limits,
 //! `.await`).
 //!
@@ -81,8 +81,9 @@ impl Wake for Flag {
 
 #[test]
 fn wait_group_reuse_does_not_return_early() {
-    // corio S4(d)2: after a round of waiters, a later wait with the counter above zero
-    // returned at once (a stale permit). Round 1 releases three waiters; round 2 must block.
+    // After a round of waiters, a later wait with the counter above zero must not return at
+    // once (nothing is left over from round 1). Round 1 releases three waiters; round 2 must
+    // block.
     let wg = WaitGroup::new();
     wg.add(1);
     let waiters: Vec<_> = (0..3)

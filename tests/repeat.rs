@@ -135,7 +135,7 @@ fn initial_delay_zero_runs_at_once_and_rate_ticks_count_from_the_first_run() {
 
 #[test]
 fn repeat_cancel_really_stops_the_repetition() {
-    // S1(d)1: kelindar's Repeat(...).Cancel() never stopped the loop, and Wait() then hung.
+    // Cancel really stops the repetition, and a wait afterwards returns.
     let env = TestEnvironment::new();
     let drops = Drops::default();
     let token = drops.token();
@@ -158,7 +158,7 @@ fn repeat_cancel_really_stops_the_repetition() {
     env.fast_forward_by(Duration::from_secs(3600));
     assert_eq!(runs.load(Ordering::SeqCst), 3, "no run after cancel");
     assert_eq!(h.runs(), 3);
-    wait_or_fail(&h); // Wait after Cancel returns (kelindar's hung)
+    wait_or_fail(&h); // a wait after the cancel returns
     assert!(h.is_finished());
     assert!(!h.cancel(), "already stopped");
 }

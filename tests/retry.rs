@@ -1,6 +1,6 @@
 //! Retries: `retry` and `RetryPolicy` on mock time (attempt 1 at once, attempt 2 exactly
 //! `base_delay` later, growth by `factor`, the `max_delay` cap, jitter bounds), the final error
-//! (original cause kept, attempt count: antflow S5(d)4), what is never retried (panics,
+//! (original cause kept, attempt count), what is never retried (panics,
 //! `Interrupted`), cancellation during a backoff, no worker held while backing off, sequences,
 //! and shutdown during a backoff.
 //!
@@ -290,9 +290,9 @@ mod mock_time {
     }
 }
 
-// ---- the final error (S5(d)4) ------------------------------------------------------------------
+// ---- the final error ------------------------------------------------------------------------
 
-// S5(d)4: antflow surfaced a RetryError that hid the original exception.
+// The final error is the last attempt's own error (downcastable), not a wrapper hiding it.
 #[test]
 fn the_final_error_keeps_the_original_cause_and_counts_every_attempt() {
     let p = pool(2);

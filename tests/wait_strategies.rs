@@ -121,7 +121,7 @@ fn as_completed_reports_failures_panics_and_cancellations() {
 
 #[test]
 fn as_completed_with_a_zero_timeout_yields_only_what_has_ended() {
-    // S5(d)5: antflow treated a timeout of 0 as "no timeout".
+    // A timeout of 0 means "look once", not "no timeout".
     let pool = pool(1);
     let handles = vec![TaskHandle::ready(1), never(&pool), TaskHandle::ready(3)];
     let (got, pending) = within_hang(move || {
@@ -141,8 +141,8 @@ fn as_completed_with_a_zero_timeout_yields_only_what_has_ended() {
 
 #[test]
 fn as_completed_timeout_covers_the_whole_iteration() {
-    // S5(d)5: antflow's as_completed applied its timeout per round, so items arriving at
-    // intervals shorter than the timeout kept it going forever.
+    // The timeout covers the whole iteration, not each round: items arriving at intervals
+    // shorter than the timeout must not keep it going forever.
     //
     // Deadline D = start + 1 s. Item 0 is ready at once; item 1 ends about 1.6 s after start.
     // The second `next()` is called about 1.1 s after start: with one deadline for the whole
@@ -181,7 +181,7 @@ fn as_completed_of_nothing_ends_at_once() {
 
 #[test]
 fn wait_with_a_zero_timeout_polls_once_for_every_strategy() {
-    // S5(d)5: antflow treated `timeout=0` as "no timeout" and waited.
+    // `timeout = 0` looks once and does not wait.
     let pool = pool(1);
     for strategy in [
         WaitStrategy::AllCompleted,
@@ -198,7 +198,7 @@ fn wait_with_a_zero_timeout_polls_once_for_every_strategy() {
 
 #[test]
 fn first_completed_reports_everything_already_finished() {
-    // S5(d)5: antflow's FIRST_COMPLETED could under-report `done`.
+    // FirstCompleted reports every handle already ended as done.
     let pool = pool(1);
     let handles = vec![
         TaskHandle::ready(1),
@@ -286,7 +286,7 @@ fn all_completed_waits_for_every_handle() {
 
 #[test]
 fn a_timeout_returns_the_partial_split_for_every_strategy() {
-    // S5(d)5: antflow's ALL_COMPLETED raised on timeout instead of returning (done, pending).
+    // On timeout every strategy returns the split (done, pending); nothing is raised.
     let pool = pool(1);
     for strategy in [
         WaitStrategy::AllCompleted,

@@ -15,8 +15,8 @@ use super::Executor;
 ///
 /// Defaults: a parallel [`TaskRunner`] on the global pool with [`TaskTraits::default()`];
 /// `max_workers` = the runner's [`max_concurrency`](PostTask::max_concurrency) (the pool's
-/// `max_workers`; 1 for a sequence); `queue_capacity` = `max_workers × 10` (wren.go's
-/// default); dropping the executor drains it ([`ShutdownMode::DRAIN`]).
+/// `max_workers`; 1 for a sequence); `queue_capacity` = `max_workers × 10`; dropping the
+/// executor drains it ([`ShutdownMode::DRAIN`]).
 ///
 /// ```
 /// use taskrunner::{Executor, ShutdownMode, TaskPriority, TaskTraits, ThreadPool};
@@ -139,8 +139,7 @@ impl<R> ExecutorBuilder<R> {
     }
 
     /// How many submitted tasks may wait to start; [`submit`](Executor::submit) blocks beyond
-    /// that. Must be at least 1: 0 is an error, not "unbounded" (antflow's `queue_capacity=0`
-    /// meant unbounded, S5(d)10).
+    /// that. Must be at least 1: 0 is an error, not "unbounded".
     ///
     /// ```
     /// let exec = taskrunner::Executor::builder().max_workers(1).queue_capacity(5).build().unwrap();

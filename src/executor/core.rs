@@ -31,16 +31,27 @@
 //! Keys order the queue: attempts of tasks that already ran once (retries) come before fresh
 //! submissions, FIFO within each, so started work finishes before new work starts. A key is
 //! never reused, so a stale key (the attempt was dispatched meanwhile) finds nothing.
+//!
+//! # Blocking
+//!
+//! Every wait here that actually blocks (admission into a full queue, `wait_idle`, a draining
+//! shutdown) is a blocking scope ([`blocking_unchecked`]): on a pool worker the pool runs one
+//! more worker meanwhile, so tasks of a pool that wait on an executor running on the same pool
+//! cannot take every worker. A wait by a task of the sequence the executor's runner posts to
+//! could never end (the executor's attempts are queued behind the waiter): it panics instead.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::blocking::blocking_unchecked;
 use crate::cancel::CancellationToken;
+use crate::deadline::Deadline;
 use crate::error::PostError;
 use crate::runner::PostTask;
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
+use crate::wait::{check_not_own_sequence, sequence_token_of};
 
 use super::error::SubmitRefusal;
 use super::options::ShutdownMode;
@@ -89,7 +100,7 @@ pub(crate) enum Wait {
     Until(Instant),
     /// Wait as `Block`, but stop waiting once the caller's token is cancelled: the task is
     /// then admitted over capacity, and the engine resolves it as cancelled at once without
-    /// running it (wren.go's blocking enqueue ignored the caller's context, S3(d)7).
+    /// running it (a blocked submission honours the caller's token too).
     BlockUnless(CancellationToken),
 }
 
@@ -123,6 +134,8 @@ struct State<R: PostTask + Clone + Send + Sync + 'static> {
 /// Shared by the [`Executor`](super::Executor), its tasks' metas and the posted attempts.
 pub(crate) struct Core<R: PostTask + Clone + Send + Sync + 'static> {
     pub(crate) runner: R,
+    /// The sequence `runner` posts to, if it is one of the crate's sequenced runners.
+    pub(crate) seq: Option<u64>,
     pub(crate) max_workers: usize,
     pub(crate) capacity: usize,
     /// The executor's token: every task's token is a child of it.
@@ -137,6 +150,7 @@ pub(crate) struct Core<R: PostTask + Clone + Send + Sync + 'static> {
 impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
     pub(crate) fn new(runner: R, max_workers: usize, capacity: usize) -> Arc<Self> {
         Arc::new(Core {
+            seq: sequence_token_of(&runner),
             runner,
             max_workers,
             capacity,
@@ -168,9 +182,49 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
         RUNNING_FOR.with(Cell::get) == self.id()
     }
 
-    /// Takes a reservation in the queue for a new task; returns its epoch.
+    /// Panics if the caller is a task of the sequence the executor's runner posts to: a wait
+    /// there for the executor's tasks could never end.
+    #[track_caller]
+    pub(crate) fn check_not_own_sequence(&self, what: &str) {
+        check_not_own_sequence(self.seq, what);
+    }
+
+    /// Takes a reservation in the queue for a new task; returns its epoch. A wait for room is
+    /// a blocking scope; one that could never end (a task of the executor's own sequence on a
+    /// full queue, without a time limit) panics.
+    #[track_caller]
     pub(crate) fn admit(self: &Arc<Self>, wait: Wait) -> Result<u64, SubmitRefusal> {
         let own = matches!(wait, Wait::Block | Wait::BlockUnless(_)) && self.in_own_task();
+        {
+            let mut s = self.state.lock();
+            if !s.open {
+                return Err(SubmitRefusal::Shutdown);
+            }
+            // A task blocked on its own executor's queue may be the one that has to finish to
+            // make room: from inside a task, a blocking submit is admitted over capacity.
+            if s.waiting < self.capacity || own {
+                return Ok(Self::take_reservation(&mut s));
+            }
+            match wait {
+                Wait::Try => return Err(SubmitRefusal::Full),
+                Wait::BlockUnless(ref token) if token.is_cancelled() => {
+                    // Admitted over capacity: the engine resolves it at once, unrun.
+                    return Ok(Self::take_reservation(&mut s));
+                }
+                Wait::Until(deadline) if Instant::now() >= deadline => {
+                    return Err(SubmitRefusal::TimedOut);
+                }
+                _ => {}
+            }
+        }
+        if matches!(wait, Wait::Block | Wait::BlockUnless(_)) {
+            self.check_not_own_sequence("Executor::submit on a full queue");
+        }
+        blocking_unchecked(|| self.admit_slow(wait, own))
+    }
+
+    /// The blocking part of [`admit`](Self::admit).
+    fn admit_slow(self: &Arc<Self>, wait: Wait, own: bool) -> Result<u64, SubmitRefusal> {
         let mut s = self.state.lock();
         loop {
             if !s.open {
@@ -311,7 +365,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
             Then::Drop(f) => drop(f),
             Then::Queued => {
                 // Queued: from now on a cancelled token must take the attempt out of the
-                // queue at once (a cancelled queued job never runs: wren.go S3(d)4).
+                // queue at once (a cancelled queued attempt never runs).
                 if !meta.watching.swap(true, Ordering::Relaxed) {
                     let weak: Weak<TaskMeta<R>> = Arc::downgrade(meta);
                     meta.token.on_cancel(move |_| {
@@ -359,6 +413,12 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
             let _mark = set_local(&RUNNING_FOR, id);
             run();
             for _ in 1..INLINE_BATCH {
+                if running_sequence_poisoned() {
+                    // An attempt panicked under `PanicPolicy::Poison`: nothing more runs on
+                    // this sequence. The slot's guard posts the next attempt, which the
+                    // poisoned sequence refuses (the queued handles then end as not run).
+                    break;
+                }
                 match slot.pass() {
                     Some(Ready { meta, run }) => {
                         drop(meta);
@@ -382,7 +442,8 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
         }
     }
 
-    /// Closes the executor; see [`Executor::shutdown`](super::Executor::shutdown).
+    /// Closes the executor; see [`Executor::shutdown`](super::Executor::shutdown). A drain that
+    /// has to wait is a blocking scope.
     pub(crate) fn shutdown(self: &Arc<Self>, mode: ShutdownMode) {
         let cancelled = {
             let mut s = self.state.lock();
@@ -403,44 +464,57 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
                 (entry.run)();
             }
         }
-        if mode.drain {
-            let mut s = self.state.lock();
-            s.idle_waiters += 1;
-            while s.live > 0 {
-                self.idle.wait(&mut s);
-            }
-            s.idle_waiters -= 1;
+        if mode.drain && self.state.lock().live > 0 {
+            blocking_unchecked(|| {
+                let mut s = self.state.lock();
+                s.idle_waiters += 1;
+                while s.live > 0 {
+                    self.idle.wait(&mut s);
+                }
+                s.idle_waiters -= 1;
+            });
         }
     }
 
     /// Waits until every task admitted before the call has ended; `false` if the executor
-    /// was shut down first.
-    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut s = self.state.lock();
-        let target = s.epoch;
-        s.epoch += 1;
-        s.idle_waiters += 1;
-        let done = loop {
+    /// was shut down first, or on timeout. A wait that blocks is a blocking scope.
+    pub(crate) fn wait_idle(&self, deadline: Deadline) -> bool {
+        let target = {
+            let mut s = self.state.lock();
+            let target = s.epoch;
+            s.epoch += 1;
             if s.epochs.front().is_none_or(|&(e, _)| e > target) {
-                break true;
+                return true;
             }
-            if !s.open {
-                break false;
+            if !s.open || deadline.is_reached(Instant::now()) {
+                return false;
             }
-            match deadline {
-                None => self.idle.wait(&mut s),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break false;
-                    }
-                    self.idle.wait_for(&mut s, d - now);
-                }
-            }
+            target
         };
-        s.idle_waiters -= 1;
-        done
+        blocking_unchecked(|| {
+            let mut s = self.state.lock();
+            s.idle_waiters += 1;
+            let done = loop {
+                if s.epochs.front().is_none_or(|&(e, _)| e > target) {
+                    break true;
+                }
+                if !s.open {
+                    break false;
+                }
+                match deadline.instant() {
+                    None => self.idle.wait(&mut s),
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            break false;
+                        }
+                        self.idle.wait_for(&mut s, d - now);
+                    }
+                }
+            };
+            s.idle_waiters -= 1;
+            done
+        })
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -452,6 +526,12 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
         let s = self.state.lock();
         (s.waiting, s.running, s.live)
     }
+}
+
+/// `true` if the running task's sequence was poisoned (an attempt panicked under
+/// `PanicPolicy::Poison`).
+fn running_sequence_poisoned() -> bool {
+    crate::current::running_sequence_ref(|s| s.is_poisoned()).unwrap_or(false)
 }
 
 /// Holds a slot for as long as a posted attempt closure exists.

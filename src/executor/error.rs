@@ -3,7 +3,12 @@
 use std::error::Error;
 use std::fmt;
 
+use crate::error::SyncCell;
+
 /// Why [`Executor::submit`](super::Executor::submit) and its variants refused a task.
+///
+/// It is an [`Error`] (`Send + Sync + 'static`), and a [`SubmitError`] converts into it (its
+/// closure dropped), so `?` works either way.
 ///
 /// ```
 /// use taskrunner::{Executor, SubmitRefusal};
@@ -12,6 +17,8 @@ use std::fmt;
 /// exec.shutdown(Default::default());
 /// let err = exec.submit(|| 1).unwrap_err();
 /// assert_eq!(err.reason(), SubmitRefusal::Shutdown);
+/// let reason: SubmitRefusal = err.into();
+/// assert_eq!(reason.to_string(), "task refused: the executor was shut down");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -28,6 +35,26 @@ pub enum SubmitRefusal {
 /// A refused submission. Holds the closure that was not submitted, so nothing is lost
 /// silently: take it back with [`into_inner`](Self::into_inner).
 ///
+/// It is an [`Error`] and `Send + Sync + 'static` whatever the closure captures (the closure
+/// is kept where no shared reference can reach it), so `?` turns it into a
+/// `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`) even for a closure that is not
+/// `Sync`; it also converts into its [`SubmitRefusal`]:
+///
+/// ```
+/// use std::error::Error;
+/// use taskrunner::Executor;
+/// fn run(exec: &Executor) -> Result<u32, Box<dyn Error + Send + Sync>> {
+///     let (tx, rx) = std::sync::mpsc::channel::<u32>(); // a Receiver is not Sync
+///     tx.send(7)?;
+///     let h = exec.submit(move || rx.recv().unwrap())?;
+///     Ok(h.join()?)
+/// }
+/// let exec = Executor::new(1);
+/// assert_eq!(run(&exec).unwrap(), 7);
+/// exec.shutdown(Default::default());
+/// assert_eq!(run(&exec).unwrap_err().to_string(), "task refused: the executor was shut down");
+/// ```
+///
 /// ```
 /// use taskrunner::{Executor, SubmitRefusal};
 /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
@@ -41,12 +68,15 @@ pub enum SubmitRefusal {
 /// ```
 pub struct SubmitError<F> {
     reason: SubmitRefusal,
-    task: F,
+    task: SyncCell<F>,
 }
 
 impl<F> SubmitError<F> {
     pub(crate) fn new(reason: SubmitRefusal, task: F) -> Self {
-        SubmitError { reason, task }
+        SubmitError {
+            reason,
+            task: SyncCell::new(task),
+        }
     }
 
     /// Why the submission was refused.
@@ -60,7 +90,14 @@ impl<F> SubmitError<F> {
     ///
     /// See [`SubmitError`] for an example.
     pub fn into_inner(self) -> F {
-        self.task
+        self.task.into_inner()
+    }
+}
+
+impl<F> From<SubmitError<F>> for SubmitRefusal {
+    /// The reason; the closure is dropped.
+    fn from(e: SubmitError<F>) -> Self {
+        e.reason
     }
 }
 
@@ -74,7 +111,15 @@ impl<F> fmt::Debug for SubmitError<F> {
 
 impl<F> fmt::Display for SubmitError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.reason {
+        fmt::Display::fmt(&self.reason, f)
+    }
+}
+
+impl<F> Error for SubmitError<F> {}
+
+impl fmt::Display for SubmitRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
             SubmitRefusal::Full => "task refused: the executor's queue is full",
             SubmitRefusal::TimedOut => {
                 "task refused: the executor's queue stayed full for the whole timeout"
@@ -84,7 +129,7 @@ impl<F> fmt::Display for SubmitError<F> {
     }
 }
 
-impl<F> Error for SubmitError<F> {}
+impl Error for SubmitRefusal {}
 
 /// An [`ExecutorBuilder`](super::ExecutorBuilder) setting was invalid.
 ///

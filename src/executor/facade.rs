@@ -2,12 +2,14 @@
 
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
+use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle};
-use crate::retry::{retry_with, RetryPolicy};
+use crate::retry::{retry_with_at, RetryPolicy};
 use crate::runner::{PostTask, TaskRunner};
 use crate::semaphore::Semaphore;
 
@@ -56,9 +58,10 @@ impl Plan {
         }
     }
 
-    /// The absolute deadline `opts` asks for, measured from `now`.
+    /// The absolute deadline `opts` asks for, measured from `now` (a timeout too large to
+    /// represent is no deadline).
     pub(crate) fn deadline_of(opts: &SubmitOptions, now: Instant) -> Option<Instant> {
-        let by_timeout = opts.timeout.and_then(|t| now.checked_add(t));
+        let by_timeout = opts.timeout.and_then(|t| Deadline::after(now, t).instant());
         match (by_timeout, opts.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -123,15 +126,28 @@ fn current_context() -> TaskContext {
 ///   [`submit_timeout`](Self::submit_timeout) gives up after a while. A blocking `submit` from
 ///   inside one of the executor's own tasks is admitted over capacity instead of blocking (the
 ///   task blocked on the full queue could be the one that must finish to make room).
+/// * **Blocking inside pool tasks**: every wait of the executor that blocks (`submit*` on a
+///   full queue, [`submit_timeout`](Self::submit_timeout), the `map*` family,
+///   [`wait_idle`](Self::wait_idle), a draining [`shutdown`](Self::shutdown) or drop) is a
+///   blocking scope when it happens on a pool worker (as [`blocking`](crate::blocking), without
+///   its may-block check): the pool runs one more worker meanwhile, so tasks that submit into
+///   an executor running on their own pool cannot occupy every worker and starve it. A wait
+///   that could **never** end panics at once instead, with advice: one made by a task of the
+///   sequence the executor runs on (its runner is a `SequencedTaskRunner` or a
+///   `SingleThreadTaskRunner`) for the executor's tasks, which are queued behind that very
+///   task: a blocking submit on a full queue, a map, `wait_idle`, a draining shutdown.
 /// * **Every handle ends**: completed, failed (a fallible task's error, downcastable),
 ///   panicked, cancelled, or deadline exceeded (a [`TaskError`] with
 ///   [`is_deadline_exceeded`](TaskError::is_deadline_exceeded); the handle's state is
-///   `Cancelled`). A task runs even if nothing else happens (no `with` block is needed:
-///   antflow's bare `submit` never ran, S5(d)1).
+///   `Cancelled`). A task runs even if nothing else happens (no `with` block is needed).
+/// * **Panics** are caught and reported exactly like a plain task's: the runner's
+///   [`PanicPolicy`](crate::PanicPolicy) applies (`Poison` poisons the sequence before the
+///   handle resolves, `Abort` aborts the process) and the pool's panic handler sees the panic
+///   with the location of the `submit` call as the task's posted-from location. The handle
+///   keeps the payload ([`TaskError::into_panic`]).
 /// * **Cancellation**: [`TaskHandle::cancel`] on a queued task resolves it at once and it
-///   never runs (wren.go ran cancelled jobs, S3(d)4); on a running task it cancels the task's
-///   token, which the task sees through its [`TaskContext`]. Cancel racing completion ends in
-///   exactly one terminal state (S3(d)1).
+///   never runs; on a running task it cancels the task's token, which the task sees through
+///   its [`TaskContext`]. Cancel racing completion ends in exactly one terminal state.
 ///
 /// ```
 /// use taskrunner::{Executor, ThreadPool};
@@ -184,16 +200,17 @@ impl<R> Executor<R>
 where
     R: PostTask + Clone + Send + Sync + 'static,
 {
-    /// Starts one admitted task through the retry engine.
+    /// Starts one admitted task through the retry engine; `posted_from` is the user's call.
     pub(crate) fn launch<T: Send + 'static>(
         &self,
         epoch: u64,
         plan: Plan,
         attempt: Attempt<T>,
+        posted_from: &'static Location<'static>,
     ) -> TaskHandle<T> {
         let core = &self.core;
-        // The executor's token reaches every task (wren.go's custom contexts escaped
-        // shutdown, S3(d)7), and so does the caller's.
+        // The executor's token reaches every task (a shutdown with `cancel_pending` reaches
+        // tasks that have a token of their own), and so does the caller's.
         let token = core.token.child();
         let link = plan.token.map(|caller| {
             let link = caller.child();
@@ -222,10 +239,19 @@ where
             }
         };
         let meta = TaskMeta::new(core.clone(), epoch, token.clone(), link);
-        retry_with(&ExecRunner { meta }, plan.policy, token, plan.gate, attempt)
+        retry_with_at(
+            &ExecRunner { meta },
+            plan.policy,
+            token,
+            plan.gate,
+            attempt,
+            posted_from,
+        )
     }
 
-    /// Admits then launches; a refusal hands `f` back.
+    /// Admits then launches; a refusal hands `f` back. The caller's caller is the task's
+    /// posted-from location.
+    #[track_caller]
     fn submit_inner<F, T>(
         &self,
         wait: Wait,
@@ -236,33 +262,46 @@ where
     where
         T: Send + 'static,
     {
+        let posted_from = Location::caller();
         match self.core.admit(wait) {
-            Ok(epoch) => Ok(self.launch(epoch, plan(self), make(f))),
+            Ok(epoch) => Ok(self.launch(epoch, plan(self), make(f), posted_from)),
             Err(reason) => Err(SubmitError::new(reason, f)),
         }
     }
 
     /// Admits (blocking) then launches an already built attempt; a refusal gives a handle
     /// that has ended as not run.
+    #[track_caller]
     pub(crate) fn submit_attempt<T: Send + 'static>(
         &self,
         plan: Plan,
         attempt: Attempt<T>,
+        posted_from: &'static Location<'static>,
     ) -> TaskHandle<T> {
         match self.core.admit(Wait::Block) {
-            Ok(epoch) => self.launch(epoch, plan, attempt),
+            Ok(epoch) => self.launch(epoch, plan, attempt, posted_from),
             Err(_) => TaskHandle::failed(TaskError::not_run()),
         }
     }
 
     /// Submits `f`, blocking while the queue is full. Refused (with `f` handed back) only if
-    /// the executor is shut down, also while waiting for room.
+    /// the executor is shut down, also while waiting for room. A wait for room on a pool worker
+    /// is a blocking scope (the pool runs one more worker meanwhile).
+    ///
+    /// # Panics
+    ///
+    /// If the queue is full and the caller is a task of the sequence the executor runs on (but
+    /// not one of the executor's own tasks, which are admitted over capacity): room could only
+    /// be made by tasks queued behind the caller. The same holds for every blocking variant
+    /// (`submit_fallible`, `submit_with_context`, `submit_with_limit`, `submit_with_retry`,
+    /// `submit_with`, and `submit_timeout` without a representable limit).
     ///
     /// ```
     /// let exec = taskrunner::Executor::new(2);
     /// let h = exec.submit(|| 1 + 1).unwrap();
     /// assert_eq!(h.join().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -291,6 +330,7 @@ where
     /// busy.join().unwrap();
     /// assert_eq!(queued.join().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -300,7 +340,9 @@ where
     }
 
     /// Submits `f`, waiting at most `timeout` (real time) for room in the queue; then refuses
-    /// with [`SubmitRefusal::TimedOut`](crate::SubmitRefusal::TimedOut) and hands `f` back.
+    /// with [`SubmitRefusal::TimedOut`](crate::SubmitRefusal::TimedOut) and hands `f` back. A
+    /// timeout too large to represent (`Duration::MAX`) means no limit: it waits as
+    /// [`submit`](Self::submit) does.
     ///
     /// ```
     /// use std::time::Duration;
@@ -308,6 +350,7 @@ where
     /// let h = exec.submit_timeout(|| 5, Duration::from_secs(1)).unwrap();
     /// assert_eq!(h.join().unwrap(), 5);
     /// ```
+    #[track_caller]
     pub fn submit_timeout<F, T>(
         &self,
         f: F,
@@ -317,8 +360,9 @@ where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let wait = Instant::now()
-            .checked_add(timeout)
+        // A timeout too large to represent is no limit: wait as `submit` does.
+        let wait = Deadline::real_after(timeout)
+            .instant()
             .map_or(Wait::Block, Wait::Until);
         self.submit_inner(wait, f, |_| Plan::once(), once)
     }
@@ -334,6 +378,7 @@ where
     /// assert_eq!(h.state(), TaskState::Failed);
     /// assert!(h.join().unwrap_err().downcast_ref::<std::num::ParseIntError>().is_some());
     /// ```
+    #[track_caller]
     pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
     where
         F: FnOnce() -> Result<T, E> + Send + 'static,
@@ -357,6 +402,7 @@ where
     /// }).unwrap();
     /// assert_eq!(h.join().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn submit_with_context<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<F>>
     where
         F: FnOnce(&TaskContext) -> Result<T, E> + Send + 'static,
@@ -383,6 +429,7 @@ where
     /// assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 3);
     /// assert_eq!(host.available(), 1);
     /// ```
+    #[track_caller]
     pub fn submit_with_limit<F, T>(
         &self,
         limit: &Semaphore,
@@ -398,8 +445,7 @@ where
     /// Submits a fallible task retried by `policy` while it returns `Err`. The backoff is a
     /// delayed post: no worker sleeps and no slot is held meanwhile. The final error is the
     /// last attempt's, kept as the source (downcastable), with
-    /// [`attempts`](TaskError::attempts) (antflow wrapped it in a `RetryError` that hid the
-    /// cause, S5(d)4).
+    /// [`attempts`](TaskError::attempts).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -417,6 +463,7 @@ where
     /// assert_eq!(err.attempts(), 3);
     /// assert_eq!(err.downcast_ref::<std::io::Error>().unwrap().to_string(), "try 3");
     /// ```
+    #[track_caller]
     pub fn submit_with_retry<F, T, E>(
         &self,
         policy: RetryPolicy,
@@ -454,6 +501,7 @@ where
     /// }).unwrap();
     /// assert_eq!(h.join().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn submit_with<F, T, E>(
         &self,
         options: SubmitOptions,
@@ -476,10 +524,14 @@ where
         )
     }
 
-    /// Blocks until every task submitted before the call has ended (wren.go's `WaitAll`
-    /// snapshot: later submissions are not waited for). Returns `true` then, or `false` as
-    /// soon as the executor is shut down. Panics if called from one of the executor's own
-    /// tasks (it would wait for itself).
+    /// Blocks until every task submitted before the call has ended (a snapshot: later
+    /// submissions are not waited for). Returns `true` then, or `false` as soon as the
+    /// executor is shut down. On a pool worker the pool runs one more worker while it blocks.
+    ///
+    /// # Panics
+    ///
+    /// If called from one of the executor's own tasks (it would wait for itself), or from a
+    /// task of the sequence the executor runs on (its tasks are queued behind the caller).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -493,13 +545,16 @@ where
     /// assert!(exec.wait_idle());
     /// assert_eq!(n.load(Ordering::SeqCst), 10);
     /// ```
+    #[track_caller]
     pub fn wait_idle(&self) -> bool {
         self.check_not_own_task("wait_idle");
-        self.core.wait_idle(None)
+        self.core.check_not_own_sequence("Executor::wait_idle");
+        self.core.wait_idle(Deadline::NEVER)
     }
 
     /// Like [`wait_idle`](Self::wait_idle), giving up after `timeout` (real time): `false` if
-    /// the tasks had not all ended by then.
+    /// the tasks had not all ended by then. A timeout too large to represent (`Duration::MAX`)
+    /// means no limit. Panics as `wait_idle` does.
     ///
     /// ```
     /// use std::time::Duration;
@@ -507,26 +562,30 @@ where
     /// exec.submit(|| ()).unwrap();
     /// assert!(exec.wait_idle_timeout(Duration::from_secs(10)));
     /// ```
+    #[track_caller]
     pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
         self.check_not_own_task("wait_idle_timeout");
-        self.core.wait_idle(Some(timeout))
+        self.core
+            .check_not_own_sequence("Executor::wait_idle_timeout");
+        self.core.wait_idle(Deadline::real_after(timeout))
     }
 
     /// Stops accepting submissions and ends the executor as `mode` says (see
     /// [`ShutdownMode`]): blocked submitters wake with
     /// [`SubmitRefusal::Shutdown`](crate::SubmitRefusal::Shutdown); `cancel_pending` resolves
     /// every queued handle as cancelled and cancels the executor's token; `drain` waits for
-    /// the tasks to end, otherwise the call returns at once and queued tasks still run in
-    /// the background (antflow's `wait=False` waited anyway, S5(d)3). Every handle ends;
-    /// none stays pending (wren.go's did, S3(d)3). Idempotent; a later call may escalate
-    /// (cancel what an earlier one let run, or wait).
+    /// the tasks to end (a blocking scope on a pool worker), otherwise the call returns at once
+    /// and queued tasks still run in the background. Every handle ends; none stays pending.
+    /// Idempotent; a later call may escalate (cancel what an earlier one let run, or wait).
     ///
     /// A task waiting in retry backoff or for a semaphore permit is resolved at once, as
     /// cancelled, and stops counting as live (its stale timer or permit callback, when it comes,
     /// does nothing).
     ///
     /// Panics if `mode.drain` and this is called from one of the executor's own tasks (it
-    /// would wait for itself); dropping the executor there does not wait (see [`Drop`]).
+    /// would wait for itself) or from a task of the sequence the executor runs on (its tasks
+    /// are queued behind the caller); dropping the executor there does not wait (see
+    /// [`Drop`]).
     ///
     /// ```
     /// use taskrunner::{Executor, ShutdownMode, SubmitRefusal};
@@ -538,11 +597,21 @@ where
     /// assert_eq!(exec.submit(|| 2).unwrap_err().reason(), SubmitRefusal::Shutdown);
     /// exec.shutdown(ShutdownMode::CANCEL); // idempotent
     /// ```
+    #[track_caller]
     pub fn shutdown(&self, mode: ShutdownMode) {
         if mode.drain {
             self.check_not_own_task("shutdown with drain");
+            self.core
+                .check_not_own_sequence("Executor::shutdown with drain");
         }
         self.core.shutdown(mode);
+    }
+
+    /// `true` if the caller is a task of the sequence the executor's runner posts to.
+    fn on_own_sequence(&self) -> bool {
+        self.core
+            .seq
+            .is_some_and(|t| t == crate::current::current_token())
     }
 
     fn check_not_own_task(&self, what: &str) {
@@ -642,15 +711,17 @@ where
     R: PostTask + Clone + Send + Sync + 'static,
 {
     /// Shuts down with the builder's [`on_drop`](ExecutorBuilder::on_drop) mode (default
-    /// [`ShutdownMode::DRAIN`]). Dropped inside one of its own tasks, it does not wait
-    /// (waiting there would wait for itself forever): the mode's `drain` is ignored, and a
-    /// warning is logged.
+    /// [`ShutdownMode::DRAIN`]). Dropped inside one of its own tasks, or inside a task of the
+    /// sequence it runs on, it does not wait (waiting there would wait forever for tasks that
+    /// can only run after this one): the mode's `drain` is ignored, and a warning is logged.
+    /// A drain on a pool worker is a blocking scope.
     fn drop(&mut self) {
         let mut mode = self.on_drop;
-        if mode.drain && self.core.in_own_task() {
+        if mode.drain && (self.core.in_own_task() || self.on_own_sequence()) {
             tracing::warn!(
-                "an Executor was dropped inside one of its own tasks: shutting down without waiting \
-                 (draining there would wait for this task forever)"
+                "an Executor was dropped inside one of its own tasks (or a task of its own sequence): \
+                 shutting down without waiting (draining there would wait forever for tasks that can \
+                 only run after this one)"
             );
             mode.drain = false;
         }

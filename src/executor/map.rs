@@ -3,17 +3,19 @@
 use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
+use crate::blocking::blocking_unchecked;
 use crate::cancel::CancellationToken;
 use crate::handle::{TaskError, TaskHandle};
 use crate::retry::RetryPolicy;
 use crate::runner::PostTask;
 use crate::sync::{Condvar, Mutex};
 
-use super::core::Wait;
+use super::core::{Core, Wait};
 use super::facade::{once, once_fallible, Attempt, Plan};
 use super::options::SubmitOptions;
 use super::Executor;
@@ -35,6 +37,10 @@ impl Wake for Signal {
 }
 
 impl Signal {
+    fn fired(&self) -> bool {
+        *self.fired.lock()
+    }
+
     fn wait(&self) {
         let mut fired = self.fired.lock();
         while !*fired {
@@ -44,14 +50,38 @@ impl Signal {
     }
 }
 
+/// Joins `h`; a wait is a blocking scope, and one that could never end (the caller is a task
+/// of the executor's own sequence) panics.
+#[track_caller]
+fn join_one<R, T>(core: &Core<R>, h: TaskHandle<T>, what: &str) -> Result<T, TaskError>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    if h.is_finished() {
+        return h.join();
+    }
+    core.check_not_own_sequence(what);
+    blocking_unchecked(|| h.join())
+}
+
 /// Joins `handles` in order. With `stop`, a handle that has not ended when `stop` is
 /// cancelled is cancelled and reported with `stop`'s reason (the map does not wait for it).
-fn collect<T: Send + 'static>(
+/// Waits are blocking scopes (see [`join_one`]).
+fn collect<R, T>(
+    core: &Core<R>,
     handles: Vec<TaskHandle<T>>,
     stop: Option<&CancellationToken>,
-) -> Vec<Result<T, TaskError>> {
+) -> Vec<Result<T, TaskError>>
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+{
     let Some(stop) = stop else {
-        return handles.into_iter().map(TaskHandle::join).collect();
+        return handles
+            .into_iter()
+            .map(|h| join_one(core, h, "Executor::map"))
+            .collect();
     };
     let signal = Arc::new(Signal {
         fired: Mutex::new(false),
@@ -73,7 +103,12 @@ fn collect<T: Send + 'static>(
                 break;
             }
             h.wake_when_done(&waker);
-            signal.wait();
+            if !signal.fired() {
+                core.check_not_own_sequence("Executor::map");
+                blocking_unchecked(|| signal.wait());
+            } else {
+                signal.wait(); // already fired: does not block
+            }
         }
     }
     out
@@ -90,6 +125,14 @@ where
     ///
     /// Several inputs: zip them; the map stops at the shortest, as [`Iterator::zip`] does.
     ///
+    /// Like every executor wait (see [`Executor`]), waiting for the items on a pool worker is a
+    /// blocking scope (the pool runs one more worker meanwhile), a panicking item is reported
+    /// to the pool's panic handler with this call as its posted-from location, and calling
+    /// this from a task of the sequence the executor runs on panics (the items would be queued
+    /// behind the caller). The same holds for [`try_map`](Self::try_map),
+    /// [`map_with`](Self::map_with), [`map_with_retry`](Self::map_with_retry),
+    /// [`map_timeout`](Self::map_timeout) and [`map_iter`](Self::map_iter)'s `next`.
+    ///
     /// ```
     /// let exec = taskrunner::Executor::new(4);
     /// let out = exec.map(vec!["a", "bb", "ccc"], |s: &str| s.len());
@@ -99,6 +142,7 @@ where
     /// let sums = exec.map(xs.into_iter().zip(ys), |(x, y)| x + y);
     /// assert_eq!(sums.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![11, 22]);
     /// ```
+    #[track_caller]
     pub fn map<I, T, F>(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -109,15 +153,16 @@ where
         T: Send + 'static,
         F: Fn(I) -> T + Send + Sync + 'static,
     {
+        let posted_from = Location::caller();
         let f = Arc::new(f);
         let handles: Vec<_> = items
             .into_iter()
             .map(|item| {
                 let f = f.clone();
-                self.submit_attempt(Plan::once(), once(move || f(item)))
+                self.submit_attempt(Plan::once(), once(move || f(item)), posted_from)
             })
             .collect();
-        collect(handles, None)
+        collect(&self.core, handles, None)
     }
 
     /// Runs a fallible `f` on every item and returns all values in input order, or the
@@ -132,6 +177,7 @@ where
     /// let err = exec.try_map(vec!["1", "x", "3"], |s: &str| s.parse::<u32>()).unwrap_err();
     /// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
     /// ```
+    #[track_caller]
     pub fn try_map<I, T, E, F>(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -143,18 +189,19 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
         F: Fn(I) -> Result<T, E> + Send + Sync + 'static,
     {
+        let posted_from = Location::caller();
         let f = Arc::new(f);
         let handles: Vec<_> = items
             .into_iter()
             .map(|item| {
                 let f = f.clone();
-                self.submit_attempt(Plan::once(), once_fallible(move || f(item)))
+                self.submit_attempt(Plan::once(), once_fallible(move || f(item)), posted_from)
             })
             .collect();
         let mut out = Vec::with_capacity(handles.len());
         let mut rest = handles.into_iter();
         while let Some(h) = rest.next() {
-            match h.join() {
+            match join_one(&self.core, h, "Executor::try_map") {
                 Ok(v) => out.push(v),
                 Err(e) => {
                     // Last first: cancelling a running item frees its slot, and the next
@@ -184,6 +231,7 @@ where
     /// });
     /// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![10, 20]);
     /// ```
+    #[track_caller]
     pub fn map_with_retry<I, T, E, F>(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -214,6 +262,7 @@ where
     /// let out = exec.map_with(vec![3u64, 4], opts, |x| Ok::<_, std::io::Error>(x * x));
     /// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![9, 16]);
     /// ```
+    #[track_caller]
     pub fn map_with<I, T, E, F>(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -226,6 +275,7 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
         F: Fn(I) -> Result<T, E> + Send + Sync + 'static,
     {
+        let posted_from = Location::caller();
         let (plan, stop) = self.map_plan(options);
         let f = Arc::new(f);
         let handles: Vec<_> = items
@@ -234,10 +284,10 @@ where
                 let f = f.clone();
                 let attempt: Attempt<T> =
                     Box::new(move || f(item.clone()).map_err(TaskError::from_error));
-                self.submit_attempt(plan.clone(), attempt)
+                self.submit_attempt(plan.clone(), attempt, posted_from)
             })
             .collect();
-        collect(handles, stop.as_ref())
+        collect(&self.core, handles, stop.as_ref())
     }
 
     /// [`map`](Self::map) with a total time limit (on the runner's clock): items not done
@@ -250,6 +300,7 @@ where
     /// let out = exec.map_timeout(0..3, Duration::from_secs(30), |x: i32| x + 1);
     /// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![1, 2, 3]);
     /// ```
+    #[track_caller]
     pub fn map_timeout<I, T, F>(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -261,16 +312,17 @@ where
         T: Send + 'static,
         F: Fn(I) -> T + Send + Sync + 'static,
     {
+        let posted_from = Location::caller();
         let (plan, stop) = self.map_plan(SubmitOptions::new().timeout(total));
         let f = Arc::new(f);
         let handles: Vec<_> = items
             .into_iter()
             .map(|item| {
                 let f = f.clone();
-                self.submit_attempt(plan.clone(), once(move || f(item)))
+                self.submit_attempt(plan.clone(), once(move || f(item)), posted_from)
             })
             .collect();
-        collect(handles, stop.as_ref())
+        collect(&self.core, handles, stop.as_ref())
     }
 
     /// The per-item plan of a map, and the map's own token (cancelled at the total deadline
@@ -300,8 +352,7 @@ where
 
     /// A **lazy**, ordered map: items are pulled from `items` and submitted only as the
     /// results are consumed, at most [`window`](MapIter::window) ahead of the consumer
-    /// (default `max_workers × 2`); antflow's `map_iter` submitted the whole input at once
-    /// (S5(d)2). Results come in input order. Dropping the iterator early cancels the items
+    /// (default `max_workers × 2`), never the whole input at once. Results come in input order. Dropping the iterator early cancels the items
     /// submitted but not consumed (not started: never run; running: token cancelled).
     ///
     /// ```
@@ -311,6 +362,7 @@ where
     /// assert_eq!(it.next().unwrap().unwrap(), 4);
     /// drop(it); // cancels what was submitted ahead
     /// ```
+    #[track_caller]
     pub fn map_iter<'a, I, T, F, It>(&'a self, items: It, f: F) -> MapIter<'a, T>
     where
         It: IntoIterator<Item = I>,
@@ -319,6 +371,7 @@ where
         T: Send + 'static,
         F: Fn(I) -> T + Send + Sync + 'static,
     {
+        let posted_from = Location::caller();
         let mut items = items.into_iter();
         let f = Arc::new(f);
         let pull = move || {
@@ -327,11 +380,18 @@ where
             };
             let f = f.clone();
             match self.core.admit(Wait::Block) {
-                Ok(epoch) => Pulled::Item(self.launch(epoch, Plan::once(), once(move || f(item)))),
+                Ok(epoch) => Pulled::Item(self.launch(
+                    epoch,
+                    Plan::once(),
+                    once(move || f(item)),
+                    posted_from,
+                )),
                 Err(_) => Pulled::Refused,
             }
         };
+        let core = &*self.core;
         MapIter {
+            join: Box::new(move |h| join_one(core, h, "MapIter::next")),
             pull: Box::new(pull),
             window: self.core.max_workers.saturating_mul(2),
             inflight: VecDeque::new(),
@@ -361,6 +421,9 @@ enum Pulled<T> {
 /// ```
 pub struct MapIter<'a, T: Send + 'static> {
     pull: Box<dyn FnMut() -> Pulled<T> + 'a>,
+    /// Joins one handle (a blocking scope; panics on the executor's own sequence).
+    #[allow(clippy::type_complexity)]
+    join: Box<dyn Fn(TaskHandle<T>) -> Result<T, TaskError> + 'a>,
     window: usize,
     inflight: VecDeque<TaskHandle<T>>,
     pulling: bool,
@@ -405,7 +468,7 @@ impl<T: Send + 'static> Iterator for MapIter<'_, T> {
     fn next(&mut self) -> Option<Self::Item> {
         self.fill();
         let h = self.inflight.pop_front()?;
-        Some(h.join())
+        Some((self.join)(h))
     }
 }
 

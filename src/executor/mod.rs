@@ -1,5 +1,5 @@
 //! The bounded executor: `concurrent.futures`' shape (submit, map, shutdown, `with`) on any
-//! runner, with the seeds' bugs fixed (antflow's `AsyncExecutor`, wren.go's `AsyncManager`).
+//! runner.
 //!
 //! # Data flow
 //!

@@ -138,6 +138,8 @@ impl SubmitOptions {
     /// In [`Executor::map_with`](super::Executor::map_with) it is the **total** time of the
     /// map, shared by all items.
     ///
+    /// A timeout too large to represent as an instant (`Duration::MAX`) means no deadline.
+    ///
     /// See [`SubmitOptions`] for an example.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
