@@ -8,8 +8,10 @@ use std::fmt;
 /// ([`into_inner`](SyncCell::into_inner)), never shared, so wrapping it in a lock costs nothing
 /// on the success path and makes `?` into `Box<dyn Error + Send + Sync>` or `anyhow::Error` work
 /// for every closure. A plain std lock, not the loom shim: no protocol runs through it.
-pub(crate) struct SyncCell<F>(#[allow(clippy::disallowed_types)] std::sync::Mutex<F>);
+#[allow(clippy::disallowed_types)]
+pub(crate) struct SyncCell<F>(std::sync::Mutex<F>);
 
+#[allow(clippy::disallowed_types)]
 impl<F> SyncCell<F> {
     pub(crate) fn new(f: F) -> Self {
         SyncCell(std::sync::Mutex::new(f))
@@ -17,7 +19,9 @@ impl<F> SyncCell<F> {
 
     pub(crate) fn into_inner(self) -> F {
         // A poisoned lock still holds the closure: nothing ever locks it, so it cannot be.
-        self.0.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

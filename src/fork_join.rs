@@ -111,7 +111,7 @@ impl Batch {
                 let mut task = first;
                 loop {
                     // The item catches (and reports) its own panic: nothing unwinds here.
-                    let _ = task.run_with(&|| {});
+                    let _ = task.run_with(&|_| {});
                     self.items_done(1);
                     let following = self.claim()?;
                     if ctx.is_cancelled() {
@@ -292,7 +292,7 @@ pub fn invoke_all<R, I, F, T, E>(
     limit: impl Into<Option<usize>>,
 ) -> InvokeAll<T>
 where
-    R: PostTask + 'static,
+    R: PostTask + ?Sized,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
@@ -337,7 +337,7 @@ pub fn invoke_all_fail_fast<R, I, F, T, E>(
     limit: impl Into<Option<usize>>,
 ) -> InvokeAll<T>
 where
-    R: PostTask + 'static,
+    R: PostTask + ?Sized,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
@@ -354,7 +354,7 @@ fn start<R, I, F, T, E>(
     posted_from: &'static Location<'static>,
 ) -> InvokeAll<T>
 where
-    R: PostTask + 'static,
+    R: PostTask + ?Sized,
     I: IntoIterator<Item = F>,
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
@@ -681,6 +681,8 @@ struct Hub {
     ran: AtomicUsize,
     cancelled: AtomicUsize,
     not_run: AtomicUsize,
+    /// The `consume` call: tasks report their panics (and are posted) from there.
+    posted_from: &'static Location<'static>,
     finished: Mutex<bool>,
     cv: Condvar,
     /// The sequence the drivers are posted to, if the runner is one of the crate's sequences.
@@ -702,7 +704,8 @@ impl Hub {
             next = ctx.scope(|| {
                 let mut task = first;
                 loop {
-                    task.run();
+                    // A panic goes through the pool's panic handler and policy, like a task's.
+                    task.run_reporting(self.posted_from);
                     self.ran.fetch_add(1, Ordering::Relaxed);
                     let following = self.take(&rx)?;
                     if ctx.is_cancelled() {
@@ -821,6 +824,10 @@ impl ConsumeDriver {
     fn run(self) {
         self.0.drive();
     }
+
+    fn posted_from(&self) -> &'static Location<'static> {
+        self.0.posted_from
+    }
 }
 
 impl Drop for ConsumeDriver {
@@ -894,12 +901,14 @@ where
         ran: AtomicUsize::new(0),
         cancelled: AtomicUsize::new(0),
         not_run: AtomicUsize::new(0),
+        posted_from: Location::caller(),
         finished: Mutex::new(false),
         cv: Condvar::new(),
         seq: sequence_token_of(&runner),
         post: Box::new(move |d: ConsumeDriver| {
             // Refused (shutdown): the error drops the closure, and with it the driver.
-            drop(runner.post_task(move || d.run()));
+            let posted_from = d.posted_from();
+            drop(runner.post_task_at(move || d.run(), posted_from));
         }),
     });
     let weak = Arc::downgrade(&hub);

@@ -618,7 +618,8 @@ where
         match &self.limit {
             None => {
                 // A refusal drops the closure, and with it the ticket: not run.
-                let _ = self.runner.post_task(move || ticket.run(f));
+                let posted_from = ticket.posted_from;
+                let _ = self.runner.post_task_at(move || ticket.run(f), posted_from);
             }
             Some(sem) => {
                 let runner = self.runner.clone();
@@ -628,10 +629,14 @@ where
                         drop(permit);
                         return ticket.finish(Err(TaskError::interrupted(why)));
                     }
-                    let _ = runner.post_task(move || {
-                        let _permit = permit;
-                        ticket.run(f);
-                    });
+                    let posted_from = ticket.posted_from;
+                    let _ = runner.post_task_at(
+                        move || {
+                            let _permit = permit;
+                            ticket.run(f);
+                        },
+                        posted_from,
+                    );
                 });
             }
         }

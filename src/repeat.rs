@@ -352,7 +352,8 @@ impl Repeat {
             gen: 1,
             armed: true,
         };
-        if let Err(e) = runner.post_delayed_task(first_delay, move || tick.run()) {
+        let posted_from = shared.posted_from;
+        if let Err(e) = runner.post_delayed_task_at(first_delay, move || tick.run(), posted_from) {
             let reason = e.reason();
             drop(e); // the tick's drop marks the repetition stopped (keeping `f`: starting)
             let (f, r) = {
@@ -559,7 +560,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
                 armed: true,
             };
             // A refused post drops the tick unrun: `abandoned` stops the repetition.
-            drop(runner.post_delayed_task(delay, move || tick.run()));
+            drop(runner.post_delayed_task_at(delay, move || tick.run(), this.posted_from));
         }
         drop(runner);
     }

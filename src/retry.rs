@@ -329,8 +329,9 @@ where
         let me = self.clone();
         let posted = {
             let j = self.0.lock();
+            let posted_from = j.posted_from;
             match &j.runner {
-                Some(r) => r.post_task(move || me.run(permit)),
+                Some(r) => r.post_task_at(move || me.run(permit), posted_from),
                 None => return, // resolved meanwhile; the permit is released on return
             }
         };
@@ -414,8 +415,9 @@ where
         j.attempt += 1;
         j.last_error = Some(e);
         let me = self.clone();
+        let posted_from = j.posted_from;
         let posted = match &j.runner {
-            Some(r) => r.post_delayed_task(delay, move || me.launch()),
+            Some(r) => r.post_delayed_task_at(delay, move || me.launch(), posted_from),
             None => return,
         };
         drop(j);

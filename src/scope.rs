@@ -434,7 +434,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[track_caller]
     pub fn post_task_on<R, F>(&'scope self, runner: &R, f: F) -> Result<(), PostError<F>>
     where
-        R: PostTask + 'static,
+        R: PostTask + ?Sized,
         F: FnOnce() + Send + 'scope,
     {
         self.post(runner, Plain(f)).map_err(|e| e.map(|p| p.0))
@@ -479,7 +479,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         f: F,
     ) -> Result<ScopedHandle<'scope, T>, PostError<F>>
     where
-        R: PostTask + 'static,
+        R: PostTask + ?Sized,
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
@@ -517,7 +517,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[track_caller]
     fn post<R, J>(&'scope self, runner: &R, job: J) -> Result<(), PostError<J>>
     where
-        R: PostTask + 'static,
+        R: PostTask + ?Sized,
         J: RunOnce + 'scope,
     {
         if let (Some(owner), Some(target)) = (self.owner_seq, sequence_token_of(runner)) {
@@ -545,7 +545,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             posted_from,
             done: Done(self.state.clone()),
         };
-        match runner.post_task(move || task.run()) {
+        match runner.post_task_at(move || task.run(), posted_from) {
             Ok(()) => Ok(()),
             Err(refused) => {
                 let reason = refused.reason();

@@ -212,7 +212,12 @@ mod tests {
 
     #[test]
     fn each_element_is_dropped_in_its_own_guard() {
-        let v = vec![PanicsOnDrop(1), PanicsOnDrop(0), PanicsOnDrop(2), PanicsOnDrop(1)];
+        let v = vec![
+            PanicsOnDrop(1),
+            PanicsOnDrop(0),
+            PanicsOnDrop(2),
+            PanicsOnDrop(1),
+        ];
         drop_each_quietly(v);
         let d: std::collections::VecDeque<_> = [PanicsOnDrop(1), PanicsOnDrop(1)].into();
         drop_each_quietly(d);

@@ -24,7 +24,6 @@
 //! while it blocks, so tasks that wait for other tasks of the same pool cannot starve it. A
 //! wait that need not block (everything it waits for has ended) costs nothing of the kind.
 
-use std::any::Any;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::blocking::blocking_unchecked;
 use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle, TaskState};
-use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, UpdateableSequencedTaskRunner};
+use crate::runner::PostTask;
 
 /// Sends its handle's index when the handle ends.
 struct IndexWake {
@@ -89,18 +88,8 @@ pub(crate) fn check_can_block(what: &str) {
 /// for parallel runners, the pool, and runners defined outside the crate. Orchestration waits
 /// use it to refuse, at once, a wait that could never end: one made by a task of that very
 /// sequence for work queued behind it.
-pub(crate) fn sequence_token_of<R: Any>(runner: &R) -> Option<u64> {
-    let any: &dyn Any = runner;
-    if let Some(s) = any.downcast_ref::<SequencedTaskRunner>() {
-        return Some(s.parts().1.token);
-    }
-    if let Some(s) = any.downcast_ref::<UpdateableSequencedTaskRunner>() {
-        return Some(s.as_sequenced().parts().1.token);
-    }
-    if let Some(s) = any.downcast_ref::<SingleThreadTaskRunner>() {
-        return Some(s.as_sequenced().parts().1.token);
-    }
-    None
+pub(crate) fn sequence_token_of<R: PostTask + ?Sized>(runner: &R) -> Option<u64> {
+    runner.sequence_token()
 }
 
 /// Panics with advice if the calling task runs on the sequence `token` (if any): the wait

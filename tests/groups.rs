@@ -306,9 +306,11 @@ fn the_first_error_is_by_completion_time() {
     let pool = pool(2);
     let group = TaskGroup::new(&pool);
     let (second_tx, second_rx) = channel::<()>();
-    // Spawned first, fails second.
-    group.spawn(move |_| {
+    // Spawned first, fails second: it returns only once the group has recorded the other
+    // task's error (the first error cancels the group's token).
+    group.spawn(move |ctx| {
         let _ = second_rx.recv_timeout(HANG);
+        eventually(|| ctx.is_cancelled());
         Err(Boom(1))
     });
     group.spawn(move |_| {

@@ -83,8 +83,12 @@ fn memory_comes_back_after_bursts_without_shutdown() {
     let before = live();
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), move || i)
-                .unwrap()
+            pool.post_delayed_task_with_result(
+                TaskTraits::default(),
+                Duration::from_secs(3600),
+                move || i,
+            )
+            .unwrap()
         })
         .collect();
     let peak = live() - before;
@@ -103,8 +107,12 @@ fn memory_comes_back_after_bursts_without_shutdown() {
     let before = live();
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), move || i)
-                .unwrap()
+            pool.post_delayed_task_with_result(
+                TaskTraits::default(),
+                Duration::from_secs(3600),
+                move || i,
+            )
+            .unwrap()
         })
         .collect();
     let mut survivors = Vec::new();
@@ -119,7 +127,10 @@ fn memory_comes_back_after_bursts_without_shutdown() {
     let kept = live() - before;
     assert!(kept < MIB, "5 survivors keep {kept} bytes");
     for h in &survivors {
-        assert!(h.cancel(), "survivors can still be cancelled by their handles");
+        assert!(
+            h.cancel(),
+            "survivors can still be cancelled by their handles"
+        );
     }
     drop(survivors);
 
@@ -160,9 +171,11 @@ fn memory_comes_back_after_bursts_without_shutdown() {
     settle(&pool);
     let before = live();
     let blocker = Blocker::new();
-    pool.post_task(TaskTraits::default(), blocker.task()).unwrap();
+    pool.post_task(TaskTraits::default(), blocker.task())
+        .unwrap();
     let blocker2 = Blocker::new();
-    pool.post_task(TaskTraits::default(), blocker2.task()).unwrap();
+    pool.post_task(TaskTraits::default(), blocker2.task())
+        .unwrap();
     blocker.wait_started();
     blocker2.wait_started();
     let per = 100;

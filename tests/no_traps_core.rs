@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use support::{must_return, Blocker, Latch};
 use taskrunner::{
-    PostRefusal, SequenceBound, ShutdownBehavior, TaskError, TaskHandle, TaskPriority,
-    TaskTraits, ThreadPool, ThreadPoolBuilder,
+    PostRefusal, SequenceBound, ShutdownBehavior, TaskError, TaskHandle, TaskPriority, TaskTraits,
+    ThreadPool, ThreadPoolBuilder,
 };
 
 const CHILD_ENV: &str = "TASKRUNNER_NO_TRAPS_CHILD";
@@ -72,7 +72,10 @@ fn join_inside_a_task_of_a_one_worker_pool_compensates() {
             inner.join().unwrap()
         })
         .unwrap();
-    assert_eq!(must_return("the outer join", move || outer.join()).unwrap(), 42);
+    assert_eq!(
+        must_return("the outer join", move || outer.join()).unwrap(),
+        42
+    );
 }
 
 #[test]
@@ -94,7 +97,10 @@ fn join_timeout_and_nested_joins_compensate_too() {
             mid.join().unwrap() + 1
         })
         .unwrap();
-    assert_eq!(must_return("the outer join", move || outer.join()).unwrap(), 3);
+    assert_eq!(
+        must_return("the outer join", move || outer.join()).unwrap(),
+        3
+    );
 }
 
 #[test]
@@ -105,7 +111,9 @@ fn many_tasks_joining_each_other_on_a_small_pool_all_finish() {
         let p = pool.clone();
         let d = done.clone();
         pool.post_task(TaskTraits::default(), move || {
-            let h = p.post_task_with_result(TaskTraits::default(), || 1).unwrap();
+            let h = p
+                .post_task_with_result(TaskTraits::default(), || 1)
+                .unwrap();
             assert_eq!(h.join().unwrap(), 1);
             d.count_down();
         })
@@ -234,9 +242,11 @@ fn two_delayed_tasks_with_panicking_destructors_dropped_at_shutdown() {
             let seq = pool.create_sequenced_task_runner(TaskTraits::default());
             for name in ["first", "second", "third"] {
                 let token = PanicOnDrop(name);
-                pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(3600), move || {
-                    drop(token)
-                })
+                pool.post_delayed_task(
+                    TaskTraits::default(),
+                    Duration::from_secs(3600),
+                    move || drop(token),
+                )
                 .unwrap();
                 let token = PanicOnDrop(name);
                 seq.post_delayed_task(Duration::from_secs(3600), move || drop(token))
@@ -264,7 +274,9 @@ fn a_panic_payload_whose_drop_panics_does_not_abort() {
         pool.post_task(block(), || std::panic::panic_any(PayloadPanicsOnDrop))
             .unwrap();
         let h = pool
-            .post_task_with_result(block(), || -> u8 { std::panic::panic_any(PayloadPanicsOnDrop) })
+            .post_task_with_result(block(), || -> u8 {
+                std::panic::panic_any(PayloadPanicsOnDrop)
+            })
             .unwrap();
         let err = h.join().unwrap_err();
         assert!(err.is_panic());
@@ -273,7 +285,14 @@ fn a_panic_payload_whose_drop_panics_does_not_abort() {
         assert_eq!(handled.load(Ordering::SeqCst), 2);
         // The worker survived all of it.
         let pool2 = ThreadPool::builder().max_workers(1).build().unwrap();
-        assert_eq!(pool2.post_task_with_result(TaskTraits::default(), || 1).unwrap().join().unwrap(), 1);
+        assert_eq!(
+            pool2
+                .post_task_with_result(TaskTraits::default(), || 1)
+                .unwrap()
+                .join()
+                .unwrap(),
+            1
+        );
     }) {}
 }
 
@@ -291,27 +310,32 @@ fn a_destructor_that_shuts_its_own_pool_down_never_deadlocks() {
     }
     let rounds = (300.0 * support::scale()) as usize + 20;
     for round in 0..rounds {
-        must_return("a shutdown racing a destructor that calls shutdown", move || {
-            let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-            let seq = pool.create_sequenced_task_runner(TaskTraits::default());
-            let blocker = Blocker::new();
-            seq.post_task(blocker.task()).unwrap();
-            for i in 0..4 {
-                let token = ShutsDown(pool.clone(), (round + i) % 2 == 0);
-                seq.post_task(move || drop(token)).unwrap();
-                let token = ShutsDown(pool.clone(), (round + i) % 2 == 1);
-                pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(60), move || {
-                    drop(token)
-                })
-                .unwrap();
-            }
-            blocker.wait_started();
-            let p = pool.clone();
-            let shut = std::thread::spawn(move || p.shutdown());
-            blocker.release();
-            shut.join().unwrap();
-            assert!(pool.is_shutdown());
-        });
+        must_return(
+            "a shutdown racing a destructor that calls shutdown",
+            move || {
+                let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+                let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+                let blocker = Blocker::new();
+                seq.post_task(blocker.task()).unwrap();
+                for i in 0..4 {
+                    let token = ShutsDown(pool.clone(), (round + i) % 2 == 0);
+                    seq.post_task(move || drop(token)).unwrap();
+                    let token = ShutsDown(pool.clone(), (round + i) % 2 == 1);
+                    pool.post_delayed_task(
+                        TaskTraits::default(),
+                        Duration::from_secs(60),
+                        move || drop(token),
+                    )
+                    .unwrap();
+                }
+                blocker.wait_started();
+                let p = pool.clone();
+                let shut = std::thread::spawn(move || p.shutdown());
+                blocker.release();
+                shut.join().unwrap();
+                assert!(pool.is_shutdown());
+            },
+        );
     }
 }
 
@@ -326,7 +350,10 @@ fn a_pool_whose_threads_cannot_start_fails_to_build() {
         .unwrap_err();
     assert!(err.is_thread_spawn());
     assert!(!err.is_invalid_config());
-    assert!(err.to_string().contains("could not start a worker thread"), "{err}");
+    assert!(
+        err.to_string().contains("could not start a worker thread"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -336,9 +363,16 @@ fn worker_counts_are_validated() {
         assert!(err.is_invalid_config());
         let msg = err.to_string();
         assert!(msg.contains("between 1 and"), "{msg}");
-        assert!(msg.contains(&ThreadPoolBuilder::MAX_WORKERS.to_string()), "{msg}");
+        assert!(
+            msg.contains(&ThreadPoolBuilder::MAX_WORKERS.to_string()),
+            "{msg}"
+        );
     }
-    assert!(ThreadPool::builder().max_workers(0).build().unwrap_err().is_invalid_config());
+    assert!(ThreadPool::builder()
+        .max_workers(0)
+        .build()
+        .unwrap_err()
+        .is_invalid_config());
 }
 
 // ---- 4. durations ---------------------------------------------------------------------------
@@ -351,7 +385,11 @@ fn a_task_delayed_by_duration_max_never_runs_and_can_be_cancelled() {
         .post_delayed_task_with_result(Duration::MAX, || "never")
         .unwrap();
     let also_never = pool
-        .post_delayed_task_with_result(TaskTraits::default(), Duration::MAX - Duration::from_nanos(1), || 0)
+        .post_delayed_task_with_result(
+            TaskTraits::default(),
+            Duration::MAX - Duration::from_nanos(1),
+            || 0,
+        )
         .unwrap();
     assert_eq!(pool.pending_delayed_tasks(), 2);
     // Other work runs normally meanwhile.
@@ -367,13 +405,17 @@ fn a_task_delayed_by_duration_max_never_runs_and_can_be_cancelled() {
 #[test]
 fn durations_too_large_for_instant_mean_no_limit() {
     let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    let mut done = pool.post_task_with_result(TaskTraits::default(), || 3).unwrap();
+    let mut done = pool
+        .post_task_with_result(TaskTraits::default(), || 3)
+        .unwrap();
     assert_eq!(done.join_timeout(Duration::MAX).unwrap().unwrap(), 3);
     let mut ready = TaskHandle::ready(4);
     assert_eq!(ready.join_timeout(Duration::MAX).unwrap().unwrap(), 4);
     // A wait that must last until another thread finishes the task.
     let blocker = Blocker::new();
-    let mut h = pool.post_task_with_result(TaskTraits::default(), blocker.task()).unwrap();
+    let mut h = pool
+        .post_task_with_result(TaskTraits::default(), blocker.task())
+        .unwrap();
     blocker.wait_started();
     let b2 = blocker.clone();
     std::thread::spawn(move || {
@@ -388,7 +430,9 @@ fn durations_too_large_for_instant_mean_no_limit() {
 #[test]
 fn mock_time_a_fifty_year_task_runs_after_fifty_years_and_a_max_one_never() {
     let env = taskrunner::TestEnvironment::new();
-    let seq = env.pool().create_sequenced_task_runner(TaskTraits::default());
+    let seq = env
+        .pool()
+        .create_sequenced_task_runner(TaskTraits::default());
     let ran = Arc::new(Mutex::new(Vec::new()));
     let (r1, r2) = (ran.clone(), ran.clone());
     let fifty_years = Duration::from_secs(50 * 365 * 24 * 3600);
@@ -401,7 +445,11 @@ fn mock_time_a_fifty_year_task_runs_after_fifty_years_and_a_max_one_never() {
     env.fast_forward_by(Duration::from_secs(1));
     assert_eq!(*ran.lock().unwrap(), vec!["fifty years"]);
     env.fast_forward_by(fifty_years * 4);
-    assert_eq!(*ran.lock().unwrap(), vec!["fifty years"], "a Duration::MAX task never runs");
+    assert_eq!(
+        *ran.lock().unwrap(),
+        vec!["fifty years"],
+        "a Duration::MAX task never runs"
+    );
     assert_eq!(env.pool().pending_delayed_tasks(), 1);
 }
 
@@ -422,12 +470,14 @@ fn tasks_ripe_at_the_same_mock_instant_run_in_priority_order() {
         env.run_until_idle();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut expected = Vec::new();
-        let mut post = |p: TaskPriority, i: usize| {
+        let post = |p: TaskPriority, i: usize| {
             let o = order.clone();
             env.pool()
-                .post_delayed_task(TaskTraits::new().priority(p), Duration::from_millis(10), move || {
-                    o.lock().unwrap().push((p, i))
-                })
+                .post_delayed_task(
+                    TaskTraits::new().priority(p),
+                    Duration::from_millis(10),
+                    move || o.lock().unwrap().push((p, i)),
+                )
                 .unwrap();
         };
         for i in 0..BEST_EFFORT {
@@ -484,7 +534,10 @@ fn question_mark_works_whatever_the_closure_captures() {
     pool.shutdown();
     let err = post_recv(&pool).unwrap_err();
     assert!(err.to_string().contains("shut down"), "{err}");
-    let reason: PostRefusal = pool.post_task(TaskTraits::default(), || ()).unwrap_err().into();
+    let reason: PostRefusal = pool
+        .post_task(TaskTraits::default(), || ())
+        .unwrap_err()
+        .into();
     assert_eq!(reason, PostRefusal::ShutdownCompleted);
 }
 
@@ -497,13 +550,19 @@ fn task_error_new_is_a_failure_and_a_panic_payload_can_be_taken_back() {
 
     let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     let h = pool
-        .post_task_with_result(TaskTraits::default(), || -> u8 { std::panic::panic_any(17_u64) })
+        .post_task_with_result(TaskTraits::default(), || -> u8 {
+            std::panic::panic_any(17_u64)
+        })
         .unwrap();
     let err = h.join().unwrap_err();
     let copy = err.clone();
     assert_eq!(err.into_panic().downcast_ref::<u64>(), Some(&17));
     // The clone's payload was taken by the first: it gets the message instead.
-    assert!(copy.try_into_panic().unwrap().downcast_ref::<String>().is_some());
+    assert!(copy
+        .try_into_panic()
+        .unwrap()
+        .downcast_ref::<String>()
+        .is_some());
     let resumed = catch_unwind(AssertUnwindSafe(|| {
         let h = pool
             .post_task_with_result(TaskTraits::default(), || -> u8 { panic!("again") })
@@ -517,9 +576,12 @@ fn task_error_new_is_a_failure_and_a_panic_payload_can_be_taken_back() {
 fn an_abort_handle_cancels_while_another_thread_is_blocked_in_join() {
     let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     let blocker = Blocker::new();
-    pool.post_task(TaskTraits::default(), blocker.task()).unwrap();
+    pool.post_task(TaskTraits::default(), blocker.task())
+        .unwrap();
     blocker.wait_started();
-    let h = pool.post_task_with_result(TaskTraits::default(), || 1).unwrap();
+    let h = pool
+        .post_task_with_result(TaskTraits::default(), || 1)
+        .unwrap();
     let abort = h.abort_handle();
     let joiner = std::thread::spawn(move || h.join());
     std::thread::sleep(Duration::from_millis(10));
@@ -542,7 +604,10 @@ fn posted_from_is_the_callers_line_for_every_core_post() {
     let seq = pool.create_sequenced_task_runner(block());
     pool.post_task(block(), || panic!("a")).unwrap();
     seq.post_task(|| panic!("b")).unwrap();
-    let _ = seq.post_task_with_result(|| -> u8 { panic!("c") }).unwrap().join();
+    let _ = seq
+        .post_task_with_result(|| -> u8 { panic!("c") })
+        .unwrap()
+        .join();
     let h = TaskHandle::ready(1).then(&seq, |_| -> u8 { panic!("d") });
     let _ = h.join();
     let (d, h) = taskrunner::Deferred::new(|| -> u8 { panic!("e") });
@@ -622,7 +687,9 @@ fn when_worker_threads_cannot_start_posts_are_refused_and_shutdown_does_not_wait
             assert!(refused.to_string().contains("no thread could be started"));
             // Threads can start again: posts are accepted and what was queued runs.
             set_address_space_limit(None);
-            let second = pool.post_task_with_result(TaskTraits::default(), || 2).unwrap();
+            let second = pool
+                .post_task_with_result(TaskTraits::default(), || 2)
+                .unwrap();
             assert_eq!(second.join().unwrap(), 2);
             assert_eq!(first.join().unwrap(), "ran");
 

@@ -77,6 +77,14 @@ impl Deferred {
         }
     }
 
+    /// Runs the task as part of a pool task (a `consume` driver): a panic is reported like a
+    /// plain task's (pool handler, runner's panic policy), as from `posted_from`.
+    pub(crate) fn run_reporting(self, posted_from: &'static Location<'static>) {
+        let _ = self
+            .job
+            .run_with(&|msg| crate::unwind::report_task_panic(msg.to_owned(), posted_from));
+    }
+
     /// Posts the task to `runner`. On refusal (shutdown) the task is dropped unrun, so its
     /// handle resolves as not run, and the reason is returned.
     ///

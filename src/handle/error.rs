@@ -85,14 +85,6 @@ pub struct TaskError {
 }
 
 impl TaskError {
-    /// A panic known only by its message (the payload is gone).
-    pub(crate) fn panicked(message: String) -> Self {
-        TaskError {
-            kind: Kind::Panicked(message, None),
-            attempts: 1,
-        }
-    }
-
     /// A caught panic; the payload is kept for [`into_panic`](Self::into_panic).
     pub(crate) fn from_panic(payload: Payload) -> Self {
         TaskError {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::delay::DelayId;
 use crate::handle::cell::{
     CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
 };
-use crate::deadline::Deadline;
 use crate::handle::TaskError;
 use crate::pool::Inner;
 use crate::sync::Ordering;

@@ -77,9 +77,8 @@ impl<T: Send + 'static> TaskHandle<T> {
             // A panic goes through the pool's panic handler and the runner's panic policy,
             // like a plain task's, before the continuation's handle resolves.
             let run = move || {
-                let _ = job.run_with(&|msg| {
-                    crate::unwind::report_task_panic(msg.to_owned(), posted_from)
-                });
+                let _ = job
+                    .run_with(&|msg| crate::unwind::report_task_panic(msg.to_owned(), posted_from));
             };
             // Refused: dropping the closure drops the job unrun, so the handle says not run.
             drop(runner.post_task_at(run, posted_from));

@@ -255,7 +255,9 @@ impl ThreadPoolBuilder {
             return Err(BuildError::new(BuildErrorKind::ZeroWorkers));
         }
         if max_workers > Self::MAX_WORKERS {
-            return Err(BuildError::new(BuildErrorKind::TooManyWorkers { max_workers }));
+            return Err(BuildError::new(BuildErrorKind::TooManyWorkers {
+                max_workers,
+            }));
         }
         let be = self
             .max_best_effort

@@ -26,14 +26,12 @@ use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::task::{BoxedFn, Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{ShutdownBehavior, TaskTraits};
+use crate::unwind::{drop_each_quietly, drop_quietly};
 #[cfg(not(loom))]
 use crate::worker::WorkerShared;
-use crate::unwind::{drop_each_quietly, drop_quietly};
 use crate::worker::{Dedicated, Group, Ready, RunningTask};
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;
-
-pub(crate) use crate::unwind::panic_message;
 
 /// A task's panic, as given to the pool's panic handler.
 ///

@@ -94,6 +94,14 @@ pub trait PostTask {
         self.post_delayed_task(delay, f)
     }
 
+    /// The token of the sequence this runner posts to, if it is sequenced: a crate wait for
+    /// work queued there, made from a task of that sequence, could never end (it panics with
+    /// advice instead). Implementations outside the crate keep the default `None`.
+    #[doc(hidden)]
+    fn sequence_token(&self) -> Option<u64> {
+        None
+    }
+
     /// The pool behind the runner, for crate-internal services (deadline timers that fire on
     /// the delay thread, mock-clock awareness of handles). Implementations outside the crate
     /// keep the default `None`; everything still works through `post_delayed_task`.
@@ -137,6 +145,12 @@ macro_rules! impl_post_task_for_runner {
             fn pool_link(&self) -> Option<PoolLink> {
                 Some(PoolLink(self.pool_inner().clone()))
             }
+            fn sequence_token(&self) -> Option<u64> {
+                match self.post_dest() {
+                    crate::pool::PostDest::Sequence(s) => Some(s.token),
+                    crate::pool::PostDest::Parallel(_) => None,
+                }
+            }
             fn post_task_at<F>(
                 &self,
                 f: F,
@@ -145,7 +159,13 @@ macro_rules! impl_post_task_for_runner {
             where
                 F: FnOnce() + Send + 'static,
             {
-                crate::pool::Inner::post(self.pool_inner(), self.post_dest(), Duration::ZERO, f, posted_from)
+                crate::pool::Inner::post(
+                    self.pool_inner(),
+                    self.post_dest(),
+                    Duration::ZERO,
+                    f,
+                    posted_from,
+                )
             }
             fn post_delayed_task_at<F>(
                 &self,
@@ -190,6 +210,9 @@ impl PostTask for UpdateableSequencedTaskRunner {
     fn pool_link(&self) -> Option<PoolLink> {
         self.as_sequenced().pool_link()
     }
+    fn sequence_token(&self) -> Option<u64> {
+        self.as_sequenced().sequence_token()
+    }
     fn post_task_at<F>(
         &self,
         f: F,
@@ -209,7 +232,8 @@ impl PostTask for UpdateableSequencedTaskRunner {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.as_sequenced().post_delayed_task_at(delay, f, posted_from)
+        self.as_sequenced()
+            .post_delayed_task_at(delay, f, posted_from)
     }
 }
 
@@ -295,6 +319,9 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     }
     fn pool_link(&self) -> Option<PoolLink> {
         (**self).pool_link()
+    }
+    fn sequence_token(&self) -> Option<u64> {
+        (**self).sequence_token()
     }
     fn post_task_at<F>(
         &self,

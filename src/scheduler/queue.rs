@@ -204,7 +204,7 @@ impl ReadyQueue {
     /// busy path).
     pub(crate) fn shrink_if_empty(&mut self) {
         const KEEP: usize = 64;
-        if self.len() != 0 {
+        if !self.is_empty() {
             return;
         }
         if self.heap.capacity() > KEEP {

@@ -27,6 +27,7 @@ mod group;
 mod parker;
 mod thread;
 
+pub(crate) use crate::unwind::AbortOnUnwind;
 pub(crate) use dedicated::{Dedicated, ThreadOwner};
 pub(crate) use group::{Finished, Group, Ready, Work};
 pub(crate) use parker::Parker;
@@ -35,5 +36,4 @@ pub(crate) use thread::run_one_off_for_loom;
 #[cfg(feature = "test-util")]
 pub(crate) use thread::run_one_off_on_test_thread;
 pub use thread::RunningTask;
-pub(crate) use crate::unwind::{drop_quietly, AbortOnUnwind};
 pub(crate) use thread::{run_sequence_task, spawn_worker, WorkerShared};

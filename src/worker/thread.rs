@@ -394,4 +394,3 @@ fn run_task(
     }
     panicked
 }
-
