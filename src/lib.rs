@@ -271,3 +271,7 @@ struct RunnerPoliciesGuide;
 #[cfg(all(doctest, feature = "test-util"))]
 #[doc = include_str!("../docs/shutdown.md")]
 struct ShutdownGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/waiting-panics-and-time.md")]
+struct WaitingPanicsAndTimeGuide;

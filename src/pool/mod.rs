@@ -1236,7 +1236,12 @@ impl ThreadPool {
     ///
     /// Then worker threads are joined (except any still running a continue-on-shutdown task).
     /// Idempotent. Panics if called from inside a task of this pool (it would wait for itself);
-    /// use [`shutdown_timeout`](ThreadPool::shutdown_timeout) there.
+    /// use [`shutdown_timeout`](ThreadPool::shutdown_timeout) there. Called on one of the
+    /// pool's own threads outside a task (a destructor of a task the pool discards), it starts
+    /// shutdown and returns without waiting: that thread may be what shutdown waits for.
+    ///
+    /// Work that no thread can run (the pool's worker threads cannot be started) does not hold
+    /// shutdown up: it is discarded, and its handles resolve as not run.
     ///
     /// ```
     /// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
