@@ -14,6 +14,7 @@ use crate::deadline::instant_after;
 
 /// The latest `Instant` the platform can represent (found once, by bisection: `Instant` has no
 /// `MAX`). Nothing reaches it: see the module doc.
+#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
 pub(crate) fn end_of_time() -> Instant {
     static END: OnceLock<Instant> = OnceLock::new();
     *END.get_or_init(|| {

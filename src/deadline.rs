@@ -81,6 +81,7 @@ impl PartialOrd for Deadline {
 
 /// `now + d`, saturating to "no limit" (`None`). Shorthand for `Deadline::after(..).instant()`.
 #[inline]
+#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
 pub(crate) fn instant_after(now: Instant, d: Duration) -> Option<Instant> {
     Deadline::after(now, d).instant()
 }
