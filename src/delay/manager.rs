@@ -18,6 +18,7 @@
 //! wake the service thread: it finds the new earliest deadline when it next wakes (the heap's
 //! top is always live, so at worst it re-arms once).
 
+#[cfg(any(feature = "test-util", all(test, loom)))]
 use std::time::Instant;
 
 use crate::clock::Clock;
