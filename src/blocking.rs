@@ -49,6 +49,8 @@ pub(crate) fn blocking_unchecked<R>(f: impl FnOnce() -> R) -> R {
         let inner = if outermost {
             current::current_pool().map(|inner| {
                 let best_effort = current::is_best_effort();
+                // What this worker kept for itself goes where other workers take it at once.
+                crate::worker::flush_local_before_blocking(&inner.group, Inner::addr(&inner));
                 inner.group.begin_blocking(best_effort).run(&inner);
                 (inner, best_effort)
             })

@@ -15,27 +15,41 @@ use crate::sync::Arc;
 use crate::task::next_id;
 use crate::traits::PanicPolicy;
 
-thread_local! {
+/// What the running task is: installed by the worker for each task, in one thread-local so
+/// that entering and leaving a task costs one access, not one per field.
+struct TaskCtx {
     /// The token of the task running on this thread, or 0 when none is.
-    static TOKEN: Cell<u64> = const { Cell::new(0) };
+    token: Cell<u64>,
+    /// The sequence of the running task, when it is sequenced.
+    seq: RefCell<Option<Arc<Sequence>>>,
+    /// Whether the running task was posted with the may-block trait.
+    may_block: Cell<bool>,
+    /// The running task was taken at best-effort priority (for `blocking()` accounting).
+    best_effort: Cell<bool>,
+    /// The panic policy of the running task (for panics that orchestration tasks catch
+    /// themselves and report through `unwind::report_task_panic`).
+    policy: Cell<PanicPolicy>,
+}
+
+thread_local! {
+    static TASK: TaskCtx = const {
+        TaskCtx {
+            token: Cell::new(0),
+            seq: RefCell::new(None),
+            may_block: Cell::new(false),
+            best_effort: Cell::new(false),
+            policy: Cell::new(PanicPolicy::Isolate),
+        }
+    };
     /// A token for this thread when it is not running a pool task (lazily assigned).
     static THREAD_TOKEN: Cell<u64> = const { Cell::new(0) };
-    /// The sequence of the running task, when it is sequenced.
-    static SEQUENCE: RefCell<Option<Arc<Sequence>>> = const { RefCell::new(None) };
     /// The pool this thread works for (set once per worker or dedicated thread).
     static POOL: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
-    /// Whether the running task was posted with the may-block trait.
-    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
     /// This thread is a worker of a pool's thread group (not a dedicated thread).
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
     /// A test environment installed as the global pool for this thread's scope.
     #[cfg(feature = "test-util")]
     static GLOBAL_OVERRIDE: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
-    /// The running task was taken at best-effort priority (for `blocking()` accounting).
-    static BEST_EFFORT: Cell<bool> = const { Cell::new(false) };
-    /// The panic policy of the running task (for panics that orchestration tasks catch
-    /// themselves and report through `unwind::report_task_panic`).
-    static PANIC_POLICY: Cell<PanicPolicy> = const { Cell::new(PanicPolicy::Isolate) };
     /// The pool this thread belongs to (worker, dedicated or delay service thread), by address;
     /// 0 on other threads.
     static THREAD_OF: Cell<usize> = const { Cell::new(0) };
@@ -56,7 +70,7 @@ thread_local! {
 /// The token of whatever is running on this thread: the running task's sequence, or this
 /// thread's own token when no pool task runs here.
 pub(crate) fn current_token() -> u64 {
-    let t = TOKEN.with(Cell::get);
+    let t = TASK.with(|t| t.token.get());
     if t != 0 {
         return t;
     }
@@ -74,7 +88,7 @@ pub(crate) fn current_token() -> u64 {
 /// (`"TaskHandle::join"`).
 #[track_caller]
 pub(crate) fn assert_not_waiting_on_own_sequence(token: u64, what: &str) {
-    if token != 0 && TOKEN.with(Cell::get) == token {
+    if token != 0 && TASK.with(|t| t.token.get()) == token {
         panic!(
             "{what} would wait forever: the work it waits for is queued on the sequence that is \
              running this very task, and a sequence runs one task at a time. Don't block on your own \
@@ -107,7 +121,7 @@ pub(crate) fn is_completing(pool: usize) -> bool {
 
 /// `true` while a pool task runs on this thread.
 pub(crate) fn in_task() -> bool {
-    TOKEN.with(Cell::get) != 0
+    TASK.with(|t| t.token.get()) != 0
 }
 
 /// Seeded test mode: this thread starts (`+1`) or stops (`-1`) driving an environment.
@@ -150,24 +164,30 @@ pub(crate) fn global_override() -> Option<Arc<Inner>> {
     current_pool().filter(|p| p.acts_as_global.load(std::sync::atomic::Ordering::Acquire))
 }
 
-/// Records whether the task about to run was taken at best-effort priority.
-pub(crate) fn set_best_effort(be: bool) {
-    BEST_EFFORT.with(|c| c.set(be));
+/// Records the best-effort-ness and panic policy of the task about to run; returns the
+/// previous ones for [`restore_task_traits`].
+#[inline]
+pub(crate) fn set_task_traits(best_effort: bool, policy: PanicPolicy) -> (bool, PanicPolicy) {
+    TASK.with(|t| (t.best_effort.replace(best_effort), t.policy.replace(policy)))
 }
 
-/// Records the panic policy of the task about to run; returns the previous one.
-pub(crate) fn set_panic_policy(p: PanicPolicy) -> PanicPolicy {
-    PANIC_POLICY.with(|c| c.replace(p))
+/// Undoes [`set_task_traits`].
+#[inline]
+pub(crate) fn restore_task_traits(prev: (bool, PanicPolicy)) {
+    TASK.with(|t| {
+        t.best_effort.set(prev.0);
+        t.policy.set(prev.1);
+    });
 }
 
 /// The panic policy of the running task (`Isolate` outside tasks).
 pub(crate) fn panic_policy() -> PanicPolicy {
-    PANIC_POLICY.with(Cell::get)
+    TASK.with(|t| t.policy.get())
 }
 
 /// Whether the running task was taken at best-effort priority.
 pub(crate) fn is_best_effort() -> bool {
-    BEST_EFFORT.with(Cell::get)
+    TASK.with(|t| t.best_effort.get())
 }
 
 /// Enters (`true`) or leaves (`false`) a `blocking()` scope; returns the depth before entering
@@ -198,19 +218,19 @@ pub(crate) fn is_worker() -> bool {
 
 /// Whether the task running on this thread declared may-block (false outside tasks).
 pub(crate) fn may_block() -> bool {
-    MAY_BLOCK.with(Cell::get)
+    TASK.with(|t| t.may_block.get())
 }
 
 /// The running task's sequence and pool, if the running task is sequenced.
 pub(crate) fn current_sequence() -> Option<(Arc<Sequence>, Arc<Inner>)> {
-    let seq = SEQUENCE.with(|s| s.borrow().clone())?;
+    let seq = TASK.with(|t| t.seq.borrow().clone())?;
     let pool = POOL.with(|p| p.borrow().clone())?;
     Some((seq, pool))
 }
 
 /// Runs `f` on the sequence of the running task (borrowed from TLS, no clone).
 pub(crate) fn running_sequence_ref<R>(f: impl FnOnce(&Sequence) -> R) -> Option<R> {
-    SEQUENCE.with(|s| s.borrow().as_deref().map(f))
+    TASK.with(|t| t.seq.borrow().as_deref().map(f))
 }
 
 /// The pool this thread works for, if it is one of a pool's threads.
@@ -238,21 +258,22 @@ pub(crate) struct TaskScope {
 }
 
 impl TaskScope {
+    #[inline]
     pub(crate) fn enter(token: u64, seq: Option<Arc<Sequence>>, may_block: bool) -> Self {
-        let prev_token = TOKEN.with(|t| t.replace(token));
-        let prev_may_block = MAY_BLOCK.with(|m| m.replace(may_block));
-        let prev_seq = SEQUENCE.with(|s| std::mem::replace(&mut *s.borrow_mut(), seq));
-        TaskScope {
-            prev_token,
-            prev_may_block,
-            prev_seq,
-        }
+        TASK.with(|t| TaskScope {
+            prev_token: t.token.replace(token),
+            prev_may_block: t.may_block.replace(may_block),
+            prev_seq: std::mem::replace(&mut *t.seq.borrow_mut(), seq),
+        })
     }
 
     /// Restores the previous context and gives back the sequence that was installed.
+    #[inline]
     pub(crate) fn exit(self) -> Option<Arc<Sequence>> {
-        TOKEN.with(|t| t.set(self.prev_token));
-        MAY_BLOCK.with(|m| m.set(self.prev_may_block));
-        SEQUENCE.with(|s| std::mem::replace(&mut *s.borrow_mut(), self.prev_seq))
+        TASK.with(|t| {
+            t.token.set(self.prev_token);
+            t.may_block.set(self.prev_may_block);
+            std::mem::replace(&mut *t.seq.borrow_mut(), self.prev_seq)
+        })
     }
 }

@@ -61,6 +61,13 @@ impl Deadline {
     }
 }
 
+impl Default for Deadline {
+    /// No limit.
+    fn default() -> Self {
+        Deadline::NEVER
+    }
+}
+
 impl Ord for Deadline {
     /// Earlier first; never last.
     fn cmp(&self, other: &Self) -> Ordering {

@@ -9,9 +9,15 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread;
+
+    /// The ready queues: crossbeam's injector and work-stealing deques (see `deque` under loom
+    /// for the model's stand-in).
+    pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
     /// A mutex whose `lock()` returns the guard (parking_lot's API).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
@@ -48,9 +54,13 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
+
+    pub(crate) use super::deque::{Deque, Injector, Steal, Stealer};
 
     /// A loom mutex with parking_lot's `lock()` shape.
     #[derive(Debug)]
@@ -113,3 +123,146 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Under loom: crossbeam-deque is not loom-aware (its atomics would be invisible to the model),
+/// so the ready queues are stand-ins with the same API, built on the shim's `Mutex`. The
+/// protocols around the queues (sequence state, sleep and wake, shutdown) are what the models
+/// check; the queues themselves are crossbeam's, tested by crossbeam.
+#[cfg(loom)]
+mod deque {
+    use std::collections::VecDeque;
+
+    use super::imp::{Arc, Mutex};
+
+    /// The result of a steal (crossbeam's `Steal`).
+    #[derive(Debug)]
+    pub(crate) enum Steal<T> {
+        Empty,
+        Success(T),
+        #[allow(dead_code)]
+        Retry,
+    }
+
+    impl<T> Steal<T> {
+        pub(crate) fn success(self) -> Option<T> {
+            match self {
+                Steal::Success(t) => Some(t),
+                _ => None,
+            }
+        }
+    }
+
+    /// A shared FIFO (crossbeam's `Injector`).
+    #[derive(Debug)]
+    pub(crate) struct Injector<T>(Mutex<VecDeque<T>>);
+
+    impl<T> Injector<T> {
+        pub(crate) fn new() -> Self {
+            Injector(Mutex::new(VecDeque::new()))
+        }
+        pub(crate) fn push(&self, t: T) {
+            self.0.lock().push_back(t);
+        }
+        pub(crate) fn steal(&self) -> Steal<T> {
+            match self.0.lock().pop_front() {
+                Some(t) => Steal::Success(t),
+                None => Steal::Empty,
+            }
+        }
+        /// Moves up to half of the entries (at most 4 under the model) into `dest` and pops one.
+        pub(crate) fn steal_batch_and_pop(&self, dest: &Deque<T>) -> Steal<T> {
+            // One lock at a time (the source's, then the destination's): no lock order to keep.
+            let (first, batch) = {
+                let mut q = self.0.lock();
+                let Some(first) = q.pop_front() else {
+                    return Steal::Empty;
+                };
+                let n = (q.len() / 2).min(4);
+                (first, q.drain(..n).collect::<Vec<_>>())
+            };
+            dest.q.lock().extend(batch);
+            Steal::Success(first)
+        }
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.lock().is_empty()
+        }
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().len()
+        }
+    }
+
+    /// A worker's own deque (crossbeam's `Worker`): FIFO or LIFO for its owner, stolen from the
+    /// front by others.
+    #[derive(Debug)]
+    pub(crate) struct Deque<T> {
+        q: Arc<Mutex<VecDeque<T>>>,
+        lifo: bool,
+    }
+
+    impl<T> Deque<T> {
+        pub(crate) fn new_fifo() -> Self {
+            Deque {
+                q: Arc::new(Mutex::new(VecDeque::new())),
+                lifo: false,
+            }
+        }
+        pub(crate) fn new_lifo() -> Self {
+            Deque {
+                q: Arc::new(Mutex::new(VecDeque::new())),
+                lifo: true,
+            }
+        }
+        pub(crate) fn push(&self, t: T) {
+            self.q.lock().push_back(t);
+        }
+        pub(crate) fn pop(&self) -> Option<T> {
+            let mut q = self.q.lock();
+            if self.lifo {
+                q.pop_back()
+            } else {
+                q.pop_front()
+            }
+        }
+        pub(crate) fn is_empty(&self) -> bool {
+            self.q.lock().is_empty()
+        }
+        pub(crate) fn len(&self) -> usize {
+            self.q.lock().len()
+        }
+        pub(crate) fn stealer(&self) -> Stealer<T> {
+            Stealer {
+                q: Arc::clone(&self.q),
+            }
+        }
+    }
+
+    /// Steals from a worker's deque (crossbeam's `Stealer`).
+    #[derive(Debug)]
+    pub(crate) struct Stealer<T> {
+        q: Arc<Mutex<VecDeque<T>>>,
+    }
+
+    impl<T> Stealer<T> {
+        pub(crate) fn steal(&self) -> Steal<T> {
+            match self.q.lock().pop_front() {
+                Some(t) => Steal::Success(t),
+                None => Steal::Empty,
+            }
+        }
+        pub(crate) fn steal_batch_and_pop(&self, dest: &Deque<T>) -> Steal<T> {
+            let (first, batch) = {
+                let mut q = self.q.lock();
+                let Some(first) = q.pop_front() else {
+                    return Steal::Empty;
+                };
+                let n = q.len() / 2;
+                (first, q.drain(..n).collect::<Vec<_>>())
+            };
+            dest.q.lock().extend(batch);
+            Steal::Success(first)
+        }
+        pub(crate) fn is_empty(&self) -> bool {
+            self.q.lock().is_empty()
+        }
+    }
+}

@@ -11,8 +11,10 @@ use crate::clock::{Clock, ManualClock};
 use crate::current;
 use crate::deadline::Deadline;
 use crate::pool::{Inner, ThreadPool};
+use crate::scheduler::Work;
 use crate::sync::{Arc, Mutex};
-use crate::worker::{run_one_off_on_test_thread, run_sequence_task, Finished, Work, WorkerShared};
+use crate::sync::{Condvar, Ordering};
+use crate::worker::WorkerShared;
 
 /// A thread pool on a [`ManualClock`], with Chromium's `TaskEnvironment` (MOCK_TIME) controls:
 /// time moves only when the test says so, and the test can wait until the pool has run
@@ -167,6 +169,7 @@ impl TestEnvironmentBuilder {
             .max_workers(self.workers)
             .thread_name("taskrunner-test")
             .clock(clock.clone())
+            .with_test_hooks()
             .build()
             .expect("a test pool with at least one worker is valid");
         let inner = pool.pool_ref().inner();
@@ -313,9 +316,13 @@ impl TestEnvironment {
             return;
         }
         let inner = self.inner();
+        let hooks = inner
+            .test
+            .as_ref()
+            .expect("a test environment's pool counts its tasks");
         loop {
             Inner::forward_ripe_now(inner);
-            inner.group.wait_quiet(inner);
+            hooks.wait_quiet();
             if !inner.dedicated_quiet() {
                 std::thread::sleep(Duration::from_micros(50));
                 continue;
@@ -324,7 +331,7 @@ impl TestEnvironment {
                 .delay
                 .next_run_at()
                 .is_some_and(|t| t <= self.clock.now());
-            if !due && inner.group.load() == (0, 0) && inner.dedicated_quiet() {
+            if !due && hooks.in_flight() == 0 && inner.dedicated_quiet() {
                 return;
             }
         }
@@ -413,35 +420,20 @@ impl TestEnvironment {
                 *x ^= *x >> 27;
                 x.wrapping_mul(0x2545_F491_4F6C_DD1D)
             };
-            let (work, w) = inner.group.take_seeded(r);
-            w.run(inner);
-            let finished = match work {
-                Some(Work::Sequence(seq, priority)) => Finished {
-                    priority,
-                    requeue: run_sequence_task(inner, seq, &seeded.me),
-                },
-                Some(Work::Single(one, priority)) => {
-                    run_one_off_on_test_thread(inner, one, &seeded.me);
-                    Finished {
-                        priority,
-                        requeue: None,
-                    }
+            let mut queued = inner.group.take_all_queued();
+            if queued.is_empty() {
+                let due = inner
+                    .delay
+                    .next_run_at()
+                    .is_some_and(|t| t <= self.clock.now());
+                if due {
+                    continue;
                 }
-                Some(Work::Idle | Work::Retry | Work::Exit) => {
-                    unreachable!("take_seeded hands out work only")
-                }
-                None => {
-                    let due = inner
-                        .delay
-                        .next_run_at()
-                        .is_some_and(|t| t <= self.clock.now());
-                    if due {
-                        continue;
-                    }
-                    break;
-                }
-            };
-            inner.group.hand_back(finished).run(inner);
+                break;
+            }
+            let work = queued.remove(pick_seeded(&queued, r));
+            inner.group.put_back(queued);
+            Inner::run_work(inner, work, &seeded.me);
         }
         match previous {
             Some(p) => current::set_thread_pool(p),
@@ -588,8 +580,8 @@ impl TestEnvironment {
             .map(|t| t.saturating_duration_since(self.now()))
     }
 
-    /// Tasks not yet run: delayed tasks pending plus ready sources queued (a sequence counts
-    /// once however many tasks it holds). A snapshot; exact when the pool is idle, e.g. after
+    /// Tasks not yet run: delayed tasks pending plus tasks posted and not yet run (dedicated
+    /// threads' queues not included). A snapshot; exact when the pool is idle, e.g. after
     /// [`run_until_idle`](Self::run_until_idle), when it is the number of delayed tasks.
     ///
     /// ```
@@ -604,7 +596,7 @@ impl TestEnvironment {
     /// ```
     pub fn pending_task_count(&self) -> usize {
         let inner = self.inner();
-        inner.delay.len() + inner.group.load().0
+        inner.delay.len() + inner.test.as_ref().map_or(0, |t| t.in_flight())
     }
 }
 
@@ -695,5 +687,78 @@ impl fmt::Debug for TestEnvironment {
             .field("clock", &self.clock)
             .field("pool", &self.pool)
             .finish()
+    }
+}
+
+/// Seeded mode: the entry to run, chosen by `r` uniformly among the *ready sources* of the
+/// highest priority queued: one-off tasks, and for each sequence the entry whose turn it is
+/// (a sequence is one source, so its FIFO order is kept; priorities still dominate).
+fn pick_seeded(queued: &[Work], r: u64) -> usize {
+    let top = queued
+        .iter()
+        .map(Work::priority)
+        .max()
+        .expect("pick_seeded needs at least one entry");
+    let eligible: Vec<usize> = (0..queued.len())
+        .filter(|&i| {
+            let w = &queued[i];
+            w.priority() == top && w.seq.as_ref().is_none_or(|s| s.is_turn(w))
+        })
+        .collect();
+    if eligible.is_empty() {
+        // Cannot happen (the next entry of a sequence is always queued in seeded mode); the
+        // oldest entry of the top priority is then as good as any.
+        return (0..queued.len())
+            .find(|&i| queued[i].priority() == top)
+            .unwrap_or(0);
+    }
+    eligible[(r % eligible.len() as u64) as usize]
+}
+
+/// Counts the tasks posted to a test environment's pool and not yet run, so that
+/// [`TestEnvironment::run_until_idle`] knows when the pool is quiet. Only test environments
+/// pay for the counting.
+#[derive(Debug)]
+pub(crate) struct TestHooks {
+    in_flight: std::sync::atomic::AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl TestHooks {
+    pub(crate) fn new() -> Self {
+        TestHooks {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A task entered the pool's queues.
+    #[inline]
+    pub(crate) fn posted(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A task ran (or was skipped or dropped).
+    #[inline]
+    pub(crate) fn ran(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Taking the lock orders this wake-up after a waiter's check.
+            drop(self.lock.lock());
+            self.cv.notify_all();
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until every counted task has run.
+    pub(crate) fn wait_quiet(&self) {
+        let mut g = self.lock.lock();
+        while self.in_flight() != 0 {
+            self.cv.wait(&mut g);
+        }
     }
 }

@@ -123,19 +123,6 @@ impl Tracker {
         }
     }
 
-    /// May a non-block source go idle → queued? (No once shutdown started.)
-    #[inline]
-    pub(crate) fn can_register_other(&self) -> Result<(), PostRefusal> {
-        let s = self.state.load(Ordering::Acquire);
-        if s & COMPLETED != 0 {
-            Err(PostRefusal::ShutdownCompleted)
-        } else if s & STARTED != 0 {
-            Err(PostRefusal::ShutdownStarted)
-        } else {
-            Ok(())
-        }
-    }
-
     /// A block source drained (or a block one-off task finished).
     pub(crate) fn unregister_block(&self) -> Completion {
         let prev = self.state.fetch_sub(ITEM, Ordering::AcqRel);
@@ -152,8 +139,9 @@ impl Tracker {
     /// continue, and delayed tasks of any behaviour) only before shutdown starts.
     #[inline]
     pub(crate) fn may_run(&self, behavior: ShutdownBehavior, was_delayed: bool) -> bool {
+        // `SeqCst`: the worker's side of the running-slot handshake (worker/thread.rs).
         (behavior == ShutdownBehavior::BlockShutdown && !was_delayed)
-            || self.state.load(Ordering::Acquire) & STARTED == 0
+            || self.state.load(Ordering::SeqCst) & STARTED == 0
     }
 
     /// The completion check's final step: `STARTED` with 0 items → `COMPLETED`. `true` for the
@@ -171,11 +159,17 @@ impl Tracker {
 
     /// Sets `STARTED`; `true` for the call that started shutdown.
     pub(crate) fn start_shutdown(&self) -> bool {
-        self.state.fetch_or(STARTED, Ordering::AcqRel) & STARTED == 0
+        // `SeqCst`: shutdown's side of the running-slot handshake (worker/thread.rs); the
+        // fence states it for loom, which treats `SeqCst` accesses as `AcqRel`.
+        let first = self.state.fetch_or(STARTED, Ordering::SeqCst) & STARTED == 0;
+        #[cfg(loom)]
+        crate::sync::fence(Ordering::SeqCst);
+        first
     }
 
     pub(crate) fn shutdown_started(&self) -> bool {
-        self.state.load(Ordering::Acquire) & STARTED != 0
+        // `SeqCst`: read after a running slot was cleared (see `WorkerShared::end`).
+        self.state.load(Ordering::SeqCst) & STARTED != 0
     }
 
     pub(crate) fn shutdown_completed(&self) -> bool {

@@ -243,6 +243,51 @@ impl TaskTraits {
     }
 }
 
+impl TaskTraits {
+    /// The traits in one byte (scheduler entries carry them inline):
+    /// bits 0-1 priority, 2-3 shutdown behaviour, 4 may-block, 5-6 panic policy.
+    #[inline]
+    pub(crate) const fn pack(self) -> u8 {
+        let shutdown = match self.shutdown {
+            ShutdownBehavior::ContinueOnShutdown => 0,
+            ShutdownBehavior::SkipOnShutdown => 1,
+            ShutdownBehavior::BlockShutdown => 2,
+        };
+        let policy = match self.panic_policy {
+            PanicPolicy::Isolate => 0,
+            PanicPolicy::Poison => 1,
+            PanicPolicy::Abort => 2,
+        };
+        (self.priority as u8) | (shutdown << 2) | ((self.may_block as u8) << 4) | (policy << 5)
+    }
+
+    /// The inverse of [`pack`](Self::pack).
+    #[inline]
+    pub(crate) const fn unpack(bits: u8) -> Self {
+        let priority = match bits & 3 {
+            0 => TaskPriority::BestEffort,
+            1 => TaskPriority::UserVisible,
+            _ => TaskPriority::UserBlocking,
+        };
+        let shutdown = match (bits >> 2) & 3 {
+            0 => ShutdownBehavior::ContinueOnShutdown,
+            1 => ShutdownBehavior::SkipOnShutdown,
+            _ => ShutdownBehavior::BlockShutdown,
+        };
+        let panic_policy = match (bits >> 5) & 3 {
+            0 => PanicPolicy::Isolate,
+            1 => PanicPolicy::Poison,
+            _ => PanicPolicy::Abort,
+        };
+        TaskTraits {
+            priority,
+            shutdown,
+            may_block: bits & 16 != 0,
+            panic_policy,
+        }
+    }
+}
+
 impl fmt::Debug for TaskTraits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskTraits")
@@ -258,5 +303,36 @@ impl From<TaskPriority> for TaskTraits {
     /// Default traits with the given priority.
     fn from(p: TaskPriority) -> Self {
         TaskTraits::new().priority(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_round_trips_every_combination() {
+        for p in TaskPriority::ALL {
+            for s in [
+                ShutdownBehavior::ContinueOnShutdown,
+                ShutdownBehavior::SkipOnShutdown,
+                ShutdownBehavior::BlockShutdown,
+            ] {
+                for b in [false, true] {
+                    for pol in [
+                        PanicPolicy::Isolate,
+                        PanicPolicy::Poison,
+                        PanicPolicy::Abort,
+                    ] {
+                        let t = TaskTraits::new()
+                            .priority(p)
+                            .shutdown_behavior(s)
+                            .may_block(b)
+                            .panic_policy(pol);
+                        assert_eq!(TaskTraits::unpack(t.pack()), t);
+                    }
+                }
+            }
+        }
     }
 }

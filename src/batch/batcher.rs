@@ -213,9 +213,8 @@ pub(crate) fn add_timer(
         return None;
     }
     let run_at = Deadline::after(pool.clock.now(), delay);
-    let mut task = Task::new(f, posted_from);
-    task.was_delayed = true;
-    match pool.delay.add(pool, run_at, task, Destination::Inline) {
+    let task = Task::new(f, posted_from);
+    match Inner::add_delayed(pool, run_at, task, Destination::Inline) {
         Ok(id) => Some(id),
         Err(task) => {
             drop_quietly(task);

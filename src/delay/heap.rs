@@ -1,45 +1,39 @@
-//! `DelayHeap`: delayed tasks, earliest (run time, post number) first, each removable by its
-//! [`DelayId`]. Pure data; unit-tested.
+//! The delay manager's data: a slab of pending entries, each removable by its [`DelayId`], and
+//! a heap of small [`Key`]s ordered by (run time, post number). Pure data; unit-tested.
 //!
-//! # Layout
+//! The entries (task, destination) live in the slab; the heap holds only `(run_at, seq, slot)`
+//! keys, so sifting moves 32-byte keys, and removing an entry by id is O(1): take it out of its
+//! slot and leave its key behind as a *tombstone*. A key is live when the slot it names (or the
+//! slot the entry moved to, see below) holds an entry with the same post number (a slot is
+//! reused, a post number never is).
 //!
-//! The entries (closure, destination) live in a slab (`slots`, a `Vec` with a free list); the
-//! binary heap holds only small [`Key`]s: `(run_at, seq, slot)`. Sifting moves 32-byte keys, not
-//! whole entries, and removing an entry by id is O(1): take it out of its slot and leave its key
-//! behind as a *tombstone*. A key is live when its slot holds an entry with the same post number
-//! (a slot is reused, a post number never is).
-//!
-//! Invariants, kept by every method:
-//! - the heap's top key is live (or the heap is empty), so [`next_run_at`](DelayHeap::next_run_at)
-//!   is exact and the service thread never wakes for a cancelled entry;
-//! - tombstones never outnumber live keys by more than [`COMPACT_MIN`]: past that, `cancel`
-//!   rebuilds the heap without them (O(n), so O(1) amortised per cancel). Memory therefore stays
-//!   proportional to the live entries however often timers are restarted.
+//! Memory follows the live entries: when fewer than a quarter of the slots hold entries, the
+//! slab moves the live ones to the front of a smaller one (O(n), amortised O(1) per removal),
+//! recording where each moved entry went (`moved`), so ids and keys handed out earlier stay
+//! valid. The heap drops tombstones whenever they outnumber live keys.
 //!
 //! Why not the `priority-queue` crate's indexed heap: it hashes the id on every push, pop and
-//! remove; the slab needs no hashing, and pushes and pops (the common path) stay as cheap as a
-//! plain `BinaryHeap`'s (`benches/delay_heap.rs`).
+//! remove; the slab needs no hashing on those paths (`benches/delay_heap.rs`).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use crate::deadline::Deadline;
-
 use crate::scheduler::Sequence;
 use crate::sync::Arc;
 use crate::task::Task;
 use crate::traits::TaskTraits;
 
-/// Tombstones tolerated before `cancel` considers compacting.
-const COMPACT_MIN: usize = 64;
+/// Capacity (entries) kept however empty the slab gets.
+const KEEP_CAPACITY: usize = 64;
 
 /// Where a ripe task goes.
 #[derive(Debug)]
 pub(crate) enum Destination {
     /// The tail of this sequence.
     Sequence(Arc<Sequence>),
-    /// The parallel queue, as a one-off task with these traits.
+    /// The ready queue, as a one-off task with these traits.
     Parallel(TaskTraits),
     /// Run on the forwarding thread itself (the delay service thread, or a test environment's
     /// driver): short timer callbacks such as deadlines, which must fire even when every
@@ -47,7 +41,7 @@ pub(crate) enum Destination {
     Inline,
 }
 
-/// A delayed task waiting in the heap.
+/// A delayed task waiting in the slab.
 #[derive(Debug)]
 pub(crate) struct Delayed {
     /// When it ripens; [`Deadline::NEVER`] (a delay too large for `Instant`) never does.
@@ -58,8 +52,8 @@ pub(crate) struct Delayed {
     pub(crate) dest: Destination,
 }
 
-/// Names one pending delayed task, for [`DelayHeap::cancel`]. Stale ids (the task ripened,
-/// was cancelled, or the heap was emptied) are harmless: cancelling one finds nothing.
+/// Names one pending delayed task. Stale ids (the task ripened, was cancelled, or the manager
+/// was emptied) are harmless: cancelling one finds nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DelayId {
     slot: usize,
@@ -68,10 +62,19 @@ pub(crate) struct DelayId {
 
 /// A heap key. Ordered reversed, so that std's max-heap pops the earliest (run_at, seq) first.
 #[derive(Debug, Clone, Copy)]
-struct Key {
-    run_at: Deadline,
+pub(crate) struct Key {
+    pub(crate) run_at: Deadline,
     seq: u64,
     slot: usize,
+}
+
+impl Key {
+    pub(crate) fn id(&self) -> DelayId {
+        DelayId {
+            slot: self.slot,
+            seq: self.seq,
+        }
+    }
 }
 
 impl PartialEq for Key {
@@ -94,34 +97,21 @@ impl Ord for Key {
     }
 }
 
+/// Pending entries by id.
 #[derive(Debug, Default)]
-pub(crate) struct DelayHeap {
-    heap: BinaryHeap<Key>,
+pub(crate) struct Slab {
     slots: Vec<Option<Delayed>>,
     /// Empty slots, reused last-freed first.
     free: Vec<usize>,
-    /// Entries moved to another slot by a compaction, by post number: an id still names the
-    /// slot it was given, so `cancel` looks here when that slot no longer holds it. Empty
-    /// unless a compaction moved entries that are still pending.
+    /// Entries moved by a compaction, by post number (see the module doc).
     moved: HashMap<u64, usize>,
-    /// Entries in `slots` (live keys in `heap`).
     live: usize,
 }
 
-/// Capacity (entries) kept however empty the heap gets; above it, storage shrinks once it is
-/// less than a quarter used, so memory follows the live entries after a burst.
-const KEEP_CAPACITY: usize = 64;
-
-impl DelayHeap {
-    /// Adds a task; returns its id, and `true` if it became the earliest (the waiter must
-    /// re-arm).
-    pub(crate) fn push(&mut self, d: Delayed) -> (DelayId, bool) {
-        let earlier = self.heap.peek().is_none_or(|top| d.run_at < top.run_at);
-        let key = Key {
-            run_at: d.run_at,
-            seq: d.seq,
-            slot: 0,
-        };
+impl Slab {
+    /// Stores an entry; returns its key (for the heap) and id.
+    pub(crate) fn insert(&mut self, d: Delayed) -> Key {
+        let (run_at, seq) = (d.run_at, d.seq);
         let slot = match self.free.pop() {
             Some(i) => {
                 debug_assert!(self.slots[i].is_none(), "a free slot is empty");
@@ -133,29 +123,11 @@ impl DelayHeap {
                 self.slots.len() - 1
             }
         };
-        self.heap.push(Key { slot, ..key });
         self.live += 1;
-        (DelayId { slot, seq: key.seq }, earlier)
+        Key { run_at, seq, slot }
     }
 
-    /// The earliest run time (`None` if nothing is pending, or only tasks that never ripen).
-    pub(crate) fn next_run_at(&self) -> Option<Instant> {
-        self.heap.peek().and_then(|k| k.run_at.instant())
-    }
-
-    /// Moves every task with `run_at <= now` into `out`, in (run_at, seq) order.
-    pub(crate) fn pop_ripe(&mut self, now: Instant, out: &mut Vec<Delayed>) {
-        while self.heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
-            let key = self.heap.pop().expect("peeked");
-            if let Some(d) = self.take_slot(key.slot, key.seq) {
-                out.push(d);
-            }
-        }
-        self.drop_dead_top();
-        self.shrink_if_sparse();
-    }
-
-    /// The slot that holds the entry `id` now, if it is still pending.
+    /// The slot that holds entry `id` now, if it is still pending.
     fn locate(&self, id: DelayId) -> Option<usize> {
         let holds = |slot: usize| {
             self.slots
@@ -165,37 +137,36 @@ impl DelayHeap {
         if holds(id.slot) {
             return Some(id.slot);
         }
+        if self.moved.is_empty() {
+            return None;
+        }
         self.moved.get(&id.seq).copied().filter(|&slot| holds(slot))
     }
 
-    /// `true` if the entry `id` is still waiting in the heap.
-    #[cfg(feature = "test-util")]
+    /// `true` if entry `id` is still pending.
     pub(crate) fn contains(&self, id: DelayId) -> bool {
         self.locate(id).is_some()
     }
 
-    /// Removes a pending task by id and returns it (for the caller to drop outside the lock);
-    /// `None` if it is no longer pending.
-    pub(crate) fn cancel(&mut self, id: DelayId) -> Option<Delayed> {
+    /// Removes entry `id` and returns it (for the caller to drop outside any lock).
+    pub(crate) fn take(&mut self, id: DelayId) -> Option<Delayed> {
         let slot = self.locate(id)?;
-        let d = self.take_slot(slot, id.seq)?;
-        self.drop_dead_top();
-        let dead = self.heap.len() - self.live;
-        if dead > COMPACT_MIN && dead > self.live {
-            let slots = &self.slots;
-            self.heap.retain(|k| is_live(slots, k));
+        let d = self.slots[slot].take();
+        self.free.push(slot);
+        self.live -= 1;
+        if !self.moved.is_empty() {
+            self.moved.remove(&id.seq);
         }
         self.shrink_if_sparse();
-        Some(d)
+        d
     }
 
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    /// Takes everything (shutdown).
+    /// Takes every entry (shutdown).
     pub(crate) fn take_all(&mut self) -> Vec<Delayed> {
-        self.heap = BinaryHeap::new();
         self.free = Vec::new();
         self.moved = HashMap::new();
         self.live = 0;
@@ -205,18 +176,29 @@ impl DelayHeap {
             .collect()
     }
 
-    /// Gives memory back once storage is mostly empty: when fewer than a quarter of the slots
-    /// hold entries, the live entries are moved to the front of a smaller slab (recorded in
-    /// `moved`, so their ids stay valid) and the heap is rebuilt without tombstones. O(n), but
-    /// only after at least 3n removals since the slab last had n slots: O(1) amortised.
+    /// Keys of every live entry (to rebuild a heap without tombstones).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.slots.iter().enumerate().filter_map(|(slot, e)| {
+            e.as_ref().map(|d| Key {
+                run_at: d.run_at,
+                seq: d.seq,
+                slot,
+            })
+        })
+    }
+
+    /// Gives memory back once storage is mostly empty (see the module doc).
     fn shrink_if_sparse(&mut self) {
-        if self.slots.len() <= KEEP_CAPACITY || self.live * 4 >= self.slots.len() {
-            if self.live == 0 && self.slots.capacity() > KEEP_CAPACITY {
-                self.slots = Vec::new();
-                self.free = Vec::new();
-                self.heap = BinaryHeap::new();
-                self.moved = HashMap::new();
+        if self.live == 0 {
+            if self.slots.capacity() > KEEP_CAPACITY || !self.moved.is_empty() {
+                *self = Slab::default();
+            } else {
+                self.slots.clear();
+                self.free.clear();
             }
+            return;
+        }
+        if self.slots.len() <= KEEP_CAPACITY || self.live * 4 >= self.slots.len() {
             return;
         }
         let old = std::mem::take(&mut self.slots);
@@ -233,65 +215,74 @@ impl DelayHeap {
             }
             slots.push(Some(d));
         }
-        self.heap = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, e)| {
-                e.as_ref().map(|d| Key {
-                    run_at: d.run_at,
-                    seq: d.seq,
-                    slot,
-                })
-            })
-            .collect();
         self.slots = slots;
         self.free = Vec::new();
         self.moved = moved;
     }
 
-    /// Bytes of storage reserved (unit tests of the shrinking).
+    /// Storage reserved, in entries (unit tests).
     #[cfg(test)]
     fn reserved(&self) -> usize {
-        self.slots.capacity() + self.free.capacity() + self.heap.capacity() + self.moved.capacity()
+        self.slots.capacity() + self.free.capacity() + self.moved.capacity()
+    }
+}
+
+/// Keys by (run time, post number), with tombstones skipped on the way out.
+#[derive(Debug, Default)]
+pub(crate) struct KeyHeap {
+    heap: BinaryHeap<Key>,
+}
+
+impl KeyHeap {
+    pub(crate) fn push(&mut self, k: Key) {
+        self.heap.push(k);
     }
 
-    fn take_slot(&mut self, slot: usize, seq: u64) -> Option<Delayed> {
-        let entry = self.slots.get_mut(slot)?;
-        if entry.as_ref().is_none_or(|d| d.seq != seq) {
-            return None;
-        }
-        let d = entry.take();
-        self.free.push(slot);
-        self.live -= 1;
-        if !self.moved.is_empty() {
-            self.moved.remove(&seq);
-        }
-        if self.live == 0 {
-            // Everything left in the heap is a tombstone: start afresh (`shrink_if_sparse`
-            // gives the capacity back).
-            self.heap.clear();
-            self.slots.clear();
-            self.free.clear();
-        }
-        d
+    pub(crate) fn extend(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.heap.extend(keys);
     }
 
-    /// Restores "the top key is live".
-    fn drop_dead_top(&mut self) {
-        while self.heap.peek().is_some_and(|k| !is_live(&self.slots, k)) {
+    /// Drops dead keys from the top, so that the top (if any) is live.
+    pub(crate) fn settle(&mut self, slab: &Slab) {
+        while self.heap.peek().is_some_and(|k| !slab.contains(k.id())) {
             self.heap.pop();
         }
+        if self.heap.len() > 2 * slab.len() + KEEP_CAPACITY {
+            // Tombstones dominate: rebuild from the live entries.
+            self.heap = slab.keys().collect();
+        }
+    }
+
+    /// The earliest live deadline (call [`settle`](Self::settle) first).
+    pub(crate) fn next_run_at(&self) -> Deadline {
+        self.heap.peek().map_or(Deadline::NEVER, |k| k.run_at)
+    }
+
+    /// Moves every entry due at `now` out of `slab` into `out`, in (run_at, seq) order.
+    pub(crate) fn pop_ripe(&mut self, slab: &mut Slab, now: Instant, out: &mut Vec<Delayed>) {
+        while self.heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
+            let k = self.heap.pop().expect("peeked");
+            if let Some(d) = slab.take(k.id()) {
+                out.push(d);
+            }
+        }
+        self.settle(slab);
+        if self.heap.capacity() > KEEP_CAPACITY && self.heap.len() * 4 < self.heap.capacity() {
+            self.heap.shrink_to(KEEP_CAPACITY.max(self.heap.len() * 2));
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.heap = BinaryHeap::new();
+    }
+
+    /// Keys held (live ones and tombstones).
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
     }
 }
 
-fn is_live(slots: &[Option<Delayed>], k: &Key) -> bool {
-    slots
-        .get(k.slot)
-        .and_then(Option::as_ref)
-        .is_some_and(|d| d.seq == k.seq)
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -312,158 +303,161 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn push(slab: &mut Slab, heap: &mut KeyHeap, e: Delayed) -> DelayId {
+        let k = slab.insert(e);
+        heap.push(k);
+        k.id()
+    }
+
     #[test]
     fn pops_in_run_time_then_post_order() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        assert!(h.push(d(t0 + ms(20), 1)).1);
-        assert!(h.push(d(t0 + ms(10), 3)).1);
-        assert!(!h.push(d(t0 + ms(10), 2)).1);
-        assert!(!h.push(d(t0 + ms(30), 0)).1);
-        assert_eq!(h.next_run_at(), Some(t0 + ms(10)));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        push(&mut s, &mut h, d(t0 + ms(20), 1));
+        push(&mut s, &mut h, d(t0 + ms(10), 3));
+        push(&mut s, &mut h, d(t0 + ms(10), 2));
+        push(&mut s, &mut h, d(t0 + ms(30), 0));
+        h.settle(&s);
+        assert_eq!(h.next_run_at(), Deadline::at(t0 + ms(10)));
         let mut out = Vec::new();
-        h.pop_ripe(t0 + ms(20), &mut out);
-        let order: Vec<u64> = out.iter().map(|x| x.seq).collect();
-        assert_eq!(order, vec![2, 3, 1]);
-        assert_eq!(h.len(), 1);
+        h.pop_ripe(&mut s, t0 + ms(20), &mut out);
+        assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![2, 3, 1]);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
     fn nothing_is_early() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        h.push(d(t0 + ms(5), 1));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        push(&mut s, &mut h, d(t0 + ms(5), 1));
         let mut out = Vec::new();
-        h.pop_ripe(t0 + ms(4), &mut out);
+        h.pop_ripe(&mut s, t0 + ms(4), &mut out);
         assert!(out.is_empty());
-        h.pop_ripe(t0 + ms(5), &mut out);
+        h.pop_ripe(&mut s, t0 + ms(5), &mut out);
         assert_eq!(out.len(), 1);
-        assert!(h.take_all().is_empty());
     }
 
     #[test]
-    fn cancel_removes_the_entry_and_keeps_the_order_of_the_rest() {
+    fn cancel_removes_the_entry_and_the_top_stays_live() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        let (a, _) = h.push(d(t0 + ms(10), 1));
-        let (b, _) = h.push(d(t0 + ms(20), 2));
-        let (c, _) = h.push(d(t0 + ms(20), 3));
-        assert_eq!(h.cancel(b).map(|x| x.seq), Some(2));
-        assert!(h.cancel(b).is_none(), "a second cancel finds nothing");
-        assert_eq!(h.len(), 2);
-        // Cancelling the earliest moves the next deadline: the top is always live.
-        assert_eq!(h.cancel(a).map(|x| x.seq), Some(1));
-        assert_eq!(h.next_run_at(), Some(t0 + ms(20)));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let a = push(&mut s, &mut h, d(t0 + ms(10), 1));
+        let b = push(&mut s, &mut h, d(t0 + ms(20), 2));
+        let c = push(&mut s, &mut h, d(t0 + ms(20), 3));
+        assert_eq!(s.take(b).map(|x| x.seq), Some(2));
+        assert!(s.take(b).is_none(), "a second cancel finds nothing");
+        assert_eq!(s.take(a).map(|x| x.seq), Some(1));
+        h.settle(&s);
+        assert_eq!(h.next_run_at(), Deadline::at(t0 + ms(20)));
         let mut out = Vec::new();
-        h.pop_ripe(t0 + ms(100), &mut out);
+        h.pop_ripe(&mut s, t0 + ms(100), &mut out);
         assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![3]);
-        assert!(h.cancel(c).is_none(), "a popped entry cannot be cancelled");
-        assert_eq!(h.len(), 0);
-        assert_eq!(h.next_run_at(), None);
+        assert!(s.take(c).is_none(), "a popped entry cannot be cancelled");
+        assert_eq!(h.next_run_at(), Deadline::NEVER);
     }
 
     #[test]
     fn a_reused_slot_does_not_answer_to_the_old_id() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        let (keep, _) = h.push(d(t0 + ms(50), 1));
-        let (old, _) = h.push(d(t0 + ms(10), 2));
-        assert!(h.cancel(old).is_some());
-        let (new, _) = h.push(d(t0 + ms(10), 3));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let keep = push(&mut s, &mut h, d(t0 + ms(50), 1));
+        let old = push(&mut s, &mut h, d(t0 + ms(10), 2));
+        assert!(s.take(old).is_some());
+        let new = push(&mut s, &mut h, d(t0 + ms(10), 3));
         assert!(
-            h.cancel(old).is_none(),
+            s.take(old).is_none(),
             "the stale id must not remove the new entry"
         );
-        assert_eq!(h.len(), 2);
-        assert_eq!(h.cancel(new).map(|x| x.seq), Some(3));
-        assert_eq!(h.cancel(keep).map(|x| x.seq), Some(1));
-        assert_eq!(h.len(), 0);
-    }
-
-    #[test]
-    fn tombstones_are_compacted() {
-        let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        // A far-away live entry keeps the heap non-empty; restarted "timers" churn in front.
-        let (_far, _) = h.push(d(t0 + ms(1_000_000), 0));
-        for i in 1..10_000u64 {
-            let (id, _) = h.push(d(t0 + ms(1_000 + i), i));
-            // Cancel an interior entry (not the top): its key stays behind as a tombstone.
-            assert!(h.cancel(id).is_some());
-            assert!(
-                h.heap.len() <= 2 * h.len() + COMPACT_MIN + 1,
-                "tombstones piled up: {} keys for {} live entries",
-                h.heap.len(),
-                h.len()
-            );
-        }
-        assert_eq!(h.len(), 1);
-        let mut out = Vec::new();
-        h.pop_ripe(t0 + ms(2_000_000), &mut out);
-        assert_eq!(out.len(), 1);
+        assert_eq!(s.take(new).map(|x| x.seq), Some(3));
+        assert_eq!(s.take(keep).map(|x| x.seq), Some(1));
+        assert_eq!(s.len(), 0);
     }
 
     #[test]
     fn never_entries_sort_last_and_never_ripen() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        let never = Delayed {
-            run_at: Deadline::NEVER,
-            ..d(t0, 1)
-        };
-        let (id, earliest) = h.push(never);
-        assert!(earliest);
-        assert_eq!(h.next_run_at(), None, "nothing to wake up for");
-        h.push(d(t0 + ms(5), 2));
-        assert_eq!(h.next_run_at(), Some(t0 + ms(5)));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let never = push(
+            &mut s,
+            &mut h,
+            Delayed {
+                run_at: Deadline::NEVER,
+                ..d(t0, 1)
+            },
+        );
+        h.settle(&s);
+        assert_eq!(h.next_run_at(), Deadline::NEVER, "nothing to wake up for");
+        push(&mut s, &mut h, d(t0 + ms(5), 2));
+        assert_eq!(h.next_run_at(), Deadline::at(t0 + ms(5)));
         let mut out = Vec::new();
-        h.pop_ripe(t0 + Duration::from_secs(100 * 365 * 24 * 3600), &mut out);
+        h.pop_ripe(
+            &mut s,
+            t0 + Duration::from_secs(100 * 365 * 24 * 3600),
+            &mut out,
+        );
         assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(h.len(), 1);
-        assert!(h.cancel(id).is_some(), "a never-due entry can be cancelled");
+        assert_eq!(s.len(), 1);
+        assert!(
+            s.take(never).is_some(),
+            "a never-due entry can be cancelled"
+        );
     }
 
     #[test]
-    fn storage_shrinks_after_a_burst() {
+    fn tombstones_are_compacted() {
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
-        let ids: Vec<_> = (0..100_000u64)
-            .map(|i| h.push(d(t0 + ms(1_000 + i), i)).0)
-            .collect();
-        let peak = h.reserved();
-        // Cancel all but a handful, in an order that leaves holes everywhere.
-        for (i, id) in ids.iter().enumerate() {
-            if i % 20_000 != 7 {
-                assert!(h.cancel(*id).is_some());
-            }
-        }
-        assert_eq!(h.len(), 5);
-        assert!(
-            h.reserved() * 100 < peak,
-            "storage stayed large: {} of {peak}",
-            h.reserved()
-        );
-        for (i, id) in ids.iter().enumerate() {
-            if i % 20_000 == 7 {
-                assert!(h.cancel(*id).is_some(), "survivors keep their ids");
-            }
-        }
-        assert!(h.reserved() <= 3 * KEEP_CAPACITY);
-        // Pops give memory back too.
-        for i in 0..50_000u64 {
-            h.push(d(t0 + ms(i), i));
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        push(&mut s, &mut h, d(t0 + ms(1_000_000), 0));
+        for i in 1..10_000u64 {
+            let id = push(&mut s, &mut h, d(t0 + ms(1_000 + i), i));
+            assert!(s.take(id).is_some());
+            h.settle(&s);
+            assert!(
+                h.len() <= 2 * s.len() + KEEP_CAPACITY + 1,
+                "{} keys",
+                h.len()
+            );
         }
         let mut out = Vec::new();
-        h.pop_ripe(t0 + ms(60_000), &mut out);
-        assert_eq!(out.len(), 50_000);
-        assert!(h.reserved() <= 3 * KEEP_CAPACITY);
+        h.pop_ripe(&mut s, t0 + ms(2_000_000), &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn storage_shrinks_after_a_burst_and_survivors_keep_their_ids() {
+        let t0 = Instant::now();
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let ids: Vec<_> = (0..100_000u64)
+            .map(|i| push(&mut s, &mut h, d(t0 + ms(1_000 + i), i)))
+            .collect();
+        let peak = s.reserved();
+        for (i, id) in ids.iter().enumerate() {
+            if i % 20_000 != 7 {
+                assert!(s.take(*id).is_some());
+            }
+        }
+        assert_eq!(s.len(), 5);
+        assert!(s.reserved() * 100 < peak, "{} of {peak}", s.reserved());
+        // The heap still holds keys naming old slots: they resolve through `moved`.
+        let mut out = Vec::new();
+        h.pop_ripe(&mut s, t0 + ms(1_000 + 20_007), &mut out);
+        assert_eq!(
+            out.iter().map(|x| x.seq).collect::<Vec<_>>(),
+            vec![7, 20_007]
+        );
+        for (i, id) in ids.iter().enumerate() {
+            if i % 20_000 == 7 && i > 20_007 {
+                assert!(s.take(*id).is_some(), "survivors keep their ids");
+            }
+        }
+        assert_eq!(s.len(), 0);
+        assert!(s.reserved() <= 2 * KEEP_CAPACITY);
     }
 
     #[test]
     fn interleaved_cancel_and_pop_match_a_model() {
-        // A deterministic pseudo-random workload checked against a sorted-vector model.
         let t0 = Instant::now();
-        let mut h = DelayHeap::default();
+        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
         let mut model: Vec<(Instant, u64, DelayId)> = Vec::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
@@ -475,28 +469,29 @@ mod tests {
         let mut now = t0;
         for seq in 0..5_000u64 {
             let at = now + ms(next() % 100);
-            let (id, _) = h.push(d(at, seq));
+            let id = push(&mut s, &mut h, d(at, seq));
             model.push((at, seq, id));
             match next() % 4 {
                 0 if !model.is_empty() => {
                     let i = (next() as usize) % model.len();
-                    let (_, s, id) = model.swap_remove(i);
-                    assert_eq!(h.cancel(id).map(|x| x.seq), Some(s));
+                    let (_, sq, id) = model.swap_remove(i);
+                    assert_eq!(s.take(id).map(|x| x.seq), Some(sq));
                 }
                 1 => {
                     now += ms(next() % 20);
                     let mut out = Vec::new();
-                    h.pop_ripe(now, &mut out);
-                    model.sort_by_key(|&(at, s, _)| (at, s));
+                    h.pop_ripe(&mut s, now, &mut out);
+                    model.sort_by_key(|&(at, sq, _)| (at, sq));
                     let split = model.partition_point(|&(at, _, _)| at <= now);
-                    let expect: Vec<u64> = model.drain(..split).map(|(_, s, _)| s).collect();
+                    let expect: Vec<u64> = model.drain(..split).map(|(_, sq, _)| sq).collect();
                     assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), expect);
                 }
                 _ => {}
             }
-            assert_eq!(h.len(), model.len());
+            h.settle(&s);
+            assert_eq!(s.len(), model.len());
             assert_eq!(
-                h.next_run_at(),
+                h.next_run_at().instant(),
                 model.iter().map(|&(at, _, _)| at).min(),
                 "the top key must be live"
             );

@@ -1,230 +1,149 @@
-//! The sequence state machine (`Idle` / `Queued` / `Running`, see `scheduler::sequence`): only
-//! the idle → queued transition enqueues, each enqueue duty goes to exactly one caller, and
-//! consecutive tasks are ordered by happens-before even when they run on different threads.
+//! The sequence's turn-taking (`scheduler::sequence`): the state word (`next_run`, `RUNNING`,
+//! `BUFFERED`), the reorder buffer behind the cold lock, and held-mode tickets. Entries of one
+//! sequence are taken by different workers in any order; each must run exactly once, in
+//! position order, one at a time, each seeing the effects of the one before it.
+//!
+//! The models drive `begin`/`finish` directly (as `Inner::run_work` does, minus the task
+//! context, whose thread-locals loom threads would share).
 
 use std::panic::Location;
-use std::time::Duration;
 
-use super::{model, new_worker, worker_loop, LoopEnd, Probe};
-use crate::pool::{Inner, PostDest};
-use crate::scheduler::{AfterRun, Home, Push, Sequence, State};
+use super::{model, Probe};
+use crate::scheduler::{Begin, Home, Sequence, Work};
 use crate::sync::{thread, Arc};
-use crate::tracker::{Completion, Tracker};
-use crate::traits::TaskTraits;
+use crate::task::Task;
+use crate::traits::{TaskPriority, TaskTraits};
 
-/// The owner of a queued sequence runs its front task; the sequence must then be drained.
-fn run_last(seq: &Sequence, tracker: &Tracker) {
-    let task = seq.take_task();
-    task.call();
-    match seq.did_run(tracker) {
-        AfterRun::Idle(c) => assert_eq!(c, Completion::None),
-        AfterRun::Requeue(_) => panic!("the sequence had one task left"),
+fn sequence() -> Arc<Sequence> {
+    Arc::new(Sequence::new(TaskTraits::default(), Home::Pool))
+}
+
+/// A post: the entry for the sequence's next position.
+fn entry(seq: &Arc<Sequence>, probe: &Probe, id: usize) -> Work {
+    let pos = seq.next_position();
+    Work::sequenced(probe.task(id, None), Arc::clone(seq), pos, false)
+}
+
+/// What a worker does with an entry it took: run it (and whatever the sequence hands on) or
+/// leave it to the sequence.
+fn take(seq: &Sequence, work: Work) {
+    let mut w = match seq.begin(work) {
+        Begin::Run(w) => w,
+        Begin::Later => return,
+    };
+    loop {
+        w.task
+            .take()
+            .expect("a runnable entry holds its task")
+            .call();
+        match seq.finish() {
+            Some(next) => w = next,
+            None => return,
+        }
     }
 }
 
-/// A worker has taken task 1 and runs it while a poster appends task 2. Whatever the
-/// interleaving, exactly one of them becomes the owner of task 2: the poster (`Push::Enqueue`,
-/// when `did_run` already left the sequence idle) or the worker (`AfterRun::Requeue`, when the
-/// post landed while it was running, which makes the post `Push::Done`). The owner runs task 2
-/// on its own thread, which must see task 1's effects.
+/// Two workers take the two entries of one sequence at the same time: whichever takes entry
+/// 1 first either finds the sequence idle at its turn or parks it in the buffer for the run of
+/// entry 0 to hand on.
+#[test]
+fn loom_sequence_entries_taken_out_of_order() {
+    model(|| {
+        let probe = Probe::new();
+        let seq = sequence();
+        let (e0, e1) = (entry(&seq, &probe, 1), entry(&seq, &probe, 2));
+        let other = {
+            let seq = Arc::clone(&seq);
+            thread::spawn(move || take(&seq, e1))
+        };
+        take(&seq, e0);
+        other.join().unwrap();
+        assert_eq!(probe.ran_ids(), vec![1, 2]);
+        probe.assert_chained();
+        assert_eq!(seq.next_run(), 2);
+        assert!(!seq.is_running());
+    });
+}
+
+/// A post while the previous entry runs: the poster takes the next position and (as the worker
+/// that takes the entry right away) races the running worker's unlocked `finish`.
 #[test]
 fn loom_sequence_post_while_running() {
     model(|| {
-        let tracker = Arc::new(Tracker::new());
         let probe = Probe::new();
-        let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
-        assert!(matches!(
-            seq.push(probe.task(1, None), &tracker),
-            Push::Enqueue(_)
-        ));
-        // The worker popped the sequence and took its front task: it is running.
-        let t1 = seq.take_task();
-        assert_eq!(seq.state(), State::Running);
+        let seq = sequence();
+        let e0 = entry(&seq, &probe, 1);
+        let runner = {
+            let seq = Arc::clone(&seq);
+            thread::spawn(move || take(&seq, e0))
+        };
+        let e1 = entry(&seq, &probe, 2);
+        take(&seq, e1);
+        runner.join().unwrap();
+        assert_eq!(probe.ran_ids(), vec![1, 2]);
+        probe.assert_chained();
+        assert!(!seq.is_running());
+    });
+}
 
+/// Three entries, two workers: one takes entry 2 then entry 0, the other entry 1.
+#[test]
+fn loom_sequence_three_entries_two_workers() {
+    model(|| {
+        let probe = Probe::new();
+        let seq = sequence();
+        let e0 = entry(&seq, &probe, 1);
+        let e1 = entry(&seq, &probe, 2);
+        let e2 = entry(&seq, &probe, 3);
+        let other = {
+            let seq = Arc::clone(&seq);
+            thread::spawn(move || take(&seq, e1))
+        };
+        take(&seq, e2);
+        take(&seq, e0);
+        other.join().unwrap();
+        assert_eq!(probe.ran_ids(), vec![1, 2, 3]);
+        probe.assert_chained();
+        assert_eq!(seq.next_run(), 3);
+        assert!(!seq.is_running());
+    });
+}
+
+/// A held sequence with two tasks: a worker takes the first ticket while another thread
+/// re-keys the sequence (`set_priority_held`) and issues fresh tickets, which it then takes
+/// itself. Stale tickets do nothing, deferred ones are run by the running worker, and every
+/// task runs exactly once, in order.
+#[test]
+fn loom_sequence_held_ticket_vs_update_priority() {
+    model(|| {
+        let probe = Probe::new();
+        let seq = Arc::new(Sequence::new_held(TaskTraits::default(), Home::Pool));
+        let mut tickets = Vec::new();
+        for id in 1..=2 {
+            let (epoch, _) = seq.push_held(probe.task(id, None));
+            tickets.push(Work::ticket(Arc::clone(&seq), epoch));
+        }
+        let t2 = tickets.pop().unwrap();
+        let t1 = tickets.pop().unwrap();
         let worker = {
-            let (seq, tracker) = (Arc::clone(&seq), Arc::clone(&tracker));
+            let seq = Arc::clone(&seq);
             thread::spawn(move || {
-                t1.call();
-                match seq.did_run(&tracker) {
-                    AfterRun::Requeue(_) => {
-                        run_last(&seq, &tracker);
-                        true
-                    }
-                    AfterRun::Idle(c) => {
-                        assert_eq!(c, Completion::None);
-                        false
-                    }
-                }
+                take(&seq, t1);
+                take(&seq, t2);
             })
         };
-        let poster = {
-            let (seq, tracker, probe) = (Arc::clone(&seq), Arc::clone(&tracker), probe.clone());
-            thread::spawn(move || match seq.push(probe.task(2, None), &tracker) {
-                Push::Enqueue(_) => {
-                    run_last(&seq, &tracker);
-                    true
-                }
-                Push::Done => false,
-                Push::Refused(_) => panic!("no shutdown in this model"),
-            })
-        };
-        let worker_owned = worker.join().unwrap();
-        let poster_owned = poster.join().unwrap();
-        assert!(
-            worker_owned != poster_owned,
-            "exactly one enqueue duty: did_run Requeue = {worker_owned}, post Enqueue = {poster_owned}"
-        );
+        let (epoch, n) = seq.set_priority_held(TaskPriority::BestEffort);
+        for _ in 0..n {
+            take(&seq, Work::ticket(Arc::clone(&seq), epoch));
+        }
+        worker.join().unwrap();
         assert_eq!(probe.ran_ids(), vec![1, 2]);
         probe.assert_chained();
         assert_eq!(probe.dropped(), 2);
-        assert_eq!(seq.state(), State::Idle);
+        assert!(!seq.is_running());
     });
 }
 
-/// Two threads post to the same idle sequence through the real post path. Exactly one of them
-/// takes it idle → queued, so the group holds exactly one entry for it; both tasks then run,
-/// one at a time.
-#[test]
-fn loom_sequence_two_posters_race() {
-    model(|| {
-        let inner = Inner::new_for_loom(1, 1);
-        let (me, finished) = new_worker(&inner);
-        let probe = Probe::new();
-        let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
-        let posters: Vec<_> = (1..=2)
-            .map(|id| {
-                let (inner, seq, probe) = (Arc::clone(&inner), Arc::clone(&seq), probe.clone());
-                thread::spawn(move || {
-                    Inner::post(
-                        &inner,
-                        PostDest::Sequence(&seq),
-                        Duration::ZERO,
-                        probe.closure(id, None),
-                        Location::caller(),
-                    )
-                    .expect("no shutdown in this model");
-                })
-            })
-            .collect();
-        for p in posters {
-            p.join().unwrap();
-        }
-        assert_eq!(seq.state(), State::Queued);
-        assert_eq!(
-            inner.group.queued(),
-            1,
-            "exactly one poster enqueues an idle sequence"
-        );
-        let end = worker_loop(&inner, &me, Some(finished), &|| probe.dropped() == 2, false);
-        assert_eq!(end, LoopEnd::Done);
-        let mut ids = probe.ran_ids();
-        ids.sort_unstable();
-        assert_eq!(ids, vec![1, 2]);
-        probe.assert_chained();
-        assert_eq!(seq.state(), State::Idle);
-        assert_eq!(inner.group.queued(), 0);
-    });
-}
-
-/// Task 1 is queued (the sequence is in the group's ready queue) when a worker pops and runs
-/// it while a poster appends task 2. A post to a queued or running sequence must not enqueue
-/// it again (a second entry would make a second worker `take_task` a sequence that is not
-/// queued, which `take_task` asserts); task 2 runs after task 1 and sees its effects. If the
-/// post lands after task 1 drained the sequence, the post enqueues it and wakes the (possibly
-/// parked) worker.
-#[test]
-fn loom_sequence_post_while_queued() {
-    model(|| {
-        let inner = Inner::new_for_loom(1, 1);
-        let (me, finished) = new_worker(&inner);
-        let probe = Probe::new();
-        let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
-        Inner::post(
-            &inner,
-            PostDest::Sequence(&seq),
-            Duration::ZERO,
-            probe.closure(1, None),
-            Location::caller(),
-        )
-        .expect("accepted");
-        assert_eq!(seq.state(), State::Queued);
-
-        let worker = {
-            let (inner, probe) = (Arc::clone(&inner), probe.clone());
-            thread::spawn(move || {
-                worker_loop(&inner, &me, Some(finished), &|| probe.dropped() == 2, false)
-            })
-        };
-        Inner::post(
-            &inner,
-            PostDest::Sequence(&seq),
-            Duration::ZERO,
-            probe.closure(2, None),
-            Location::caller(),
-        )
-        .expect("accepted");
-        assert_eq!(worker.join().unwrap(), LoopEnd::Done);
-        assert_eq!(probe.ran_ids(), vec![1, 2]);
-        probe.assert_chained();
-        assert_eq!(seq.state(), State::Idle);
-        assert_eq!(inner.group.queued(), 0);
-    });
-}
-
-/// Two threads post to a sequence whose first task a worker is popping and running. Every
-/// post is to a queued or running sequence, or to one that just went idle; whichever enqueue
-/// duty arises goes to one caller only. All three tasks run one at a time, task 1 first, each
-/// seeing the previous one's effects.
-#[test]
-fn loom_sequence_two_posters_vs_worker() {
-    model(|| {
-        let inner = Inner::new_for_loom(1, 1);
-        let (me, finished) = new_worker(&inner);
-        let probe = Probe::new();
-        let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
-        Inner::post(
-            &inner,
-            PostDest::Sequence(&seq),
-            Duration::ZERO,
-            probe.closure(1, None),
-            Location::caller(),
-        )
-        .expect("accepted");
-
-        let worker = {
-            let (inner, probe) = (Arc::clone(&inner), probe.clone());
-            thread::spawn(move || {
-                worker_loop(&inner, &me, Some(finished), &|| probe.dropped() == 3, false)
-            })
-        };
-        let poster = {
-            let (inner, probe, seq) = (Arc::clone(&inner), probe.clone(), Arc::clone(&seq));
-            thread::spawn(move || {
-                Inner::post(
-                    &inner,
-                    PostDest::Sequence(&seq),
-                    Duration::ZERO,
-                    probe.closure(2, None),
-                    Location::caller(),
-                )
-                .expect("accepted");
-            })
-        };
-        Inner::post(
-            &inner,
-            PostDest::Sequence(&seq),
-            Duration::ZERO,
-            probe.closure(3, None),
-            Location::caller(),
-        )
-        .expect("accepted");
-        poster.join().unwrap();
-        assert_eq!(worker.join().unwrap(), LoopEnd::Done);
-
-        let ids = probe.ran_ids();
-        assert!(ids == vec![1, 2, 3] || ids == vec![1, 3, 2], "ran {ids:?}");
-        probe.assert_chained();
-        assert_eq!(seq.state(), State::Idle);
-        assert_eq!(inner.group.queued(), 0);
-    });
-}
+/// Keeps `Task` and `Location` in use for the helpers above under every cfg.
+#[allow(dead_code)]
+fn _uses(_: Task, _: &'static Location<'static>) {}

@@ -60,7 +60,6 @@ impl Counts {
 /// A pool with no service thread (the model forwards) and a timer of `kind` on a sequence.
 fn setup(kind: Kind) -> (Arc<Inner>, Arc<TimerCore>) {
     let inner = Inner::new_for_loom(1, 1);
-    inner.delay.without_service_thread_for_loom();
     let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
     let core = Arc::new(TimerCore::new(kind, Arc::clone(&inner), seq));
     (inner, core)
@@ -90,7 +89,7 @@ fn start_many(core: &Arc<TimerCore>, delay: Duration, f: impl FnMut() + Send + '
 
 /// The service thread and the worker in one: pops what is ripe now and runs it.
 fn fire_ripe(inner: &Inner) {
-    for d in inner.delay.take_ripe_for_loom(Instant::now()) {
+    for d in inner.delay.take_ripe(Instant::now()) {
         match d.task.job {
             Job::Fn(f) => f(),
             Job::Cell(c) => {

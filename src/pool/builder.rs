@@ -32,6 +32,8 @@ pub struct ThreadPoolBuilder {
     idle_timeout: Duration,
     #[cfg(feature = "tokio")]
     tokio: Option<tokio::runtime::Handle>,
+    #[cfg(feature = "test-util")]
+    test_hooks: bool,
 }
 
 impl Default for ThreadPoolBuilder {
@@ -47,6 +49,8 @@ impl Default for ThreadPoolBuilder {
             idle_timeout: Duration::from_secs(30),
             #[cfg(feature = "tokio")]
             tokio: None,
+            #[cfg(feature = "test-util")]
+            test_hooks: false,
         }
     }
 }
@@ -247,6 +251,13 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// Test environments: the pool counts its tasks (see `TestHooks`).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn with_test_hooks(mut self) -> Self {
+        self.test_hooks = true;
+        self
+    }
+
     fn into_config(self) -> Result<(usize, usize, Config, StdArc<dyn Clock>), BuildError> {
         let max_workers = self
             .max_workers
@@ -276,6 +287,8 @@ impl ThreadPoolBuilder {
             idle_timeout: self.idle_timeout,
             #[cfg(feature = "tokio")]
             tokio: self.tokio,
+            #[cfg(feature = "test-util")]
+            test_hooks: self.test_hooks,
         };
         Ok((max_workers, be, config, self.clock))
     }

@@ -9,7 +9,7 @@
 
 mod parallel;
 mod sequenced;
-mod single_thread;
+pub(crate) mod single_thread;
 mod updateable;
 
 pub use parallel::TaskRunner;

@@ -10,10 +10,10 @@ use crate::error::PostError;
 use crate::handle::ReplyFn;
 use crate::handle::TaskHandle;
 use crate::pool::{PoolRef, PostDest};
+use crate::runner::single_thread::ThreadOwner;
 use crate::scheduler::{Home, Sequence};
 use crate::sync::Arc;
 use crate::traits::{TaskPriority, TaskTraits};
-use crate::worker::ThreadOwner;
 use std::sync::Arc as StdArc;
 
 /// Posts tasks that run **one at a time, in posting order**, on whichever worker is free
@@ -310,7 +310,7 @@ impl SequencedTaskRunner {
     pub fn current() -> Option<SequencedTaskRunner> {
         let (seq, inner) = current::current_sequence()?;
         let owner = match &seq.home {
-            Home::Dedicated(d) => d.owner(),
+            Home::Dedicated(d) => ThreadOwner::of(d),
             Home::Pool => None,
         };
         Some(SequencedTaskRunner::from_parts(

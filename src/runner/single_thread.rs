@@ -13,7 +13,7 @@ use crate::pool::{PoolRef, PostDest};
 use crate::runner::SequencedTaskRunner;
 use crate::scheduler::Sequence;
 use crate::sync::Arc;
-use crate::worker::{Dedicated, ThreadOwner};
+use crate::worker::Dedicated;
 use std::sync::Arc as StdArc;
 
 /// Posts tasks that run one at a time, in posting order, always on the same dedicated thread
@@ -283,5 +283,45 @@ impl SingleThreadTaskRunner {
             Arc::clone(&self.seq),
             Some(StdArc::clone(&self.owner)),
         )
+    }
+}
+
+/// Owns the dedicated thread: when the last runner holding it drops, the thread finishes what
+/// is queued and is joined (unless the drop happens on that very thread). A plain std `Arc`:
+/// this is ownership, not part of any protocol loom models.
+#[derive(Debug)]
+pub(crate) struct ThreadOwner {
+    d: Arc<Dedicated>,
+    inner: Arc<Inner>,
+}
+
+impl ThreadOwner {
+    pub(crate) fn new(d: Arc<Dedicated>, inner: Arc<Inner>) -> StdArc<Self> {
+        let owner = StdArc::new(ThreadOwner { d, inner });
+        let any: StdArc<dyn std::any::Any + Send + Sync> = owner.clone();
+        owner.d.set_owner(StdArc::downgrade(&any));
+        owner
+    }
+
+    pub(crate) fn dedicated(&self) -> &Arc<Dedicated> {
+        &self.d
+    }
+
+    /// The owner of `d`'s thread, if a runner still holds it.
+    pub(crate) fn of(d: &Dedicated) -> Option<StdArc<ThreadOwner>> {
+        d.owner().and_then(|a| a.downcast::<ThreadOwner>().ok())
+    }
+}
+
+impl Drop for ThreadOwner {
+    /// Asks the thread to finish what is queued and exit, then joins it, except where joining
+    /// could wait on something that waits on us: on a pool thread (a task dropping the last
+    /// handle would block its worker), or once shutdown started (the thread may be running a
+    /// continue-on-shutdown task; `shutdown()` joins what it safely can).
+    fn drop(&mut self) {
+        self.d.request_exit();
+        if current::current_pool().is_none() && !self.inner.tracker.shutdown_started() {
+            self.d.join();
+        }
     }
 }

@@ -2,9 +2,10 @@
 
 use std::ops::Deref;
 
-use crate::pool::PoolRef;
+use crate::pool::{Inner, PoolRef};
 use crate::runner::SequencedTaskRunner;
-use crate::scheduler::Home;
+use crate::scheduler::{Home, Sequence, Work};
+use crate::sync::Arc;
 use crate::traits::{TaskPriority, TaskTraits};
 
 /// A [`SequencedTaskRunner`] whose priority can be changed while it has work queued
@@ -30,8 +31,11 @@ pub struct UpdateableSequencedTaskRunner {
 
 impl UpdateableSequencedTaskRunner {
     pub(crate) fn new(pool: PoolRef, traits: TaskTraits) -> Self {
+        // Its tasks wait in the sequence itself (held mode), so that work already queued can
+        // be re-keyed.
+        let seq = Arc::new(Sequence::new_held(traits, Home::Pool));
         UpdateableSequencedTaskRunner {
-            runner: SequencedTaskRunner::new(pool, traits),
+            runner: SequencedTaskRunner::from_parts(pool, seq, None),
         }
     }
 
@@ -46,9 +50,11 @@ impl UpdateableSequencedTaskRunner {
     /// ```
     pub fn update_priority(&self, priority: TaskPriority) {
         let (inner, seq) = self.runner.parts();
-        seq.set_priority(priority);
-        if let Home::Pool = seq.home {
-            inner.group.update_priority(seq).run(inner);
+        // Every ticket already queued goes stale; as many fresh ones as there are tasks waiting
+        // are queued at the new priority.
+        let (epoch, n) = seq.set_priority_held(priority);
+        for _ in 0..n {
+            Inner::push_work(inner, Work::ticket(Arc::clone(seq), epoch));
         }
     }
 

@@ -1,16 +1,14 @@
-//! The scheduler's data: sequences, their sort keys, and the ready queue of sequences.
+//! The scheduler's data: [`Work`] entries (what ready queues hold) and [`Sequence`]s (tasks
+//! that run one at a time, in posting order).
 //!
-//! Data flow: a post appends to a [`Sequence`]; only the idle → queued transition puts the
-//! sequence into the thread group's [`ReadyQueue`] (keyed by [`SortKey`]: priority, then the
-//! age of the sequence's next task). A worker pops the best sequence, runs one task, and the
-//! sequence's [`AfterRun`] tells it whether to re-queue (with a fresh key) or let it go idle.
+//! Data flow: a post makes a `Work` entry and puts it into the ready queue of its priority
+//! (`worker/group.rs`): a one-off task as it is, a sequenced task stamped with its position in
+//! its sequence. A worker takes the entry and asks its sequence whether it may run it now
+//! ([`Sequence::begin`]); after the run, the sequence hands on the next entry if it is already
+//! waiting ([`Sequence::finish`]).
 
-mod queue;
 mod sequence;
-mod sort_key;
+mod work;
 
-pub(crate) use queue::{OneOff, ReadyQueue, Source};
-#[cfg(all(test, loom))]
-pub(crate) use sequence::State;
-pub(crate) use sequence::{AfterRun, Home, Push, Sequence};
-pub(crate) use sort_key::SortKey;
+pub(crate) use sequence::{Begin, Home, Sequence};
+pub(crate) use work::Work;

@@ -313,13 +313,12 @@ impl TimerCore {
             gen,
             pending: true,
         };
-        let mut task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
-        task.was_delayed = true;
+        let task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
         // A delay too large for `Instant` means never: the entry waits (stop or shutdown
         // removes it) but never ripens.
         let run_at = Deadline::after(this.inner.clock.now(), delay);
         let dest = Destination::Sequence(Arc::clone(&this.seq));
-        match this.inner.delay.add(&this.inner, run_at, task, dest) {
+        match Inner::add_delayed(&this.inner, run_at, task, dest) {
             Ok(id) => {
                 s.gen = gen;
                 this.set_state(gen, true);

@@ -1,219 +1,105 @@
-//! `Group`: the thread group. One lock (`synced`) guards the ready queue, the idle stack and the
-//! counters; posters do not take it on the hot path: they append to the **inbox**, a second,
-//! short lock that workers drain into the ready queue under the group lock before every pick.
-//! Every side effect (unpark, spawn, dropping discarded tasks) is returned as [`Wakeups`] and
-//! performed after the locks are released, so no thread is ever woken under a scheduler lock.
+//! `Group`: the thread group. The ready queues (one lock-free FIFO per priority), the worker
+//! threads, and the protocol that wakes at most one of them per post.
 //!
-//! # Why an inbox
+//! # Ready queues
 //!
-//! With a single lock, every post contends with every worker's pick. The inbox lets a post cost
-//! one short, mostly uncontended lock while workers are busy. Ordering is unchanged: a worker
-//! drains the inbox under the group lock before it picks (skipping the lock when the inbox's
-//! Release/Acquire non-empty hint says it is empty), so every post that completed
-//! before the pick is considered, keyed exactly as if it had been pushed directly.
+//! `queues[p]` is a crossbeam `Injector` of [`Work`] entries of priority `p`: one-off tasks,
+//! tasks of direct sequences (stamped with their position) and tickets of held sequences, in the
+//! order they became ready. Its FIFO order is the pool's age order within a priority; a worker
+//! always looks at higher priorities first. Workers also keep small local queues (batches taken
+//! from an injector, and work posted by their own tasks; `thread.rs`) that others may steal.
 //!
-//! # Not losing a wake-up: the `sleepy` handshake
+//! # Waking: searching workers (tokio's protocol, Go's spinning threads)
 //!
-//! `sleepy` counts workers that could run more work but are not awake: parked workers plus
-//! workers not yet spawned (`idle.len() + capacity - workers.len()`, where capacity is
-//! `max_workers` plus tasks inside `blocking()`; always 0 in seeded test mode). It only changes under
-//! the group lock.
+//! A worker with nothing local to run becomes *searching*: it looks at the injectors and the
+//! other workers' queues, spinning a little, before it parks. A post wakes a worker only when
+//! **no** worker is searching (a searcher will find the new entry) and fewer workers are awake
+//! than the pool may run; the woken worker starts as a searcher. A searcher that finds work
+//! stops searching, and if it was the last one it wakes another worker when work is left
+//! (so a burst spreads over the workers one wake-up at a time).
 //!
-//! | side | steps (all `SeqCst`) |
+//! | counter | meaning | changed by |
+//! |---|---|---|
+//! | `searching` | awake workers looking for work | `+1` by the waker for the worker it wakes (or spawns), or by a worker that starts searching; `-1` when it stops |
+//! | `active` | workers not parked (running or searching) | `-1` when a worker parks, `+1` by its waker |
+//! | `capacity` | workers that may be awake: `max_workers` plus tasks inside blocking scopes | `begin_blocking` / `end_blocking` |
+//!
+//! Not losing a wake-up (all `SeqCst`):
+//!
+//! | side | steps |
 //! |---|---|
-//! | poster | 1. push into the inbox (inbox lock) 2. load `sleepy`: if 0, done; else take the group lock, drain, wake/spawn (`ensure_enough_workers`) |
-//! | worker about to park | 1. (group lock held) `sleepy += 1` 2. drain the inbox again 3. if that found work, `sleepy -= 1` and run it; else stay on the idle stack and park |
+//! | poster | 1. push the entry 2. fence 3. load `searching`: non-zero → done 4. else lock, re-check, wake a parked worker or spawn one |
+//! | last searcher about to park | 1. `searching -= 1` 2. register as parked (lock) 3. fence 4. look at every queue: work → wake a worker (possibly itself) |
 //!
-//! Either the poster's load sees the worker's increment (and wakes it), or the worker's second
-//! drain sees the poster's item. The loom model `loom_group_park_vs_post` checks this.
+//! Either the poster's load sees the searcher (which then looks at the queues after its fence
+//! and finds the entry), or the searcher's look finds the entry. The loom models in
+//! `src/loom_tests/group_wakeups.rs` check this.
 //!
-//! Lock order: group lock → inbox lock (the inbox lock is never held while taking any other
-//! lock). A sequence's lock is never held together with either.
+//! Every side effect that needs the pool (spawning a thread) is returned as [`Wake`] and run by
+//! the caller after the group's lock is released.
 
-use crate::pool::Inner;
-use crate::scheduler::{OneOff, ReadyQueue, Sequence, SortKey, Source};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::scheduler::Work;
+use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Injector, Mutex, Ordering, Steal};
 use crate::traits::TaskPriority;
 use crate::worker::WorkerShared;
+use crossbeam_utils::CachePadded;
 
-/// What a worker should do next.
-#[derive(Debug)]
-pub(crate) enum Work {
-    /// Run the front task of this sequence (taken at this priority).
-    Sequence(Arc<Sequence>, TaskPriority),
-    /// Run this one-off task.
-    Single(OneOff, TaskPriority),
-    /// Nothing to do: the worker is on the idle stack and should park.
-    Idle,
-    /// Nothing to do right now, and the caller asked not to be parked: spin briefly on
-    /// [`Group::has_pending`] and ask again.
-    Retry,
-    /// The worker must exit (shutdown completed, or the pool was dropped and is drained).
-    Exit,
-}
-
-/// What a worker hands back with its next request.
-#[derive(Debug)]
-pub(crate) struct Finished {
-    /// The priority the work was taken at (for the best-effort counter).
-    pub(crate) priority: TaskPriority,
-    /// A sequence that still has tasks and must be re-queued with this key.
-    pub(crate) requeue: Option<(SortKey, Arc<Sequence>)>,
-}
-
-/// Side effects decided under the group lock, performed after it is released.
-#[must_use = "wake-ups must be run after the group lock is released"]
+/// A thread the group wants started (run by the caller once no lock is held).
+#[must_use = "a spawn request must be run: the group counts the worker as alive"]
 #[derive(Debug, Default)]
-pub(crate) struct Wakeups {
-    unpark_one: Option<Arc<WorkerShared>>,
-    unpark_more: Vec<Arc<WorkerShared>>,
-    spawn: Vec<Arc<WorkerShared>>,
-    discard: Vec<Source>,
-    /// A test environment waits for the group to go quiet and it just did.
-    notify_quiet: bool,
+pub(crate) struct Wake {
+    pub(crate) spawn: Option<Arc<WorkerShared>>,
 }
 
-impl Wakeups {
-    fn unpark(&mut self, w: Arc<WorkerShared>) {
-        if self.unpark_one.is_none() {
-            self.unpark_one = Some(w);
-        } else {
-            self.unpark_more.push(w);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.unpark_one.is_none()
-            && self.unpark_more.is_empty()
-            && self.spawn.is_empty()
-            && self.discard.is_empty()
-            && !self.notify_quiet
-    }
-
-    /// Performs the deferred side effects. Must be called with no scheduler lock held.
+impl Wake {
     #[inline]
-    pub(crate) fn run(self, inner: &Arc<Inner>) {
-        if !self.is_empty() {
-            self.run_slow(inner);
-        }
+    pub(crate) fn none() -> Self {
+        Wake { spawn: None }
     }
-
-    #[cold]
-    fn run_slow(self, inner: &Arc<Inner>) {
-        if let Some(w) = self.unpark_one {
-            w.parker.unpark();
-        }
-        for w in self.unpark_more {
-            w.parker.unpark();
-        }
-        for w in self.spawn {
-            crate::worker::spawn_worker(inner, w);
-        }
-        for s in self.discard {
-            inner.discard(s);
-        }
-        if self.notify_quiet {
-            inner.group.quiet_cv.notify_all();
-        }
-    }
-
-    #[cfg(all(test, loom))]
-    pub(crate) fn unparks(&self) -> usize {
-        usize::from(self.unpark_one.is_some()) + self.unpark_more.len()
-    }
-
-    /// Loom models: takes the worker spawn requests out, so that `run` only unparks and
-    /// discards; the model runs each returned worker as a model thread of its own.
-    #[cfg(all(test, loom))]
-    pub(crate) fn take_spawns(&mut self) -> Vec<Arc<WorkerShared>> {
-        std::mem::take(&mut self.spawn)
-    }
-}
-
-/// A source that became ready when delayed tasks ripened (see [`Group::push_ripe_batch`]).
-#[derive(Debug)]
-pub(crate) enum Ready {
-    /// A sequence that went idle → queued, with its key.
-    Sequence(SortKey, Arc<Sequence>),
-    /// A ripe one-off task (keyed by when it ripened).
-    OneOff(OneOff),
-}
-
-/// Something posted, waiting in the inbox to be keyed into the ready queue.
-#[derive(Debug)]
-enum Pending {
-    Sequence(SortKey, Arc<Sequence>),
-    OneOff(OneOff),
-    RipeOneOff(OneOff),
-}
-
-impl Pending {
-    fn into_source(self) -> Source {
-        match self {
-            Pending::Sequence(_, s) => Source::Sequence(s),
-            Pending::OneOff(o) | Pending::RipeOneOff(o) => Source::Single(o),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inbox {
-    items: Vec<Pending>,
-    /// Shutdown completed: nothing is accepted (posters discard their item themselves).
-    closed: bool,
 }
 
 #[derive(Debug, Default)]
 struct Synced {
-    queue: ReadyQueue,
-    /// Tasks running now (taken and not yet handed back).
-    running: usize,
-    running_best_effort: usize,
-    /// Parked workers, most recently idle last (LIFO: reuse warm threads, let cold ones time out).
+    /// Parked workers, most recently parked last (LIFO: reuse warm threads, let cold ones time
+    /// out).
     idle: Vec<Arc<WorkerShared>>,
-    /// Every live worker (for shutdown reports and joins).
-    workers: Vec<Arc<WorkerShared>>,
-    /// Workers that left their loop for good (completion or wind-down), still to be joined.
-    /// Reclaimed idle workers are not kept: their threads are detached.
+    /// Every live worker (reports, joins, stealing).
+    all: Vec<Arc<WorkerShared>>,
+    /// Workers that left for good (completion or wind-down), still to be joined.
     exited: Vec<Arc<WorkerShared>>,
     next_index: usize,
-    /// Tasks inside `blocking()` scopes: each raises the capacity by one (a compensating worker
-    /// may run while it waits).
-    blocked: usize,
-    /// Of those, best-effort tasks: each also raises the best-effort cap by one (Chromium does
-    /// the same), or blocked best-effort work would starve the rest.
-    blocked_best_effort: usize,
-    /// Shutdown completed: queued work is discarded, workers exit.
+    /// Shutdown completed: workers exit, queued work is discarded.
     completed: bool,
-    /// Every handle to the pool is gone: workers exit once the queue is empty.
+    /// Every handle to the pool is gone: workers exit once no work is left.
     terminating: bool,
-    /// Test environments waiting in `wait_quiet`.
-    quiet_waiters: usize,
-    /// Seeded single-thread test mode: no worker threads; the test thread takes the work.
+    /// Seeded single-thread test mode: no worker threads.
     manual: bool,
-    /// The inbox's other buffer: swapped in on every drain so that draining never allocates.
-    spare: Vec<Pending>,
 }
 
 /// The thread group.
 #[derive(Debug)]
 pub(crate) struct Group {
-    synced: Mutex<Synced>,
-    /// Signalled (after unlock) when the group goes quiet while a test environment waits.
-    quiet_cv: Condvar,
-    inbox: Mutex<Inbox>,
-    /// Workers that could take work but are not awake (see the module doc). Written under the
-    /// group lock only.
-    sleepy: AtomicUsize,
-    /// Hint that the inbox is non-empty, for spinning workers (written under the inbox lock;
-    /// read without it, so it may be stale: the park handshake does not rely on it).
-    pending: AtomicBool,
-    /// No worker is alive and the last attempt to start one failed (the OS refused a thread):
-    /// posts retry the start and are refused while it keeps failing (see `Inner::admit`).
+    queues: [CachePadded<Injector<Work>>; 3],
+    searching: CachePadded<AtomicUsize>,
+    active: AtomicUsize,
+    capacity: AtomicUsize,
+    /// Best-effort tasks running now, and how many may (the cap plus blocked best-effort tasks).
+    be_running: AtomicUsize,
+    be_capacity: AtomicUsize,
+    /// How many workers may hold local entries of each priority (see `thread.rs`): a worker
+    /// takes from a lower-priority injector, or best-effort work at all, only after those are
+    /// stolen, so entries kept local never lose their priority.
+    local_workers: [AtomicUsize; 3],
+    /// No worker is alive and the last start failed (see `Inner::admit`).
     stalled: AtomicBool,
-    /// Mirror of `Synced::manual` for lock-free reads (set once, before any post).
-    #[cfg(feature = "test-util")]
-    manual_flag: AtomicBool,
+    /// Mirror of `Synced::completed` / `terminating` / `manual` for lock-free reads.
+    completed: AtomicBool,
+    terminating: AtomicBool,
+    manual: AtomicBool,
+    synced: Mutex<Synced>,
+    /// Loom models: workers started from now on time out at their first park.
+    #[cfg(loom)]
+    pub(crate) loom_time_out_first_park: AtomicBool,
     pub(crate) max_workers: usize,
     pub(crate) max_best_effort: usize,
 }
@@ -221,395 +107,322 @@ pub(crate) struct Group {
 impl Group {
     pub(crate) fn new(max_workers: usize, max_best_effort: usize) -> Self {
         Group {
-            synced: Mutex::new(Synced::default()),
-            quiet_cv: Condvar::new(),
-            inbox: Mutex::new(Inbox::default()),
-            sleepy: AtomicUsize::new(max_workers),
-            pending: AtomicBool::new(false),
+            queues: [
+                CachePadded::new(Injector::new()),
+                CachePadded::new(Injector::new()),
+                CachePadded::new(Injector::new()),
+            ],
+            searching: CachePadded::new(AtomicUsize::new(0)),
+            active: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(max_workers),
+            be_running: AtomicUsize::new(0),
+            be_capacity: AtomicUsize::new(max_best_effort),
+            local_workers: [
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ],
             stalled: AtomicBool::new(false),
-            #[cfg(feature = "test-util")]
-            manual_flag: AtomicBool::new(false),
+            completed: AtomicBool::new(false),
+            terminating: AtomicBool::new(false),
+            manual: AtomicBool::new(false),
+            synced: Mutex::new(Synced::default()),
+            #[cfg(loom)]
+            loom_time_out_first_park: AtomicBool::new(false),
             max_workers,
             max_best_effort,
         }
     }
 
-    /// Pushes a sequence that went idle → queued.
-    pub(crate) fn push_sequence(&self, key: SortKey, seq: Arc<Sequence>) -> Wakeups {
-        self.post(Pending::Sequence(key, seq))
-    }
+    // ---- posting ----------------------------------------------------------------------------
 
-    /// Pushes sources that became ready together (tasks that ripened at one moment) in one
-    /// step: a worker's drain sees all of them or none.
-    pub(crate) fn push_ripe_batch(&self, ready: Vec<Ready>) -> Wakeups {
-        {
-            let mut ib = self.inbox.lock();
-            if !ib.closed {
-                ib.items.extend(ready.into_iter().map(|r| match r {
-                    Ready::Sequence(key, seq) => Pending::Sequence(key, seq),
-                    Ready::OneOff(one) => Pending::RipeOneOff(one),
-                }));
-                if !self.pending.load(Ordering::Relaxed) {
-                    self.pending.store(true, Ordering::Release);
-                }
-                drop(ib);
-                if self.sleepy.load(Ordering::SeqCst) == 0 {
-                    return Wakeups::default();
-                }
-                return self.wake_slow();
-            }
-        }
-        let mut w = Wakeups::default();
-        w.discard.extend(ready.into_iter().map(|r| match r {
-            Ready::Sequence(_, seq) => Source::Sequence(seq),
-            Ready::OneOff(one) => Source::Single(one),
-        }));
-        w
-    }
-
-    /// Pushes an immediate one-off task (`ripe`: a forwarded delayed one).
-    pub(crate) fn push_one_off(&self, one: OneOff, ripe: bool) -> Wakeups {
-        self.post(if ripe {
-            Pending::RipeOneOff(one)
-        } else {
-            Pending::OneOff(one)
-        })
-    }
-
+    /// Appends `work` to the ready queue of its priority and makes sure a worker will look.
     #[inline]
-    fn post(&self, p: Pending) -> Wakeups {
-        {
-            let mut ib = self.inbox.lock();
-            if !ib.closed {
-                ib.items.push(p);
-                if !self.pending.load(Ordering::Relaxed) {
-                    // Release: a worker that sees the hint (Acquire) sees the item's post.
-                    self.pending.store(true, Ordering::Release);
-                }
-                drop(ib);
-                if self.sleepy.load(Ordering::SeqCst) == 0 {
-                    return Wakeups::default();
-                }
-                return self.wake_slow();
-            }
+    pub(crate) fn push(&self, work: Work) -> Wake {
+        let p = work.priority().index();
+        self.queues[p].push(work);
+        self.notify()
+    }
+
+    /// Appends several entries that became ready together (tasks that ripened at one moment).
+    /// With no worker awake they all land before anyone looks; a test environment additionally
+    /// holds its workers back while it forwards (`TestEnvironment`).
+    pub(crate) fn push_all(&self, works: impl IntoIterator<Item = Work>) -> Wake {
+        for w in works {
+            let p = w.priority().index();
+            self.queues[p].push(w);
         }
-        let mut w = Wakeups::default();
-        w.discard.push(p.into_source());
-        w
+        self.notify()
     }
 
-    /// A post found that some worker may be asleep: drain and wake under the group lock.
-    #[cold]
-    fn wake_slow(&self) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        self.drain_inbox(&mut s, &mut w);
-        self.ensure_enough_workers(&mut s, &mut w);
-        w
-    }
-
-    /// [`drain_inbox`](Self::drain_inbox) unless the non-empty hint says there is nothing:
-    /// saves the inbox lock on the hot path. Any post that happened-before this call is seen
-    /// (the hint is stored with Release under the inbox lock and loaded with Acquire); a post
-    /// racing with it is drained at the next pick, or by the park handshake, which always
-    /// drains.
+    /// Direct access to a ready queue (workers, test environments).
     #[inline]
-    fn drain_inbox_if_pending(&self, s: &mut Synced, w: &mut Wakeups) {
-        if self.pending.load(Ordering::Acquire) {
-            self.drain_inbox(s, w);
-        }
+    pub(crate) fn queue(&self, p: TaskPriority) -> &Injector<Work> {
+        &self.queues[p.index()]
     }
 
-    /// Moves everything from the inbox into the ready queue (group lock held).
-    fn drain_inbox(&self, s: &mut Synced, w: &mut Wakeups) {
-        let mut items = std::mem::take(&mut s.spare);
-        {
-            let mut ib = self.inbox.lock();
-            if ib.items.is_empty() {
-                drop(ib);
-                s.spare = items;
-                return;
-            }
-            std::mem::swap(&mut ib.items, &mut items);
-            self.pending.store(false, Ordering::Relaxed);
-        }
-        for p in items.drain(..) {
-            if s.completed {
-                w.discard.push(p.into_source());
-                continue;
-            }
-            match p {
-                Pending::Sequence(mut key, seq) => {
-                    // The priority may have been updated since the key was made.
-                    key.priority = seq.priority();
-                    s.queue.push_sequence(key, seq)
-                }
-                Pending::OneOff(one) => s.queue.push_one_off(one),
-                Pending::RipeOneOff(one) => s.queue.push_ripe_one_off(one),
-            }
-        }
-        s.spare = items;
+    /// `true` if an entry of priority `p` or higher waits in a ready queue (a racy look).
+    #[inline]
+    pub(crate) fn waiting_at_or_above(&self, p: TaskPriority) -> bool {
+        self.queues[p.index()..].iter().any(|q| !q.is_empty())
     }
 
-    /// A worker is about to park with nothing queued: give back the buffers of a burst (ready
-    /// queue, inbox), so that memory follows the live work.
-    fn shrink_if_idle(&self, s: &mut Synced) {
-        const KEEP: usize = 64;
-        s.queue.shrink_if_empty();
-        if s.spare.capacity() > KEEP {
-            s.spare = Vec::new();
-        }
-        let mut ib = self.inbox.lock();
-        if ib.items.is_empty() && ib.items.capacity() > KEEP {
-            ib.items = Vec::new();
-        }
+    /// `true` if an entry of a priority strictly above `p` waits.
+    #[inline]
+    pub(crate) fn waiting_above(&self, p: TaskPriority) -> bool {
+        self.queues[p.index() + 1..].iter().any(|q| !q.is_empty())
     }
 
-    /// Workers that may run tasks at once: `max_workers`, plus one per task blocked in a
-    /// `blocking()` scope.
-    fn capacity(&self, s: &Synced) -> usize {
-        self.max_workers + s.blocked
-    }
-
-    /// Best-effort tasks that may run at once (the cap, plus blocked best-effort tasks).
-    fn best_effort_capacity(&self, s: &Synced) -> usize {
-        self.max_best_effort + s.blocked_best_effort
-    }
-
-    fn update_sleepy(&self, s: &Synced) {
-        if s.manual {
-            // Nobody to wake: posts only fill the inbox.
-            self.sleepy.store(0, Ordering::SeqCst);
+    /// A worker's local queues now hold entries of priority `to` instead of `from`.
+    #[inline]
+    pub(crate) fn local_changed(&self, from: Option<TaskPriority>, to: Option<TaskPriority>) {
+        if from == to {
             return;
         }
-        let sleepy = s.idle.len() + self.capacity(s).saturating_sub(s.workers.len());
-        self.sleepy.store(sleepy, Ordering::SeqCst);
+        if let Some(p) = to {
+            self.local_workers[p.index()].fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(p) = from {
+            self.local_workers[p.index()].fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
-    /// Takes the best runnable source (group lock held), honouring the best-effort cap.
-    fn pick(&self, s: &mut Synced) -> Option<Work> {
-        if s.running >= self.capacity(s) {
-            // More workers awake than capacity (a blocking scope just ended): stand down.
+    /// `true` if some worker may hold local entries of a priority above `p`.
+    #[inline]
+    pub(crate) fn local_above(&self, p: TaskPriority) -> bool {
+        self.local_workers[p.index() + 1..]
+            .iter()
+            .any(|n| n.load(Ordering::SeqCst) != 0)
+    }
+
+    /// Someone posted: wake a worker unless one is searching or none may run more. See the
+    /// module doc for why the fence and the load cannot both miss a parking searcher.
+    #[inline]
+    pub(crate) fn notify(&self) -> Wake {
+        fence(Ordering::SeqCst);
+        if self.searching.load(Ordering::SeqCst) != 0 {
+            return Wake::none();
+        }
+        if self.active.load(Ordering::SeqCst) >= self.capacity.load(Ordering::SeqCst) {
+            return Wake::none();
+        }
+        self.notify_slow()
+    }
+
+    #[cold]
+    fn notify_slow(&self) -> Wake {
+        let mut s = self.synced.lock();
+        if s.completed || s.manual {
+            return Wake::none();
+        }
+        if self.searching.load(Ordering::SeqCst) != 0
+            || self.active.load(Ordering::SeqCst) >= self.capacity.load(Ordering::SeqCst)
+        {
+            return Wake::none();
+        }
+        if let Some(w) = s.idle.pop() {
+            drop(s);
+            self.wake_parked(&w);
+            return Wake::none();
+        }
+        self.add_worker(&mut s)
+    }
+
+    /// Unparks a worker taken off the idle list. It wakes as a searcher: it is counted as
+    /// searching and active on its behalf *before* it runs, so posts meanwhile skip waking
+    /// another.
+    fn wake_parked(&self, w: &Arc<WorkerShared>) {
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        self.active.fetch_add(1, Ordering::SeqCst);
+        w.parker.unpark();
+    }
+
+    /// Creates a worker (searching and active from birth); the caller starts its thread.
+    fn add_worker(&self, s: &mut Synced) -> Wake {
+        let index = s.next_index;
+        s.next_index += 1;
+        let worker = Arc::new(WorkerShared::new(index));
+        s.all.push(Arc::clone(&worker));
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Wake {
+            spawn: Some(worker),
+        }
+    }
+
+    /// After a searcher's fence: wakes a worker if runnable work is waiting anywhere.
+    pub(crate) fn notify_if_work(&self) -> Wake {
+        fence(Ordering::SeqCst);
+        if self.has_runnable_work() {
+            self.notify()
+        } else {
+            Wake::none()
+        }
+    }
+
+    /// `true` if some queue holds work a worker may take now (best-effort work only below the
+    /// best-effort cap). A racy look, made after a fence by the callers that need it exact.
+    pub(crate) fn has_runnable_work(&self) -> bool {
+        if !self.queues[TaskPriority::UserBlocking.index()].is_empty()
+            || !self.queues[TaskPriority::UserVisible.index()].is_empty()
+        {
+            return true;
+        }
+        if !self.queues[TaskPriority::BestEffort.index()].is_empty() && self.be_available() {
+            return true;
+        }
+        if self
+            .local_workers
+            .iter()
+            .all(|n| n.load(Ordering::SeqCst) == 0)
+        {
+            return false;
+        }
+        self.synced.lock().all.iter().any(|w| w.has_local_work())
+    }
+
+    // ---- searching --------------------------------------------------------------------------
+
+    /// A worker with nothing local wants to search. `false` if enough workers already search
+    /// (at most half the workers, at least one): it should park instead.
+    pub(crate) fn begin_search(&self) -> bool {
+        let n = self.searching.load(Ordering::SeqCst);
+        let limit = (self.active.load(Ordering::Relaxed).max(1)).div_ceil(2);
+        if n >= limit {
+            return false;
+        }
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// A searcher stopped searching. Returns `true` if it was the last one: it must then make
+    /// sure a worker looks at what is left ([`notify_if_work`](Self::notify_if_work)).
+    #[inline]
+    pub(crate) fn end_search(&self) -> bool {
+        self.searching.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// A snapshot of the workers to steal from.
+    pub(crate) fn victims(&self) -> Vec<Arc<WorkerShared>> {
+        self.synced.lock().all.clone()
+    }
+
+    // ---- best-effort cap --------------------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn be_available(&self) -> bool {
+        self.be_running.load(Ordering::Relaxed) < self.be_capacity.load(Ordering::Relaxed)
+    }
+
+    /// Takes a best-effort slot if the cap allows.
+    pub(crate) fn try_acquire_be(&self) -> bool {
+        let cap = self.be_capacity.load(Ordering::Acquire);
+        let mut n = self.be_running.load(Ordering::Relaxed);
+        loop {
+            if n >= cap {
+                return false;
+            }
+            match self.be_running.compare_exchange_weak(
+                n,
+                n + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => n = actual,
+            }
+        }
+    }
+
+    /// A best-effort task ended.
+    pub(crate) fn release_be(&self) {
+        self.be_running.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Takes one best-effort entry if the cap allows (the slot is held on success).
+    pub(crate) fn steal_best_effort(&self) -> Option<Work> {
+        let q = &self.queues[TaskPriority::BestEffort.index()];
+        if q.is_empty() || !self.try_acquire_be() {
             return None;
         }
-        match s.queue.peek_priority() {
-            Some(p)
-                if p != TaskPriority::BestEffort
-                    || s.running_best_effort < self.best_effort_capacity(s) =>
-            {
-                let (source, prio) = s.queue.pop().expect("peeked");
-                s.running += 1;
-                if prio == TaskPriority::BestEffort {
-                    s.running_best_effort += 1;
-                }
-                Some(match source {
-                    Source::Sequence(seq) => Work::Sequence(seq, prio),
-                    Source::Single(one) => Work::Single(one, prio),
-                })
+        loop {
+            match q.steal() {
+                Steal::Success(w) => return Some(w),
+                Steal::Empty => break,
+                Steal::Retry => continue,
             }
-            _ => None,
         }
+        self.release_be();
+        None
     }
 
-    /// `true` if something may be waiting in the inbox (a racy hint for spinning workers).
-    #[inline]
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn has_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
+    // ---- parking ----------------------------------------------------------------------------
 
-    /// Hands back finished work and takes the next piece, in one critical section. With
-    /// `may_park == false` an empty queue yields [`Work::Retry`] instead of registering the
-    /// worker as idle.
-    pub(crate) fn next_work(
-        &self,
-        me: &Arc<WorkerShared>,
-        finished: Option<Finished>,
-        may_park: bool,
-    ) -> (Work, Wakeups) {
-        let mut w = Wakeups::default();
+    /// A worker is about to park (it stopped searching first). Registers it as parked; `None`
+    /// if it must exit instead (shutdown completed, or the pool was dropped and nothing is
+    /// left), in which case it left the group.
+    pub(crate) fn park_begin(&self, me: &Arc<WorkerShared>) -> Parking {
         let mut s = self.synced.lock();
-        let mut requeue = None;
-        if let Some(f) = finished {
-            s.running -= 1;
-            if f.priority == TaskPriority::BestEffort {
-                s.running_best_effort -= 1;
+        if s.completed || (s.terminating && !self.any_work_locked(&s)) {
+            Self::remove(&mut s.all, me);
+            s.exited.push(Arc::clone(me));
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            // Parked workers must notice too.
+            let idle = std::mem::take(&mut s.idle);
+            drop(s);
+            for w in &idle {
+                self.wake_parked(w);
             }
-            if let Some((key, seq)) = f.requeue {
-                if s.completed {
-                    w.discard.push(Source::Sequence(seq));
-                } else {
-                    requeue = Some((key, seq));
-                }
-            }
+            return Parking::Exit;
         }
-        self.drain_inbox_if_pending(&mut s, &mut w);
-        if let Some((mut key, seq)) = requeue {
-            // Read under the group lock: either this sees a concurrent `update_priority`, or
-            // that call (which takes this lock) finds the sequence in the heap afterwards.
-            key.priority = seq.priority();
-            // Fast path: if the sequence just run is still the best source, pushing it into the
-            // heap and popping it again would hand it straight back. Same order, no heap work.
-            let runnable = s.running < self.capacity(&s)
-                && (key.priority != TaskPriority::BestEffort
-                    || s.running_best_effort < self.best_effort_capacity(&s));
-            if runnable && s.queue.best_key().is_none_or(|best| key > best) {
-                s.running += 1;
-                if key.priority == TaskPriority::BestEffort {
-                    s.running_best_effort += 1;
-                }
-                self.ensure_enough_workers(&mut s, &mut w);
-                return (Work::Sequence(seq, key.priority), w);
-            }
-            s.queue.push_sequence(key, seq);
-        }
-        let work = match self.pick(&mut s) {
-            Some(work) => work,
-            None if s.completed || (s.terminating && s.queue.is_empty()) => {
-                Self::remove_worker(&mut s, me);
-                s.exited.push(Arc::clone(me));
-                // Workers parked earlier (e.g. by the best-effort cap) must exit too.
-                for idle in std::mem::take(&mut s.idle) {
-                    w.unpark(idle);
-                }
-                self.update_sleepy(&s);
-                Work::Exit
-            }
-            None if !may_park => Work::Retry,
-            None => {
-                // About to park: announce it, then look at the inbox once more (the handshake
-                // in the module doc).
-                s.idle.push(Arc::clone(me));
-                self.update_sleepy(&s);
-                self.drain_inbox(&mut s, &mut w);
-                match self.pick(&mut s) {
-                    Some(work) => {
-                        s.idle.pop();
-                        self.update_sleepy(&s);
-                        work
-                    }
-                    None => {
-                        self.shrink_if_idle(&mut s);
-                        Work::Idle
-                    }
-                }
-            }
-        };
-        // Work left behind (a re-queued sequence, or more queued sources than workers) may need
-        // another worker.
-        self.ensure_enough_workers(&mut s, &mut w);
-        if s.quiet_waiters > 0 && s.running == 0 && s.queue.is_empty() {
-            w.notify_quiet = true;
-        }
-        (work, w)
+        s.idle.push(Arc::clone(me));
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        Parking::Parked
     }
 
-    /// Chromium's EnsureEnoughWorkers: wake or create workers until the awake ones cover the
-    /// demand (running tasks + queued sources, best-effort demand capped).
-    fn ensure_enough_workers(&self, s: &mut Synced, w: &mut Wakeups) {
-        if s.completed || s.manual {
-            return;
-        }
-        let queued_be = s.queue.count(TaskPriority::BestEffort);
-        let queued_fg = s.queue.len() - queued_be;
-        let be_demand = (s.running_best_effort + queued_be)
-            .min(self.best_effort_capacity(s))
-            .max(s.running_best_effort);
-        let fg_demand = (s.running - s.running_best_effort) + queued_fg;
-        let desired = (be_demand + fg_demand).min(self.capacity(s));
-        let mut awake = s.workers.len() - s.idle.len();
-        if awake >= desired {
-            return;
-        }
-        while awake < desired {
-            if let Some(idle) = s.idle.pop() {
-                w.unpark(idle);
-            } else if s.workers.len() < self.capacity(s) {
-                let index = s.next_index;
-                s.next_index += 1;
-                let worker = Arc::new(WorkerShared::new(index));
-                s.workers.push(Arc::clone(&worker));
-                w.spawn.push(worker);
-            } else {
-                break;
-            }
-            awake += 1;
-        }
-        self.update_sleepy(s);
+    fn any_work_locked(&self, s: &Synced) -> bool {
+        self.queues.iter().any(|q| !q.is_empty()) || s.all.iter().any(|w| w.has_local_work())
     }
 
-    fn remove_worker(s: &mut Synced, me: &Arc<WorkerShared>) {
-        if let Some(i) = s.workers.iter().position(|x| Arc::ptr_eq(x, me)) {
-            s.workers.swap_remove(i);
-        }
-    }
-
-    /// A task entered a `blocking()` scope: one more worker may run meanwhile.
-    pub(crate) fn begin_blocking(&self, best_effort: bool) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        s.blocked += 1;
-        if best_effort {
-            s.blocked_best_effort += 1;
-        }
-        // Publish the raised capacity *before* draining the inbox (the handshake a worker does
-        // before it parks): a post that lands after the drain then sees `sleepy > 0` and takes
-        // the group lock to wake someone, instead of leaving its task in the inbox while the
-        // only worker blocks.
-        self.update_sleepy(&s);
-        self.drain_inbox(&mut s, &mut w);
-        self.ensure_enough_workers(&mut s, &mut w);
-        self.update_sleepy(&s);
-        w
-    }
-
-    /// The scope ended: capacity goes back; excess workers stand down at their next pick.
-    pub(crate) fn end_blocking(&self, best_effort: bool) {
-        let mut s = self.synced.lock();
-        s.blocked -= 1;
-        if best_effort {
-            s.blocked_best_effort -= 1;
-        }
-        self.update_sleepy(&s);
-    }
-
-    /// `seq`'s priority changed: re-key it if it is waiting in the queue (or the inbox), and
-    /// wake a worker if that made work runnable (e.g. best-effort raised above the cap).
-    pub(crate) fn update_priority(&self, seq: &Arc<Sequence>) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        self.drain_inbox(&mut s, &mut w);
-        // The sequence's priority as of now (under the lock), not the caller's argument: two
-        // racing updates then leave the key equal to whichever priority was stored last.
-        if s.queue.update_sequence_priority(seq, seq.priority()) {
-            self.ensure_enough_workers(&mut s, &mut w);
-        }
-        w
-    }
-
-    /// A worker timed out while idle: if it is still on the idle stack it leaves the pool.
+    /// A parked worker timed out. If it is still registered as parked it leaves the pool
+    /// (`true`); otherwise a waker popped it and is about to unpark it.
     pub(crate) fn try_reclaim(&self, me: &Arc<WorkerShared>) -> bool {
         let mut s = self.synced.lock();
         match s.idle.iter().position(|x| Arc::ptr_eq(x, me)) {
             Some(i) => {
                 s.idle.remove(i);
-                Self::remove_worker(&mut s, me);
-                self.update_sleepy(&s);
+                Self::remove(&mut s.all, me);
                 true
             }
             None => false,
         }
     }
 
-    /// A worker thread could not be spawned: forget it. With no worker left alive the group is
+    /// `true` if more workers are awake than the pool may run now (a blocking scope ended):
+    /// the caller should park.
+    #[inline]
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > self.capacity.load(Ordering::Relaxed)
+    }
+
+    fn remove(list: &mut Vec<Arc<WorkerShared>>, me: &Arc<WorkerShared>) {
+        if let Some(i) = list.iter().position(|x| Arc::ptr_eq(x, me)) {
+            list.swap_remove(i);
+        }
+    }
+
+    // ---- spawning ---------------------------------------------------------------------------
+
+    /// A worker thread could not be started: forget it. With no worker left alive the group is
     /// stalled: nothing queued can run until a later start succeeds.
     pub(crate) fn spawn_failed(&self, me: &Arc<WorkerShared>) {
         let mut s = self.synced.lock();
-        Self::remove_worker(&mut s, me);
-        if s.workers.is_empty() {
+        Self::remove(&mut s.all, me);
+        self.searching.fetch_sub(1, Ordering::SeqCst);
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        if s.all.is_empty() {
             self.stalled.store(true, Ordering::SeqCst);
         }
-        self.update_sleepy(&s);
     }
 
     /// A worker thread started: the group is not stalled.
@@ -626,69 +439,107 @@ impl Group {
         self.stalled.load(Ordering::Relaxed)
     }
 
-    /// Stalled: asks for one worker to be started again (the caller runs the wake-ups, which
-    /// spawn it; a failure marks the group stalled again).
-    pub(crate) fn retry_start(&self) -> Wakeups {
-        let mut w = Wakeups::default();
+    /// Stalled: asks for one worker to be started again.
+    pub(crate) fn retry_start(&self) -> Wake {
         let mut s = self.synced.lock();
-        if s.workers.is_empty() && !s.completed && !s.manual {
-            let index = s.next_index;
-            s.next_index += 1;
-            let worker = Arc::new(WorkerShared::new(index));
-            s.workers.push(Arc::clone(&worker));
-            w.spawn.push(worker);
-            self.update_sleepy(&s);
+        if s.all.is_empty() && !s.completed && !s.manual {
+            return self.add_worker(&mut s);
         }
-        w
+        Wake::none()
     }
 
-    /// Shutdown of a stalled group: takes everything queued (no thread can run it) so that the
-    /// caller can discard it and release its shutdown items. `None` if a worker is alive.
-    pub(crate) fn take_stalled_work(&self) -> Option<Vec<Source>> {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        if !s.workers.is_empty() || !self.is_stalled() {
+    /// Shutdown of a stalled group: takes everything queued (no thread can run it). `None` if a
+    /// worker is alive.
+    pub(crate) fn take_stalled_work(&self) -> Option<Vec<Work>> {
+        let s = self.synced.lock();
+        if !s.all.is_empty() || !self.is_stalled() {
             return None;
         }
-        self.drain_inbox(&mut s, &mut w);
-        let mut out = s.queue.drain();
-        out.append(&mut w.discard);
-        Some(out)
+        drop(s);
+        Some(self.drain_queues())
     }
 
-    /// Shutdown completed: close the inbox, take everything queued (to be discarded) and wake
-    /// every idle worker so it exits. Later pushes are discarded by their posters.
-    pub(crate) fn complete(&self) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        s.completed = true;
-        {
-            let mut ib = self.inbox.lock();
-            ib.closed = true;
-            w.discard
-                .extend(ib.items.drain(..).map(Pending::into_source));
+    // ---- blocking scopes --------------------------------------------------------------------
+
+    /// A task entered a blocking scope: one more worker may be awake meanwhile (and one more
+    /// best-effort task may run if the blocked one is best-effort).
+    pub(crate) fn begin_blocking(&self, best_effort: bool) -> Wake {
+        self.capacity.fetch_add(1, Ordering::SeqCst);
+        if best_effort {
+            self.be_capacity.fetch_add(1, Ordering::SeqCst);
         }
-        w.discard.extend(s.queue.drain());
-        for idle in std::mem::take(&mut s.idle) {
-            w.unpark(idle);
-        }
-        self.update_sleepy(&s);
-        w
+        self.notify_if_work()
     }
 
-    /// Every handle is gone (`true`) or one came back (`false`). Idle workers are woken so they
-    /// can exit once the queue is empty.
-    pub(crate) fn set_terminating(&self, terminating: bool) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        s.terminating = terminating;
-        if terminating {
-            for idle in std::mem::take(&mut s.idle) {
-                w.unpark(idle);
+    /// The scope ended: the capacity goes back; surplus workers park at their next look.
+    pub(crate) fn end_blocking(&self, best_effort: bool) {
+        self.capacity.fetch_sub(1, Ordering::SeqCst);
+        if best_effort {
+            self.be_capacity.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------------
+
+    /// Every queued entry, taken out (shutdown completion, stalled shutdown).
+    pub(crate) fn drain_queues(&self) -> Vec<Work> {
+        let mut out = Vec::new();
+        for q in &self.queues {
+            loop {
+                match q.steal() {
+                    Steal::Success(w) => out.push(w),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
             }
-            self.update_sleepy(&s);
         }
-        w
+        for w in self.victims() {
+            w.drain_local_into(&mut out);
+        }
+        out
+    }
+
+    /// Shutdown completed: workers exit (parked ones are woken), and everything queued is
+    /// returned for the caller to discard. Later pushes are discarded by their pushers' checks
+    /// (`is_completed`) or by the workers that find them.
+    pub(crate) fn complete(&self) -> Vec<Work> {
+        let idle = {
+            let mut s = self.synced.lock();
+            s.completed = true;
+            self.completed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut s.idle)
+        };
+        // Against a post racing completion: it pushes, fences, then reads `completed` (see
+        // `Inner::push_work`); this side stores `completed`, fences, then drains. One of the two
+        // sees the entry and discards it.
+        fence(Ordering::SeqCst);
+        for w in &idle {
+            self.wake_parked(w);
+        }
+        self.drain_queues()
+    }
+
+    #[inline]
+    pub(crate) fn is_completed(&self) -> bool {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// Every handle is gone (`true`) or one came back (`false`). Parked workers are woken so
+    /// they can exit once nothing is left.
+    pub(crate) fn set_terminating(&self, terminating: bool) {
+        let idle = {
+            let mut s = self.synced.lock();
+            s.terminating = terminating;
+            self.terminating.store(terminating, Ordering::SeqCst);
+            if terminating {
+                std::mem::take(&mut s.idle)
+            } else {
+                Vec::new()
+            }
+        };
+        for w in &idle {
+            self.wake_parked(w);
+        }
     }
 
     /// Takes the workers that exited and were not joined yet.
@@ -697,102 +548,54 @@ impl Group {
         std::mem::take(&mut self.synced.lock().exited)
     }
 
-    /// Test environments: blocks until no task runs and nothing is queued (inbox included).
-    /// Workers signal `quiet_cv` when they find the group quiet while someone waits here.
-    #[cfg(feature = "test-util")]
-    pub(crate) fn wait_quiet(&self, inner: &Arc<Inner>) {
-        let mut s = self.synced.lock();
-        loop {
-            let mut w = Wakeups::default();
-            self.drain_inbox(&mut s, &mut w);
-            self.ensure_enough_workers(&mut s, &mut w);
-            if !w.is_empty() {
-                drop(s);
-                w.run(inner);
-                s = self.synced.lock();
-                continue;
-            }
-            if s.queue.is_empty() && s.running == 0 && !self.pending.load(Ordering::Acquire) {
-                return;
-            }
-            s.quiet_waiters += 1;
-            self.quiet_cv.wait(&mut s);
-            s.quiet_waiters -= 1;
-        }
+    /// A snapshot of every live worker.
+    pub(crate) fn workers(&self) -> Vec<Arc<WorkerShared>> {
+        self.synced.lock().all.clone()
     }
+
+    // ---- seeded test mode -------------------------------------------------------------------
 
     /// Seeded single-thread test mode: from now on no worker thread is started or woken.
     #[cfg(feature = "test-util")]
     pub(crate) fn set_manual(&self) {
-        let mut s = self.synced.lock();
-        s.manual = true;
-        self.manual_flag.store(true, Ordering::Release);
-        self.update_sleepy(&s);
+        self.synced.lock().manual = true;
+        self.manual.store(true, Ordering::Release);
     }
 
     /// `true` in seeded single-thread test mode.
-    #[cfg(feature = "test-util")]
     #[inline]
     pub(crate) fn is_manual(&self) -> bool {
-        self.manual_flag.load(Ordering::Acquire)
+        self.manual.load(Ordering::Relaxed)
     }
 
-    /// Seeded test mode: the test thread takes a source chosen by `r` among the ready ones of
-    /// the highest priority.
+    /// Seeded mode: every entry queued now, taken out (the test thread picks among them and
+    /// puts back the rest with [`put_back`](Self::put_back)).
     #[cfg(feature = "test-util")]
-    pub(crate) fn take_seeded(&self, r: u64) -> (Option<Work>, Wakeups) {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        self.drain_inbox(&mut s, &mut w);
-        let work = s.queue.pop_random(r).map(|(source, prio)| {
-            s.running += 1;
-            if prio == TaskPriority::BestEffort {
-                s.running_best_effort += 1;
-            }
-            match source {
-                Source::Sequence(seq) => Work::Sequence(seq, prio),
-                Source::Single(one) => Work::Single(one, prio),
-            }
-        });
-        (work, w)
+    pub(crate) fn take_all_queued(&self) -> Vec<Work> {
+        self.drain_queues()
     }
 
-    /// Seeded test mode: hands back what the test thread ran.
+    /// Seeded mode: returns entries the test thread did not run, in their order.
     #[cfg(feature = "test-util")]
-    pub(crate) fn hand_back(&self, f: Finished) -> Wakeups {
-        let mut w = Wakeups::default();
-        let mut s = self.synced.lock();
-        s.running -= 1;
-        if f.priority == TaskPriority::BestEffort {
-            s.running_best_effort -= 1;
+    pub(crate) fn put_back(&self, works: Vec<Work>) {
+        for w in works {
+            let p = w.priority().index();
+            self.queues[p].push(w);
         }
-        if let Some((mut key, seq)) = f.requeue {
-            if s.completed {
-                w.discard.push(Source::Sequence(seq));
-            } else {
-                key.priority = seq.priority();
-                s.queue.push_sequence(key, seq);
-            }
-        }
-        w
     }
 
-    /// Test environments: sources queued (inbox included) and tasks running, a snapshot.
-    #[cfg(feature = "test-util")]
-    pub(crate) fn load(&self) -> (usize, usize) {
-        let s = self.synced.lock();
-        (s.queue.len() + self.inbox.lock().items.len(), s.running)
-    }
-
-    /// A snapshot of every live worker.
-    pub(crate) fn workers(&self) -> Vec<Arc<WorkerShared>> {
-        self.synced.lock().workers.clone()
-    }
-
-    /// Queued sources, including those still in the inbox (a snapshot; loom models).
+    /// Loom models: the searching count.
     #[cfg(all(test, loom))]
-    pub(crate) fn queued(&self) -> usize {
-        let s = self.synced.lock();
-        s.queue.len() + self.inbox.lock().items.len()
+    pub(crate) fn searching(&self) -> usize {
+        self.searching.load(Ordering::SeqCst)
     }
+}
+
+/// What [`Group::park_begin`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parking {
+    /// Registered as parked: park (a waker pops and unparks it).
+    Parked,
+    /// Left the group: the thread must exit.
+    Exit,
 }

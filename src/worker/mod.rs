@@ -1,24 +1,19 @@
-//! Workers: the thread group that owns the ready queue, the worker loop, parking, and the
-//! dedicated threads of single-thread runners.
+//! Workers: the thread group (ready queues, worker threads, waking), the worker loop with its
+//! local queues, parking, and the dedicated threads of single-thread runners.
 //!
 //! # Worker lifecycle
 //!
-//! 1. Posts go into the group's inbox (a short lock of its own). Only when some worker is not
-//!    awake (the `sleepy` count, see `group.rs`) does the poster take the group lock, drain the
-//!    inbox and wake one (most recently idle first) or, below `max_workers`, spawn one. The
-//!    decision is made under the group lock; the unpark or spawn happens after the lock is
-//!    released (`Wakeups`). Workers therefore start lazily.
-//! 2. A worker asks the group for work ([`Group::next_work`]), handing back the sequence it
-//!    just ran in the same critical section (re-queued with a fresh key if non-empty); the
-//!    group drains the inbox before it picks.
-//! 3. With no work, the worker first spins briefly (bounded backoff, watching the inbox's
-//!    non-empty hint), then registers itself on the idle stack under the group lock, checks
-//!    the inbox once more (the `sleepy` handshake) and parks. A wake-up is a sticky flag set by
-//!    whoever popped it from the idle stack, so a wake-up between "registered idle" and
-//!    "parked" is never lost; a worker whose idle timeout raced with a pop consumes the
-//!    pending wake-up before it looks for work again.
-//! 4. A worker idle for longer than the idle timeout removes itself from the idle stack and
-//!    exits (reclaim); it is re-created on demand.
+//! 1. Workers start lazily: a post that finds no worker searching and fewer workers awake than
+//!    the pool may run wakes a parked one or, below the limit, asks for a new thread (`Wake`,
+//!    run by the poster once no lock is held).
+//! 2. A worker takes work from its own queues and the ready queues, highest priority first
+//!    (`take_work` in `thread.rs`), and runs it through its host (the pool).
+//! 3. With nothing to do it searches (other workers' queues too), spinning a few microseconds,
+//!    then registers as parked, looks once more if it was the last searcher, and parks. A
+//!    wake-up is a sticky flag set by whoever took it off the parked list, so a wake-up between
+//!    "registered" and "parked" is never lost.
+//! 4. A worker parked for longer than the idle timeout removes itself and exits (reclaim); it
+//!    is re-created on demand.
 //! 5. A worker exits when shutdown has completed, or when every handle to the pool has been
 //!    dropped and no work is left.
 
@@ -27,13 +22,12 @@ mod group;
 mod parker;
 mod thread;
 
-pub(crate) use crate::unwind::AbortOnUnwind;
-pub(crate) use dedicated::{Dedicated, ThreadOwner};
-pub(crate) use group::{Finished, Group, Ready, Work};
+pub(crate) use dedicated::{discard_queued, Dedicated, DedicatedHost};
+pub(crate) use group::{Group, Parking, Wake};
 pub(crate) use parker::Parker;
-#[cfg(all(test, loom))]
-pub(crate) use thread::run_one_off_for_loom;
-#[cfg(feature = "test-util")]
-pub(crate) use thread::run_one_off_on_test_thread;
+#[cfg(loom)]
+pub(crate) use thread::run_worker_loop;
+#[cfg(not(loom))]
+pub(crate) use thread::spawn_worker;
 pub use thread::RunningTask;
-pub(crate) use thread::{run_sequence_task, spawn_worker, WorkerShared};
+pub(crate) use thread::{flush_local_before_blocking, try_keep_local, Host, WorkerShared};
