@@ -22,8 +22,9 @@
 //!
 //! Environment: `BENCH_WORKERS` (default 2), `BENCH_ROUNDS` (default 5), `BENCH_ONLY=A,C,...`,
 //! `BENCH_QUICK=1` (sizes ÷10 to ÷100: a smoke run, not a measurement), `BENCH_JSON` (default
-//! `target/engine-bench/results.json`). With `--test` (what `cargo bench -- --test` and smoke
-//! runs pass) only a quick A runs and no JSON is written; with `--list` nothing runs.
+//! `target/engine-bench/results.json`). `cargo bench` passes `--bench`; without it (`cargo test
+//! --benches`, or the binary run by hand) or with `--test`, only a quick A runs and no JSON is
+//! written; with `--list` nothing runs.
 //!
 //! Output: a table per metric on stdout, and JSON:
 //! `{"machine": {nproc, workers, rounds, quick, date, loadavg_start, loadavg_end},
@@ -1982,23 +1983,30 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let cfg = if args.iter().any(|a| a == "--test") {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing, and `--test` is the
+    // explicit smoke request: without `--bench`, or with `--test`, only the smoke run (the
+    // convention criterion's benches follow too).
+    let smoke = args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench");
+    let cfg = if smoke {
         Config::smoke()
     } else {
         Config::from_env()
     };
     let start = (utc_now(), loadavg());
     println!(
-        "engine bench: {} workers, {} rounds{}, nproc {}, loadavg {:?}",
+        "engine bench: {} workers, {} rounds{}, nproc {}, loadavg {}",
         cfg.workers,
         cfg.rounds,
-        if cfg.quick {
-            ", QUICK (smoke sizes: not a measurement)"
-        } else {
-            ""
+        match (smoke, cfg.quick) {
+            (true, _) => ", SMOKE (--test or no --bench: quick A only, no JSON)",
+            (false, true) => ", QUICK (smoke sizes: not a measurement)",
+            (false, false) => "",
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        start.1
+        start.1.map_or_else(
+            || "n/a".to_owned(),
+            |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+        )
     );
     let t0 = Instant::now();
     let mut all = Vec::new();

@@ -232,8 +232,12 @@ def main(argv):
         return 0 if len(argv) <= 3 else 2
     src = argv[1] if len(argv) > 1 else DEFAULT_IN
     dst = argv[2] if len(argv) > 2 else DEFAULT_OUT
-    with open(src, encoding="utf-8") as f:
-        doc = json.load(f)
+    try:
+        with open(src, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"perf_chart: cannot read {src}: {e} (run `cargo bench --bench engine` first)", file=sys.stderr)
+        return 1
     svg = render(doc)
     parent = os.path.dirname(dst)
     if parent:
