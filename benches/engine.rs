@@ -319,11 +319,17 @@ impl WorkloadResult {
     }
 
     /// taskrunner / peer, oriented so that > 1 means the baseline is better; `None` when a
-    /// median is not positive (a byte count of 0, for instance).
+    /// median is not positive, or for bytes below one per item (no memory of its own: a ratio
+    /// to it would only measure noise).
     fn ratio(&self, peer: &PeerResult) -> Option<f64> {
         let base = self.peer(&self.baseline).median();
         let other = peer.median();
-        if !(base > 0.0 && other > 0.0) {
+        let least = if self.spec.unit == Unit::Bytes {
+            1.0
+        } else {
+            0.0
+        };
+        if !(base > least && other > least) {
             return None;
         }
         Some(if self.spec.higher_is_better {

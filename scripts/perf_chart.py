@@ -183,7 +183,7 @@ def render(doc):
             if r is None:
                 add(
                     f'<text x="{RATIO_X}" y="{cy + 4:.1f}" {FONT} font-size="11" '
-                    f'fill="#777">n/a (a median ≤ 0)</text>'
+                    f'fill="#777">n/a (nothing to compare: ≤ 0, or under 1 byte)</text>'
                 )
             else:
                 x1, x2 = x_of(1.0), x_of(r)
