@@ -119,6 +119,12 @@ impl Latch {
         }
     }
 
+    /// Count-downs still missing (0 once `wait` returned; a wrapped, huge value means some task
+    /// counted down twice).
+    pub(crate) fn remaining(&self) -> usize {
+        self.left.load(Ordering::Acquire)
+    }
+
     /// Blocks until the count reaches zero. Panics after two minutes: a lost task is a bug.
     pub(crate) fn wait(&self) {
         if self.rx.recv_timeout(HANG).is_err() {
@@ -502,5 +508,310 @@ impl StrandExecutor for TokioActors {
             }
         }));
         TokioActor(tx)
+    }
+}
+
+// ---- the floor's strand design on other pools ------------------------------------------------
+
+/// Strands for pools that have no strand of their own (rayon, the threadpool crate): the
+/// floor's design (a locked FIFO plus a `scheduled` flag, one task per turn), re-submitted to
+/// the pool as a closure. Unlike the floor, every turn costs the pool's own boxing of that
+/// closure: this is what a user of that pool would write.
+#[derive(Debug)]
+pub(crate) struct OnPool<E> {
+    pool: Arc<E>,
+    name: &'static str,
+}
+
+impl<E: Executor> OnPool<E> {
+    pub(crate) fn new(pool: E, name: &'static str) -> Self {
+        OnPool {
+            pool: Arc::new(pool),
+            name,
+        }
+    }
+}
+
+/// A strand of [`OnPool`]: same invariant as [`FloorStrand`].
+pub(crate) struct PoolStrand<E>(Arc<PoolStrandInner<E>>);
+
+impl<E> Clone for PoolStrand<E> {
+    fn clone(&self) -> Self {
+        PoolStrand(Arc::clone(&self.0))
+    }
+}
+
+pub(crate) struct PoolStrandInner<E> {
+    q: Mutex<StrandQueue>,
+    pool: Arc<E>,
+}
+
+impl<E: Executor + Send + Sync + 'static> PoolStrandInner<E> {
+    fn submit(this: Arc<Self>) {
+        let pool = Arc::clone(&this.pool);
+        pool.post(move || Self::run_one(this));
+    }
+
+    fn run_one(this: Arc<Self>) {
+        let job = this
+            .q
+            .lock()
+            .jobs
+            .pop_front()
+            .expect("a scheduled strand has a job");
+        job();
+        let more = {
+            let mut q = this.q.lock();
+            if q.jobs.is_empty() {
+                q.scheduled = false;
+                false
+            } else {
+                true
+            }
+        };
+        if more {
+            Self::submit(this);
+        }
+    }
+}
+
+impl<E: Executor + Send + Sync + 'static> Strand for PoolStrand<E> {
+    #[inline]
+    fn post<F: FnOnce() + Send + 'static>(&self, f: F) {
+        let job: Job = Box::new(f);
+        let schedule = {
+            let mut q = self.0.q.lock();
+            q.jobs.push_back(job);
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            PoolStrandInner::submit(Arc::clone(&self.0));
+        }
+    }
+}
+
+impl<E: Executor + Send + Sync + 'static> StrandExecutor for OnPool<E> {
+    type S = PoolStrand<E>;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn strand(&self) -> PoolStrand<E> {
+        PoolStrand(Arc::new(PoolStrandInner {
+            q: Mutex::new(StrandQueue {
+                jobs: VecDeque::new(),
+                scheduled: false,
+            }),
+            pool: Arc::clone(&self.pool),
+        }))
+    }
+}
+
+// ---- a gate ---------------------------------------------------------------------------------
+
+/// Blocks the tasks it hands out until it is opened: used to hold a destination (every worker,
+/// or one strand) busy while something is measured about what queues up behind it.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    started: (Sender<()>, Receiver<()>),
+    release: (Sender<()>, Receiver<()>),
+}
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        Gate {
+            started: crossbeam_channel::unbounded(),
+            release: crossbeam_channel::unbounded(),
+        }
+    }
+
+    /// A closure that reports it started, then blocks until `open`.
+    pub(crate) fn blocker(&self) -> impl FnOnce() + Send + 'static {
+        let started = self.started.0.clone();
+        let release = self.release.1.clone();
+        move || {
+            started.send(()).expect("gate dropped");
+            release.recv_timeout(HANG).expect("gate never opened");
+        }
+    }
+
+    /// Waits until `k` blockers are running.
+    pub(crate) fn wait_started(&self, k: usize) {
+        for _ in 0..k {
+            self.started
+                .1
+                .recv_timeout(HANG)
+                .expect("blocker never started");
+        }
+    }
+
+    /// Releases `k` blockers.
+    pub(crate) fn open(&self, k: usize) {
+        for _ in 0..k {
+            self.release.0.send(()).expect("gate dropped");
+        }
+    }
+}
+
+// ---- delayed executors ----------------------------------------------------------------------
+
+/// "Run this closure no sooner than `delay` from now."
+pub(crate) trait DelayedExecutor {
+    fn name(&self) -> &'static str;
+    fn post_delayed<F: FnOnce() + Send + 'static>(&self, delay: Duration, f: F);
+}
+
+impl DelayedExecutor for Taskrunner {
+    fn name(&self) -> &'static str {
+        "taskrunner"
+    }
+
+    #[inline]
+    fn post_delayed<F: FnOnce() + Send + 'static>(&self, delay: Duration, f: F) {
+        if self
+            .pool
+            .post_delayed_task(TaskTraits::default(), delay, f)
+            .is_err()
+        {
+            panic!("taskrunner refused a delayed post");
+        }
+    }
+}
+
+/// tokio's idiom: `spawn(async move { sleep(delay).await; f() })`. The sleep starts when the
+/// spawned task is first polled, not at the post (so it can never fire early by the poster's
+/// clock, and a late first poll shows up as lateness).
+#[derive(Debug)]
+pub(crate) struct TokioSleep(pub(crate) tokio::runtime::Runtime);
+
+impl DelayedExecutor for TokioSleep {
+    fn name(&self) -> &'static str {
+        "tokio_sleep"
+    }
+
+    #[inline]
+    fn post_delayed<F: FnOnce() + Send + 'static>(&self, delay: Duration, f: F) {
+        drop(self.0.spawn(async move {
+            tokio::time::sleep(delay).await;
+            f();
+        }));
+    }
+}
+
+/// The delayed floor: one timer thread owning a `BinaryHeap` of deadlines, fed through a
+/// crossbeam channel; due closures go to the [`Floor`]'s channel. A post is a clock read, a box
+/// and a channel send; the heap work happens on the timer thread.
+pub(crate) struct HeapTimerFloor {
+    timer_tx: Option<Sender<(std::time::Instant, Job)>>,
+    timer: Option<JoinHandle<()>>,
+    floor: Floor,
+}
+
+impl std::fmt::Debug for HeapTimerFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapTimerFloor")
+            .field("floor", &self.floor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A heap entry: earliest deadline first, then posting order.
+struct Due {
+    at: std::time::Instant,
+    seq: u64,
+    job: Job,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest deadline.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl HeapTimerFloor {
+    pub(crate) fn new(workers: usize) -> Self {
+        let floor = Floor::new(workers);
+        let run_tx = floor.tx.clone();
+        let (timer_tx, rx) = crossbeam_channel::unbounded::<(std::time::Instant, Job)>();
+        let timer = std::thread::Builder::new()
+            .name("floor-timer".into())
+            .spawn(move || {
+                let mut heap = std::collections::BinaryHeap::<Due>::new();
+                let mut seq = 0u64;
+                loop {
+                    let now = std::time::Instant::now();
+                    while heap.peek().is_some_and(|d| d.at <= now) {
+                        let due = heap.pop().expect("peeked");
+                        run_tx
+                            .send(Msg::Run(due.job))
+                            .expect("floor channel closed");
+                    }
+                    let got = match heap.peek() {
+                        Some(d) => match rx.recv_deadline(d.at) {
+                            Ok(m) => Some(m),
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        },
+                        None => match rx.recv() {
+                            Ok(m) => Some(m),
+                            Err(_) => break,
+                        },
+                    };
+                    // Take everything already queued before looking at the clock again.
+                    for (at, job) in got.into_iter().chain(rx.try_iter()) {
+                        heap.push(Due { at, seq, job });
+                        seq += 1;
+                    }
+                }
+            })
+            .expect("spawn floor timer thread");
+        HeapTimerFloor {
+            timer_tx: Some(timer_tx),
+            timer: Some(timer),
+            floor,
+        }
+    }
+}
+
+impl Drop for HeapTimerFloor {
+    fn drop(&mut self) {
+        // Closing the channel stops the timer thread (pending entries are dropped); the floor's
+        // own drop then stops its threads.
+        drop(self.timer_tx.take());
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl DelayedExecutor for HeapTimerFloor {
+    fn name(&self) -> &'static str {
+        "floor_heap_timer"
+    }
+
+    #[inline]
+    fn post_delayed<F: FnOnce() + Send + 'static>(&self, delay: Duration, f: F) {
+        let at = std::time::Instant::now() + delay;
+        self.timer_tx
+            .as_ref()
+            .expect("timer running")
+            .send((at, Box::new(f)))
+            .expect("floor timer gone");
     }
 }
