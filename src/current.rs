@@ -29,7 +29,14 @@ struct TaskCtx {
     /// The panic policy of the running task (for panics that orchestration tasks catch
     /// themselves and report through `unwind::report_task_panic`).
     policy: Cell<PanicPolicy>,
+    /// Tokens for one-off tasks run on this thread, taken from the process-wide counter a
+    /// block at a time (`next` .. `end`), so that a one-off task costs no shared counter.
+    next_token: Cell<u64>,
+    token_end: Cell<u64>,
 }
+
+/// How many one-off tokens a thread takes at a time.
+const TOKEN_BLOCK: u64 = 1024;
 
 thread_local! {
     static TASK: TaskCtx = const {
@@ -39,6 +46,8 @@ thread_local! {
             may_block: Cell::new(false),
             best_effort: Cell::new(false),
             policy: Cell::new(PanicPolicy::Isolate),
+            next_token: Cell::new(0),
+            token_end: Cell::new(0),
         }
     };
     /// A token for this thread when it is not running a pool task (lazily assigned).
@@ -164,22 +173,6 @@ pub(crate) fn global_override() -> Option<Arc<Inner>> {
     current_pool().filter(|p| p.acts_as_global.load(std::sync::atomic::Ordering::Acquire))
 }
 
-/// Records the best-effort-ness and panic policy of the task about to run; returns the
-/// previous ones for [`restore_task_traits`].
-#[inline]
-pub(crate) fn set_task_traits(best_effort: bool, policy: PanicPolicy) -> (bool, PanicPolicy) {
-    TASK.with(|t| (t.best_effort.replace(best_effort), t.policy.replace(policy)))
-}
-
-/// Undoes [`set_task_traits`].
-#[inline]
-pub(crate) fn restore_task_traits(prev: (bool, PanicPolicy)) {
-    TASK.with(|t| {
-        t.best_effort.set(prev.0);
-        t.policy.set(prev.1);
-    });
-}
-
 /// The panic policy of the running task (`Isolate` outside tasks).
 pub(crate) fn panic_policy() -> PanicPolicy {
     TASK.with(|t| t.policy.get())
@@ -250,21 +243,71 @@ pub(crate) fn clear_thread_pool() {
 }
 
 /// Installs a task's context; `exit` restores what was there before. Moves the sequence `Arc`
-/// in and out of TLS rather than cloning it, so installing costs no reference-count traffic.
+/// in and out of the thread-local rather than cloning it, and touches the thread-local once on
+/// the way in and once on the way out.
 pub(crate) struct TaskScope {
     prev_token: u64,
     prev_may_block: bool,
+    prev_best_effort: bool,
+    prev_policy: PanicPolicy,
     prev_seq: Option<Arc<Sequence>>,
 }
 
+/// What a task is, for [`TaskScope::enter_task`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskKind {
+    pub(crate) may_block: bool,
+    pub(crate) best_effort: bool,
+    pub(crate) policy: PanicPolicy,
+}
+
 impl TaskScope {
+    /// A context for dropping a task's captures (or values) in a sequence's name.
     #[inline]
     pub(crate) fn enter(token: u64, seq: Option<Arc<Sequence>>, may_block: bool) -> Self {
-        TASK.with(|t| TaskScope {
-            prev_token: t.token.replace(token),
-            prev_may_block: t.may_block.replace(may_block),
-            prev_seq: std::mem::replace(&mut *t.seq.borrow_mut(), seq),
+        Self::enter_task(
+            token,
+            seq,
+            TaskKind {
+                may_block,
+                best_effort: false,
+                policy: PanicPolicy::Isolate,
+            },
+        )
+    }
+
+    /// The context of a task about to run. `token` 0 takes a fresh one-off token.
+    #[inline]
+    pub(crate) fn enter_task(token: u64, seq: Option<Arc<Sequence>>, kind: TaskKind) -> Self {
+        TASK.with(|t| {
+            let token = if token != 0 {
+                token
+            } else {
+                let next = t.next_token.get();
+                if next < t.token_end.get() {
+                    t.next_token.set(next + 1);
+                    next
+                } else {
+                    let block = crate::task::next_ids(TOKEN_BLOCK);
+                    t.next_token.set(block + 1);
+                    t.token_end.set(block + TOKEN_BLOCK);
+                    block
+                }
+            };
+            TaskScope {
+                prev_token: t.token.replace(token),
+                prev_may_block: t.may_block.replace(kind.may_block),
+                prev_best_effort: t.best_effort.replace(kind.best_effort),
+                prev_policy: t.policy.replace(kind.policy),
+                prev_seq: std::mem::replace(&mut *t.seq.borrow_mut(), seq),
+            }
         })
+    }
+
+    /// The token of the installed context.
+    #[inline]
+    pub(crate) fn token() -> u64 {
+        TASK.with(|t| t.token.get())
     }
 
     /// Restores the previous context and gives back the sequence that was installed.
@@ -273,6 +316,8 @@ impl TaskScope {
         TASK.with(|t| {
             t.token.set(self.prev_token);
             t.may_block.set(self.prev_may_block);
+            t.best_effort.set(self.prev_best_effort);
+            t.policy.set(self.prev_policy);
             std::mem::replace(&mut *t.seq.borrow_mut(), self.prev_seq)
         })
     }

@@ -30,6 +30,11 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, StdOrdering::Relaxed)
 }
 
+/// `n` fresh unique numbers: the first of `start .. start + n`.
+pub(crate) fn next_ids(n: u64) -> u64 {
+    NEXT_ID.fetch_add(n, StdOrdering::Relaxed)
+}
+
 /// One unit of work: 32 bytes (the job's fat pointer and tag, and the posting location).
 pub(crate) struct Task {
     pub(crate) job: Job,

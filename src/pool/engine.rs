@@ -17,7 +17,7 @@ use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
-use crate::current::{self, TaskScope};
+use crate::current::{self, TaskKind, TaskScope};
 use crate::deadline::Deadline;
 use crate::delay::{DelayId, DelayManager, Delayed, Destination};
 use crate::error::{PostError, PostRefusal};
@@ -443,9 +443,22 @@ impl Inner {
         if tracing::enabled!(target: "taskrunner::task", tracing::Level::TRACE) {
             work.set_ready_at(this.stamp_now());
         }
-        match crate::worker::try_keep_local(&this.group, Inner::addr(this), work) {
-            Ok(()) => this.group.notify().run(this),
-            Err(work) => this.group.push(work).run(this),
+        let addr = Inner::addr(this);
+        // Only a worker of this pool keeps work local; the check of a plain thread-local word
+        // spares other threads the worker's thread-local.
+        let work = if current::is_thread_of(addr) {
+            match crate::worker::try_keep_local(&this.group, addr, work) {
+                Ok(()) => {
+                    this.group.notify().run(this);
+                    None
+                }
+                Err(work) => Some(work),
+            }
+        } else {
+            Some(work)
+        };
+        if let Some(work) = work {
+            this.group.push(work).run(this);
         }
         // A post admitted just before shutdown completed may land after the completion duties
         // drained the queues (the fence in `notify` orders this load after the push): then no
@@ -630,7 +643,12 @@ impl Inner {
             drop_quietly(task);
             scope.exit().expect("the task scope keeps the sequence")
         } else if me.begin(&this.tracker, info, was_delayed) {
-            let scope = TaskScope::enter(token, Some(seq), may_block);
+            let kind = TaskKind {
+                may_block,
+                best_effort: info.priority == TaskPriority::BestEffort,
+                policy,
+            };
+            let scope = TaskScope::enter_task(token, Some(seq), kind);
             let panicked = this.run_task(task, token, info.priority, policy, ready_at);
             if panicked && policy == PanicPolicy::Poison {
                 // Poisoned: what it holds never runs (dropped here, in the sequence's
@@ -679,23 +697,27 @@ impl Inner {
             shutdown_behavior: behavior,
             sequenced: false,
         };
-        // A one-off task's token is unique to it ("no sequence").
-        let token = crate::task::next_id();
         if me.begin(&this.tracker, info, was_delayed) {
-            let scope = TaskScope::enter(token, None, traits.get_may_block());
+            // A one-off task's token is unique to it ("no sequence"): token 0 takes a fresh one.
+            let kind = TaskKind {
+                may_block: traits.get_may_block(),
+                best_effort: info.priority == TaskPriority::BestEffort,
+                policy: traits.get_panic_policy(),
+            };
+            let scope = TaskScope::enter_task(0, None, kind);
             // Poison has nothing to poison for a one-off task: it behaves as Isolate.
             this.run_task(
                 task,
-                token,
+                TaskScope::token(),
                 info.priority,
-                traits.get_panic_policy(),
+                kind.policy,
                 ready_at,
             );
             let _ = scope.exit();
             me.end();
             Inner::after_run(this, behavior);
         } else {
-            let scope = TaskScope::enter(token, None, traits.get_may_block());
+            let scope = TaskScope::enter(0, None, traits.get_may_block());
             drop_quietly(task);
             let _ = scope.exit();
             // The slot showed the task for a moment: a completion check that saw it waits for
@@ -731,7 +753,6 @@ impl Inner {
         ready_at: u32,
     ) -> bool {
         let Task { job, posted_from } = task;
-        let prev = current::set_task_traits(priority == TaskPriority::BestEffort, policy);
         let span = tracing::trace_span!(
             target: "taskrunner::task",
             "task",
@@ -769,7 +790,6 @@ impl Inner {
                 }
             },
         };
-        current::restore_task_traits(prev);
         if panicked && policy == PanicPolicy::Abort {
             crate::unwind::abort_for_policy(posted_from);
         }
