@@ -75,9 +75,8 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Registers a callback that the clock calls every time it moves other than by real time
     /// passing. Real-time clocks ignore it (the default).
     ///
-    /// A clock must call its wakers **without holding any lock that [`now`](Clock::now) also
-    /// takes**: the pool calls `now()` while holding its delay lock, and a waker takes that lock.
-    /// Each pool built with the clock registers one waker, for the clock's lifetime.
+    /// A waker only unparks the pool's delay thread (it never waits for the pool's work), so a
+    /// clock may call its wakers from anywhere, even while holding its own locks. Each pool built with the clock registers one waker, for the clock's lifetime.
     fn register_waker(&self, waker: ClockWaker) {
         let _ = waker;
     }

@@ -160,8 +160,12 @@ fn a_task_posted_between_two_awaits_runs_between_the_two_polls() {
     let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     let log = Arc::new(Mutex::new(Vec::new()));
 
-    // 1. A self-wake re-posts the future behind a task that was already queued.
+    // 1. A self-wake re-posts the future behind a task that was already queued. (The
+    //    sequence is held busy until both are queued, so that the first poll cannot run
+    //    before the task is posted.)
     let (l1, l2) = (log.clone(), log.clone());
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    seq.post_task(move || hold_rx.recv().unwrap()).unwrap();
     let h = seq
         .post_future(async move {
             l1.lock().unwrap().push("poll 1");
@@ -171,6 +175,7 @@ fn a_task_posted_between_two_awaits_runs_between_the_two_polls() {
         .unwrap();
     seq.post_task(move || l2.lock().unwrap().push("task"))
         .unwrap();
+    hold_tx.send(()).unwrap();
     join(h).unwrap();
     assert_eq!(*log.lock().unwrap(), ["poll 1", "task", "poll 2"]);
 

@@ -1,22 +1,22 @@
-//! The delay manager's data: a slab of pending entries, each removable by its [`DelayId`], and
-//! a heap of small [`Key`]s ordered by (run time, post number). Pure data; unit-tested.
+//! The delay manager's data: the pending entries by post number, each removable by its
+//! [`DelayId`], and a heap of small [`Key`]s ordered by (run time, post number). Pure data;
+//! unit-tested.
 //!
-//! The entries (task, destination) live in the slab; the heap holds only `(run_at, seq, slot)`
-//! keys, so sifting moves 32-byte keys, and removing an entry by id is O(1): take it out of its
-//! slot and leave its key behind as a *tombstone*. A key is live when the slot it names (or the
-//! slot the entry moved to, see below) holds an entry with the same post number (a slot is
-//! reused, a post number never is).
+//! The entries (task, destination) live in [`Pending`]; the heap holds only `(run_at, seq)`
+//! keys, so sifting moves 24-byte keys, and removing an entry by id is O(1): take it out of
+//! `Pending` and leave its key behind as a *tombstone*, skipped when it comes up. The heap
+//! drops tombstones whenever they outnumber live keys; `Pending` gives memory back when it is
+//! mostly empty.
 //!
-//! Memory follows the live entries: when fewer than a quarter of the slots hold entries, the
-//! slab moves the live ones to the front of a smaller one (O(n), amortised O(1) per removal),
-//! recording where each moved entry went (`moved`), so ids and keys handed out earlier stay
-//! valid. The heap drops tombstones whenever they outnumber live keys.
-//!
-//! Why not the `priority-queue` crate's indexed heap: it hashes the id on every push, pop and
-//! remove; the slab needs no hashing on those paths (`benches/delay_heap.rs`).
+//! An id is the post number alone, handed out before the entry reaches the service thread, so
+//! a post never waits for storage. Looking one up hashes it (one multiplication); that happens
+//! on the service thread and in cancellations, never on the posting path. The heap itself is
+//! std's `BinaryHeap`: `benches/delay_heap.rs` compares it with the `priority-queue` crate's
+//! indexed heap, which hashes on every push and pop.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::deadline::Deadline;
@@ -25,7 +25,7 @@ use crate::sync::Arc;
 use crate::task::Task;
 use crate::traits::TaskTraits;
 
-/// Capacity (entries) kept however empty the slab gets.
+/// Capacity (entries) kept however empty `Pending` gets.
 const KEEP_CAPACITY: usize = 64;
 
 /// Where a ripe task goes.
@@ -41,7 +41,7 @@ pub(crate) enum Destination {
     Inline,
 }
 
-/// A delayed task waiting in the slab.
+/// A delayed task waiting for its run time.
 #[derive(Debug)]
 pub(crate) struct Delayed {
     /// When it ripens; [`Deadline::NEVER`] (a delay too large for `Instant`) never does.
@@ -56,8 +56,13 @@ pub(crate) struct Delayed {
 /// was emptied) are harmless: cancelling one finds nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DelayId {
-    slot: usize,
     seq: u64,
+}
+
+impl DelayId {
+    pub(crate) fn new(seq: u64) -> Self {
+        DelayId { seq }
+    }
 }
 
 /// A heap key. Ordered reversed, so that std's max-heap pops the earliest (run_at, seq) first.
@@ -65,15 +70,11 @@ pub(crate) struct DelayId {
 pub(crate) struct Key {
     pub(crate) run_at: Deadline,
     seq: u64,
-    slot: usize,
 }
 
 impl Key {
     pub(crate) fn id(&self) -> DelayId {
-        DelayId {
-            slot: self.slot,
-            seq: self.seq,
-        }
+        DelayId { seq: self.seq }
     }
 }
 
@@ -97,133 +98,86 @@ impl Ord for Key {
     }
 }
 
-/// Pending entries by id.
+/// Pending entries by post number: a hash map with a multiplicative hash of the (unique,
+/// mostly consecutive) post number, so an id needs no slot of its own and stays valid however
+/// the storage is rearranged. Only the service thread and cancellations touch it, never a
+/// post (see `manager.rs`).
 #[derive(Debug, Default)]
-pub(crate) struct Slab {
-    slots: Vec<Option<Delayed>>,
-    /// Empty slots, reused last-freed first.
-    free: Vec<usize>,
-    /// Entries moved by a compaction, by post number (see the module doc).
-    moved: HashMap<u64, usize>,
-    live: usize,
+pub(crate) struct Pending {
+    map: HashMap<u64, Delayed, BuildHasherDefault<PostNumberHasher>>,
 }
 
-impl Slab {
-    /// Stores an entry; returns its key (for the heap) and id.
-    pub(crate) fn insert(&mut self, d: Delayed) -> Key {
-        let (run_at, seq) = (d.run_at, d.seq);
-        let slot = match self.free.pop() {
-            Some(i) => {
-                debug_assert!(self.slots[i].is_none(), "a free slot is empty");
-                self.slots[i] = Some(d);
-                i
-            }
-            None => {
-                self.slots.push(Some(d));
-                self.slots.len() - 1
-            }
-        };
-        self.live += 1;
-        Key { run_at, seq, slot }
-    }
+/// Hashes a post number by one multiplication (Fibonacci hashing): consecutive numbers spread
+/// over every bucket, and the high bits (the table's tag) are well mixed.
+#[derive(Debug, Default)]
+pub(crate) struct PostNumberHasher(u64);
 
-    /// The slot that holds entry `id` now, if it is still pending.
-    fn locate(&self, id: DelayId) -> Option<usize> {
-        let holds = |slot: usize| {
-            self.slots
-                .get(slot)
-                .is_some_and(|e| e.as_ref().is_some_and(|d| d.seq == id.seq))
+impl Hasher for PostNumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl Pending {
+    /// Stores an entry; returns its heap key.
+    pub(crate) fn insert(&mut self, d: Delayed) -> Key {
+        let key = Key {
+            run_at: d.run_at,
+            seq: d.seq,
         };
-        if holds(id.slot) {
-            return Some(id.slot);
-        }
-        if self.moved.is_empty() {
-            return None;
-        }
-        self.moved.get(&id.seq).copied().filter(|&slot| holds(slot))
+        let old = self.map.insert(d.seq, d);
+        debug_assert!(old.is_none(), "post numbers are unique");
+        key
     }
 
     /// `true` if entry `id` is still pending.
     pub(crate) fn contains(&self, id: DelayId) -> bool {
-        self.locate(id).is_some()
+        self.map.contains_key(&id.seq)
     }
 
     /// Removes entry `id` and returns it (for the caller to drop outside any lock).
     pub(crate) fn take(&mut self, id: DelayId) -> Option<Delayed> {
-        let slot = self.locate(id)?;
-        let d = self.slots[slot].take();
-        self.free.push(slot);
-        self.live -= 1;
-        if !self.moved.is_empty() {
-            self.moved.remove(&id.seq);
-        }
+        let d = self.map.remove(&id.seq)?;
         self.shrink_if_sparse();
-        d
+        Some(d)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.map.len()
     }
 
     /// Takes every entry (shutdown).
     pub(crate) fn take_all(&mut self) -> Vec<Delayed> {
-        self.free = Vec::new();
-        self.moved = HashMap::new();
-        self.live = 0;
-        std::mem::take(&mut self.slots)
-            .into_iter()
-            .flatten()
-            .collect()
+        std::mem::take(&mut self.map).into_values().collect()
     }
 
     /// Keys of every live entry (to rebuild a heap without tombstones).
     pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.slots.iter().enumerate().filter_map(|(slot, e)| {
-            e.as_ref().map(|d| Key {
-                run_at: d.run_at,
-                seq: d.seq,
-                slot,
-            })
+        self.map.values().map(|d| Key {
+            run_at: d.run_at,
+            seq: d.seq,
         })
     }
 
-    /// Gives memory back once storage is mostly empty (see the module doc).
+    /// Gives memory back once the table is mostly empty (amortised O(1) per removal).
     fn shrink_if_sparse(&mut self) {
-        if self.live == 0 {
-            if self.slots.capacity() > KEEP_CAPACITY || !self.moved.is_empty() {
-                *self = Slab::default();
-            } else {
-                self.slots.clear();
-                self.free.clear();
-            }
-            return;
+        if self.map.capacity() > KEEP_CAPACITY && self.map.len() * 4 < self.map.capacity() {
+            self.map.shrink_to(KEEP_CAPACITY.max(self.map.len() * 2));
         }
-        if self.slots.len() <= KEEP_CAPACITY || self.live * 4 >= self.slots.len() {
-            return;
-        }
-        let old = std::mem::take(&mut self.slots);
-        let before = std::mem::take(&mut self.moved);
-        let mut slots = Vec::with_capacity((self.live * 2).max(KEEP_CAPACITY));
-        let mut moved = HashMap::new();
-        for (was, entry) in old.into_iter().enumerate() {
-            let Some(d) = entry else { continue };
-            let slot = slots.len();
-            // An entry needs a record when its slot changes, and keeps one if an earlier
-            // compaction moved it (its id still names the slot it was first given).
-            if slot != was || before.contains_key(&d.seq) {
-                moved.insert(d.seq, slot);
-            }
-            slots.push(Some(d));
-        }
-        self.slots = slots;
-        self.free = Vec::new();
-        self.moved = moved;
     }
 
     /// Storage reserved, in entries (unit tests).
     #[cfg(test)]
     fn reserved(&self) -> usize {
-        self.slots.capacity() + self.free.capacity() + self.moved.capacity()
+        self.map.capacity()
     }
 }
 
@@ -243,13 +197,13 @@ impl KeyHeap {
     }
 
     /// Drops dead keys from the top, so that the top (if any) is live.
-    pub(crate) fn settle(&mut self, slab: &Slab) {
-        while self.heap.peek().is_some_and(|k| !slab.contains(k.id())) {
+    pub(crate) fn settle(&mut self, pending: &Pending) {
+        while self.heap.peek().is_some_and(|k| !pending.contains(k.id())) {
             self.heap.pop();
         }
-        if self.heap.len() > 2 * slab.len() + KEEP_CAPACITY {
+        if self.heap.len() > 2 * pending.len() + KEEP_CAPACITY {
             // Tombstones dominate: rebuild from the live entries.
-            self.heap = slab.keys().collect();
+            self.heap = pending.keys().collect();
         }
     }
 
@@ -258,15 +212,15 @@ impl KeyHeap {
         self.heap.peek().map_or(Deadline::NEVER, |k| k.run_at)
     }
 
-    /// Moves every entry due at `now` out of `slab` into `out`, in (run_at, seq) order.
-    pub(crate) fn pop_ripe(&mut self, slab: &mut Slab, now: Instant, out: &mut Vec<Delayed>) {
+    /// Moves every entry due at `now` out of `pending` into `out`, in (run_at, seq) order.
+    pub(crate) fn pop_ripe(&mut self, pending: &mut Pending, now: Instant, out: &mut Vec<Delayed>) {
         while self.heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
             let k = self.heap.pop().expect("peeked");
-            if let Some(d) = slab.take(k.id()) {
+            if let Some(d) = pending.take(k.id()) {
                 out.push(d);
             }
         }
-        self.settle(slab);
+        self.settle(pending);
         if self.heap.capacity() > KEEP_CAPACITY && self.heap.len() * 4 < self.heap.capacity() {
             self.heap.shrink_to(KEEP_CAPACITY.max(self.heap.len() * 2));
         }
@@ -303,8 +257,8 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn push(slab: &mut Slab, heap: &mut KeyHeap, e: Delayed) -> DelayId {
-        let k = slab.insert(e);
+    fn push(pending: &mut Pending, heap: &mut KeyHeap, e: Delayed) -> DelayId {
+        let k = pending.insert(e);
         heap.push(k);
         k.id()
     }
@@ -312,7 +266,7 @@ mod tests {
     #[test]
     fn pops_in_run_time_then_post_order() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         push(&mut s, &mut h, d(t0 + ms(20), 1));
         push(&mut s, &mut h, d(t0 + ms(10), 3));
         push(&mut s, &mut h, d(t0 + ms(10), 2));
@@ -328,7 +282,7 @@ mod tests {
     #[test]
     fn nothing_is_early() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         push(&mut s, &mut h, d(t0 + ms(5), 1));
         let mut out = Vec::new();
         h.pop_ripe(&mut s, t0 + ms(4), &mut out);
@@ -340,7 +294,7 @@ mod tests {
     #[test]
     fn cancel_removes_the_entry_and_the_top_stays_live() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         let a = push(&mut s, &mut h, d(t0 + ms(10), 1));
         let b = push(&mut s, &mut h, d(t0 + ms(20), 2));
         let c = push(&mut s, &mut h, d(t0 + ms(20), 3));
@@ -357,9 +311,9 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_slot_does_not_answer_to_the_old_id() {
+    fn a_stale_id_does_not_answer() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         let keep = push(&mut s, &mut h, d(t0 + ms(50), 1));
         let old = push(&mut s, &mut h, d(t0 + ms(10), 2));
         assert!(s.take(old).is_some());
@@ -376,7 +330,7 @@ mod tests {
     #[test]
     fn never_entries_sort_last_and_never_ripen() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         let never = push(
             &mut s,
             &mut h,
@@ -406,7 +360,7 @@ mod tests {
     #[test]
     fn tombstones_are_compacted() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         push(&mut s, &mut h, d(t0 + ms(1_000_000), 0));
         for i in 1..10_000u64 {
             let id = push(&mut s, &mut h, d(t0 + ms(1_000 + i), i));
@@ -426,7 +380,7 @@ mod tests {
     #[test]
     fn storage_shrinks_after_a_burst_and_survivors_keep_their_ids() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         let ids: Vec<_> = (0..100_000u64)
             .map(|i| push(&mut s, &mut h, d(t0 + ms(1_000 + i), i)))
             .collect();
@@ -438,7 +392,7 @@ mod tests {
         }
         assert_eq!(s.len(), 5);
         assert!(s.reserved() * 100 < peak, "{} of {peak}", s.reserved());
-        // The heap still holds keys naming old slots: they resolve through `moved`.
+        // The heap still holds the survivors' keys after the table shrank.
         let mut out = Vec::new();
         h.pop_ripe(&mut s, t0 + ms(1_000 + 20_007), &mut out);
         assert_eq!(
@@ -457,7 +411,7 @@ mod tests {
     #[test]
     fn interleaved_cancel_and_pop_match_a_model() {
         let t0 = Instant::now();
-        let (mut s, mut h) = (Slab::default(), KeyHeap::default());
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
         let mut model: Vec<(Instant, u64, DelayId)> = Vec::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {

@@ -13,5 +13,7 @@
 mod heap;
 mod manager;
 
-pub(crate) use heap::{DelayId, Delayed, Destination, Key, KeyHeap, Slab};
+pub(crate) use heap::{DelayId, Delayed, Destination, Key, KeyHeap, Pending};
+#[cfg(all(test, loom))]
+pub(crate) use manager::loom_service;
 pub(crate) use manager::DelayManager;

@@ -1,6 +1,9 @@
 //! The delay manager's hand-off to the scheduler against shutdown (`delay::manager`'s
 //! `stopped` flag, `Inner::forward_ripe`, `Inner::start_shutdown`).
 //!
+//! Also the manager's own protocols (`delay::manager`'s wake protocol and `thread_running`),
+//! with a model thread running the service thread's loop without a clock (`loom_service`).
+//!
 //! Scope: a real `Inner` with a manual delay manager (no service thread under loom): a model
 //! thread plays the service thread, taking what is ripe (`take_ripe`) and forwarding it
 //! (`Inner::forward_ripe`). Run times are taken before the add, so the task is ripe whenever
@@ -10,10 +13,11 @@ use std::time::Instant;
 
 use super::{model, stop_workers, Probe};
 use crate::deadline::Deadline;
-use crate::delay::Destination;
+use crate::delay::{DelayManager, Destination};
 use crate::pool::Inner;
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{thread, Arc};
+use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+use crate::task::Task;
 use crate::traits::{ShutdownBehavior, TaskTraits};
 
 /// A ripe delayed task of a block-shutdown sequence is forwarded while shutdown starts, with a
@@ -95,5 +99,109 @@ fn loom_delay_add_vs_stop() {
             "a delayed task ran after shutdown started"
         );
         assert_eq!(inner.delay.len(), 0, "a task was left in the manager");
+    });
+}
+
+fn plain_task() -> Task {
+    Task::new(Box::new(|| {}), std::panic::Location::caller())
+}
+
+/// A delayed post races the service thread going to sleep with nothing pending (`armed` =
+/// "until a post"). The post's push-fence-load and the thread's store-fence-check rule out a
+/// lost wake-up: the thread forwards the task instead of parking forever (loom reports a
+/// thread parked forever as a deadlock).
+#[test]
+fn loom_delay_post_wakes_the_sleeping_service_thread() {
+    model(|| {
+        let mgr = Arc::new(DelayManager::new());
+        let run_at = Instant::now();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let mgr = Arc::clone(&mgr);
+            let forwarded = Arc::clone(&forwarded);
+            let seen = Arc::clone(&forwarded);
+            thread::spawn(move || {
+                crate::delay::loom_service(
+                    &mgr,
+                    run_at,
+                    |ripe| {
+                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
+                    },
+                    move || seen.load(Ordering::SeqCst) == 1,
+                )
+            })
+        };
+        let added = mgr
+            .add(
+                Deadline::at(run_at),
+                plain_task(),
+                Destination::Parallel(TaskTraits::default()),
+            )
+            .expect("not stopped");
+        assert!(
+            added.start_thread,
+            "the first post asks for the service thread"
+        );
+        service.join().unwrap();
+        assert_eq!(forwarded.load(Ordering::SeqCst), 1);
+        assert_eq!(mgr.len(), 0);
+    });
+}
+
+/// The service thread exits after a stop while the manager is reopened and a task posted (a
+/// pool whose last handle was dropped gets one back). The post either starts a new service
+/// thread, or the exiting thread sees the reopen and carries on: never neither (the task
+/// would wait forever), never both.
+#[test]
+fn loom_delay_service_exit_vs_reopen_and_post() {
+    model(|| {
+        let mgr = Arc::new(DelayManager::new());
+        let run_at = Instant::now();
+        // A service thread is running (the first post asked for it); then the pool stops.
+        let first = mgr
+            .add(
+                Deadline::NEVER,
+                plain_task(),
+                Destination::Parallel(TaskTraits::default()),
+            )
+            .expect("not stopped");
+        assert!(first.start_thread);
+        drop(mgr.stop());
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let mgr = Arc::clone(&mgr);
+            let forwarded = Arc::clone(&forwarded);
+            let seen = Arc::clone(&forwarded);
+            thread::spawn(move || {
+                crate::delay::loom_service(
+                    &mgr,
+                    run_at,
+                    |ripe| {
+                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
+                    },
+                    move || seen.load(Ordering::SeqCst) == 1,
+                )
+            })
+        };
+        mgr.reopen();
+        let added = mgr
+            .add(
+                Deadline::at(run_at),
+                plain_task(),
+                Destination::Parallel(TaskTraits::default()),
+            )
+            .expect("reopened");
+        service.join().unwrap();
+        let carried_on = forwarded.load(Ordering::SeqCst) == 1;
+        assert!(
+            added.start_thread != carried_on,
+            "start a new thread xor carry on (start: {}, carried on: {carried_on})",
+            added.start_thread
+        );
+        if added.start_thread {
+            // The new thread serves it: play it here.
+            crate::delay::loom_service(&mgr, run_at, drop, || mgr.len() == 0);
+        }
+        assert_eq!(mgr.len(), 0, "the task was left behind");
     });
 }
