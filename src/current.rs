@@ -15,24 +15,46 @@ use crate::sync::Arc;
 use crate::task::next_id;
 use crate::traits::PanicPolicy;
 
-/// What the running task is: installed by the worker for each task, in one thread-local so
-/// that entering and leaving a task costs one access, not one per field.
+/// What the running task is: installed by the worker for each task. Plain `Cell`s with no
+/// destructor, so that every access is a plain thread-local load or store (a thread-local with
+/// a destructor checks its registration on each access); the running task's sequence, which
+/// holds an `Arc`, lives in `TASK_SEQ` and is touched only when a sequence is installed or
+/// removed (`HAS_SEQ`).
 struct TaskCtx {
     /// The token of the task running on this thread, or 0 when none is.
     token: Cell<u64>,
-    /// The sequence of the running task, when it is sequenced.
-    seq: RefCell<Option<Arc<Sequence>>>,
-    /// Whether the running task was posted with the may-block trait.
-    may_block: Cell<bool>,
-    /// The running task was taken at best-effort priority (for `blocking()` accounting).
-    best_effort: Cell<bool>,
-    /// The panic policy of the running task (for panics that orchestration tasks catch
-    /// themselves and report through `unwind::report_task_panic`).
-    policy: Cell<PanicPolicy>,
+    /// `MAY_BLOCK`, `BEST_EFFORT`, `HAS_SEQ` and the panic policy (`POLICY_*`).
+    flags: Cell<u8>,
     /// Tokens for one-off tasks run on this thread, taken from the process-wide counter a
     /// block at a time (`next` .. `end`), so that a one-off task costs no shared counter.
     next_token: Cell<u64>,
     token_end: Cell<u64>,
+}
+
+/// The running task declared may-block.
+const MAY_BLOCK: u8 = 1;
+/// The running task was taken at best-effort priority (for `blocking()` accounting).
+const BEST_EFFORT: u8 = 2;
+/// `TASK_SEQ` holds the running task's sequence.
+const HAS_SEQ: u8 = 4;
+/// Bits 3-4: the panic policy of the running task (for panics that orchestration tasks catch
+/// themselves and report through `unwind::report_task_panic`).
+const POLICY_SHIFT: u8 = 3;
+
+fn policy_bits(p: PanicPolicy) -> u8 {
+    (match p {
+        PanicPolicy::Isolate => 0,
+        PanicPolicy::Poison => 1,
+        PanicPolicy::Abort => 2,
+    }) << POLICY_SHIFT
+}
+
+fn policy_of(flags: u8) -> PanicPolicy {
+    match (flags >> POLICY_SHIFT) & 3 {
+        0 => PanicPolicy::Isolate,
+        1 => PanicPolicy::Poison,
+        _ => PanicPolicy::Abort,
+    }
 }
 
 /// How many one-off tokens a thread takes at a time.
@@ -42,14 +64,13 @@ thread_local! {
     static TASK: TaskCtx = const {
         TaskCtx {
             token: Cell::new(0),
-            seq: RefCell::new(None),
-            may_block: Cell::new(false),
-            best_effort: Cell::new(false),
-            policy: Cell::new(PanicPolicy::Isolate),
+            flags: Cell::new(0),
             next_token: Cell::new(0),
             token_end: Cell::new(0),
         }
     };
+    /// The sequence of the running task, when it is sequenced.
+    static TASK_SEQ: RefCell<Option<Arc<Sequence>>> = const { RefCell::new(None) };
     /// A token for this thread when it is not running a pool task (lazily assigned).
     static THREAD_TOKEN: Cell<u64> = const { Cell::new(0) };
     /// The pool this thread works for (set once per worker or dedicated thread).
@@ -175,12 +196,12 @@ pub(crate) fn global_override() -> Option<Arc<Inner>> {
 
 /// The panic policy of the running task (`Isolate` outside tasks).
 pub(crate) fn panic_policy() -> PanicPolicy {
-    TASK.with(|t| t.policy.get())
+    policy_of(TASK.with(|t| t.flags.get()))
 }
 
 /// Whether the running task was taken at best-effort priority.
 pub(crate) fn is_best_effort() -> bool {
-    TASK.with(|t| t.best_effort.get())
+    TASK.with(|t| t.flags.get()) & BEST_EFFORT != 0
 }
 
 /// Enters (`true`) or leaves (`false`) a `blocking()` scope; returns the depth before entering
@@ -211,19 +232,19 @@ pub(crate) fn is_worker() -> bool {
 
 /// Whether the task running on this thread declared may-block (false outside tasks).
 pub(crate) fn may_block() -> bool {
-    TASK.with(|t| t.may_block.get())
+    TASK.with(|t| t.flags.get()) & MAY_BLOCK != 0
 }
 
 /// The running task's sequence and pool, if the running task is sequenced.
 pub(crate) fn current_sequence() -> Option<(Arc<Sequence>, Arc<Inner>)> {
-    let seq = TASK.with(|t| t.seq.borrow().clone())?;
+    let seq = TASK_SEQ.with(|s| s.borrow().clone())?;
     let pool = POOL.with(|p| p.borrow().clone())?;
     Some((seq, pool))
 }
 
 /// Runs `f` on the sequence of the running task (borrowed from TLS, no clone).
 pub(crate) fn running_sequence_ref<R>(f: impl FnOnce(&Sequence) -> R) -> Option<R> {
-    TASK.with(|t| t.seq.borrow().as_deref().map(f))
+    TASK_SEQ.with(|s| s.borrow().as_deref().map(f))
 }
 
 /// The pool this thread works for, if it is one of a pool's threads.
@@ -243,13 +264,11 @@ pub(crate) fn clear_thread_pool() {
 }
 
 /// Installs a task's context; `exit` restores what was there before. Moves the sequence `Arc`
-/// in and out of the thread-local rather than cloning it, and touches the thread-local once on
-/// the way in and once on the way out.
+/// in and out of the thread-local rather than cloning it; a one-off task run outside any
+/// sequence touches only the destructor-free part of the context.
 pub(crate) struct TaskScope {
     prev_token: u64,
-    prev_may_block: bool,
-    prev_best_effort: bool,
-    prev_policy: PanicPolicy,
+    prev_flags: u8,
     prev_seq: Option<Arc<Sequence>>,
 }
 
@@ -274,12 +293,22 @@ impl TaskScope {
                 policy: PanicPolicy::Isolate,
             },
         )
+        .0
     }
 
-    /// The context of a task about to run. `token` 0 takes a fresh one-off token.
+    /// The context of a task about to run. `token` 0 takes a fresh one-off token. Returns the
+    /// scope and the token installed.
     #[inline]
-    pub(crate) fn enter_task(token: u64, seq: Option<Arc<Sequence>>, kind: TaskKind) -> Self {
-        TASK.with(|t| {
+    pub(crate) fn enter_task(
+        token: u64,
+        seq: Option<Arc<Sequence>>,
+        kind: TaskKind,
+    ) -> (Self, u64) {
+        let flags = if kind.may_block { MAY_BLOCK } else { 0 }
+            | if kind.best_effort { BEST_EFFORT } else { 0 }
+            | if seq.is_some() { HAS_SEQ } else { 0 }
+            | policy_bits(kind.policy);
+        let (token, prev_token, prev_flags) = TASK.with(|t| {
             let token = if token != 0 {
                 token
             } else {
@@ -294,31 +323,32 @@ impl TaskScope {
                     block
                 }
             };
-            TaskScope {
-                prev_token: t.token.replace(token),
-                prev_may_block: t.may_block.replace(kind.may_block),
-                prev_best_effort: t.best_effort.replace(kind.best_effort),
-                prev_policy: t.policy.replace(kind.policy),
-                prev_seq: std::mem::replace(&mut *t.seq.borrow_mut(), seq),
-            }
-        })
-    }
-
-    /// The token of the installed context.
-    #[inline]
-    pub(crate) fn token() -> u64 {
-        TASK.with(|t| t.token.get())
+            (token, t.token.replace(token), t.flags.replace(flags))
+        });
+        let prev_seq = if seq.is_some() || prev_flags & HAS_SEQ != 0 {
+            TASK_SEQ.with(|s| std::mem::replace(&mut *s.borrow_mut(), seq))
+        } else {
+            None
+        };
+        let scope = TaskScope {
+            prev_token,
+            prev_flags,
+            prev_seq,
+        };
+        (scope, token)
     }
 
     /// Restores the previous context and gives back the sequence that was installed.
     #[inline]
     pub(crate) fn exit(self) -> Option<Arc<Sequence>> {
-        TASK.with(|t| {
+        let flags = TASK.with(|t| {
             t.token.set(self.prev_token);
-            t.may_block.set(self.prev_may_block);
-            t.best_effort.set(self.prev_best_effort);
-            t.policy.set(self.prev_policy);
-            std::mem::replace(&mut *t.seq.borrow_mut(), self.prev_seq)
-        })
+            t.flags.replace(self.prev_flags)
+        });
+        if flags & HAS_SEQ != 0 || self.prev_seq.is_some() {
+            TASK_SEQ.with(|s| std::mem::replace(&mut *s.borrow_mut(), self.prev_seq))
+        } else {
+            None
+        }
     }
 }

@@ -433,7 +433,7 @@ impl Inner {
     }
 
     /// Puts an entry where a worker will find it, and wakes one if needed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_work(this: &Arc<Self>, mut work: Work) {
         // A ticket stands for a task that was counted when it was held.
         #[cfg(feature = "test-util")]
@@ -583,6 +583,7 @@ impl Inner {
     // ---- running ----------------------------------------------------------------------------
 
     /// Runs one entry a worker took (see the module doc).
+    #[inline]
     pub(crate) fn run_work(this: &Arc<Self>, mut work: Work, me: &WorkerShared) {
         let Some(seq) = work.seq.take() else {
             Inner::run_one_off(this, work, me);
@@ -648,7 +649,7 @@ impl Inner {
                 best_effort: info.priority == TaskPriority::BestEffort,
                 policy,
             };
-            let scope = TaskScope::enter_task(token, Some(seq), kind);
+            let (scope, _) = TaskScope::enter_task(token, Some(seq), kind);
             let panicked = this.run_task(task, token, info.priority, policy, ready_at);
             if panicked && policy == PanicPolicy::Poison {
                 // Poisoned: what it holds never runs (dropped here, in the sequence's
@@ -685,6 +686,7 @@ impl Inner {
     }
 
     /// Runs a one-off task.
+    #[inline]
     fn run_one_off(this: &Arc<Self>, work: Work, me: &WorkerShared) {
         let traits = work.one_off_traits();
         let was_delayed = work.was_delayed();
@@ -704,15 +706,9 @@ impl Inner {
                 best_effort: info.priority == TaskPriority::BestEffort,
                 policy: traits.get_panic_policy(),
             };
-            let scope = TaskScope::enter_task(0, None, kind);
+            let (scope, token) = TaskScope::enter_task(0, None, kind);
             // Poison has nothing to poison for a one-off task: it behaves as Isolate.
-            this.run_task(
-                task,
-                TaskScope::token(),
-                info.priority,
-                kind.policy,
-                ready_at,
-            );
+            this.run_task(task, token, info.priority, kind.policy, ready_at);
             let _ = scope.exit();
             me.end();
             Inner::after_run(this, behavior);

@@ -80,23 +80,27 @@ struct Synced {
 #[derive(Debug)]
 pub(crate) struct Group {
     queues: [CachePadded<Injector<Work>>; 3],
+    // Counters that workers write as they search, park, wake, run best-effort tasks and fill
+    // their local queues each sit on a cache line of their own; the flags below, which every
+    // post reads and which change rarely, share one that nobody writes in a steady state.
     searching: CachePadded<AtomicUsize>,
-    active: AtomicUsize,
-    capacity: AtomicUsize,
+    active: CachePadded<AtomicUsize>,
     /// Best-effort tasks running now, and how many may (the cap plus blocked best-effort tasks).
-    be_running: AtomicUsize,
-    be_capacity: AtomicUsize,
+    be_running: CachePadded<AtomicUsize>,
     /// How many workers may hold local entries of each priority (see `thread.rs`): a worker
     /// takes from a lower-priority injector, or best-effort work at all, only after those are
     /// stolen, so entries kept local never lose their priority.
-    local_workers: [AtomicUsize; 3],
+    local_workers: CachePadded<[AtomicUsize; 3]>,
+    capacity: AtomicUsize,
+    be_capacity: AtomicUsize,
     /// No worker is alive and the last start failed (see `Inner::admit`).
     stalled: AtomicBool,
     /// Mirror of `Synced::completed` / `terminating` / `manual` for lock-free reads.
     completed: AtomicBool,
     terminating: AtomicBool,
+    #[cfg(feature = "test-util")]
     manual: AtomicBool,
-    synced: Mutex<Synced>,
+    synced: CachePadded<Mutex<Synced>>,
     /// Loom models: workers started from now on time out at their first park.
     #[cfg(loom)]
     pub(crate) loom_time_out_first_park: AtomicBool,
@@ -113,20 +117,21 @@ impl Group {
                 CachePadded::new(Injector::new()),
             ],
             searching: CachePadded::new(AtomicUsize::new(0)),
-            active: AtomicUsize::new(0),
+            active: CachePadded::new(AtomicUsize::new(0)),
+            be_running: CachePadded::new(AtomicUsize::new(0)),
+            local_workers: CachePadded::new([
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ]),
             capacity: AtomicUsize::new(max_workers),
-            be_running: AtomicUsize::new(0),
             be_capacity: AtomicUsize::new(max_best_effort),
-            local_workers: [
-                AtomicUsize::new(0),
-                AtomicUsize::new(0),
-                AtomicUsize::new(0),
-            ],
             stalled: AtomicBool::new(false),
             completed: AtomicBool::new(false),
             terminating: AtomicBool::new(false),
+            #[cfg(feature = "test-util")]
             manual: AtomicBool::new(false),
-            synced: Mutex::new(Synced::default()),
+            synced: CachePadded::new(Mutex::new(Synced::default())),
             #[cfg(loom)]
             loom_time_out_first_park: AtomicBool::new(false),
             max_workers,
@@ -141,7 +146,7 @@ impl Group {
     pub(crate) fn push(&self, work: Work) -> Wake {
         let p = work.priority().index();
         self.queues[p].push(work);
-        self.notify()
+        self.notify_after_injector_push()
     }
 
     /// Appends several entries that became ready together (tasks that ripened at one moment).
@@ -200,10 +205,31 @@ impl Group {
     #[inline]
     pub(crate) fn notify(&self) -> Wake {
         fence(Ordering::SeqCst);
-        if self.searching.load(Ordering::SeqCst) != 0 {
+        self.notify_unless_covered()
+    }
+
+    /// [`notify`](Self::notify) right after an `Injector::push`, without the fence: the push
+    /// is a `SeqCst` compare-and-swap of the injector's tail (crossbeam-deque), which already
+    /// orders the `SeqCst` loads below after it in the single total order of `SeqCst`
+    /// operations, as the fence would. Under loom the stand-in injector is a mutex, so the
+    /// fence stays.
+    #[inline]
+    pub(crate) fn notify_after_injector_push(&self) -> Wake {
+        #[cfg(loom)]
+        fence(Ordering::SeqCst);
+        self.notify_unless_covered()
+    }
+
+    /// No wake-up is needed when every worker that may run is awake (it looks at the queues
+    /// before it parks), or when one is searching. `active` is checked first: it changes only
+    /// when workers park or wake, while `searching` flips each time a worker finds work, so
+    /// in a busy pool a post reads a line that stays in its cache.
+    #[inline]
+    fn notify_unless_covered(&self) -> Wake {
+        if self.active.load(Ordering::SeqCst) >= self.capacity.load(Ordering::SeqCst) {
             return Wake::none();
         }
-        if self.active.load(Ordering::SeqCst) >= self.capacity.load(Ordering::SeqCst) {
+        if self.searching.load(Ordering::SeqCst) != 0 {
             return Wake::none();
         }
         self.notify_slow()
@@ -563,9 +589,18 @@ impl Group {
     }
 
     /// `true` in seeded single-thread test mode.
+    #[cfg(feature = "test-util")]
     #[inline]
     pub(crate) fn is_manual(&self) -> bool {
         self.manual.load(Ordering::Relaxed)
+    }
+
+    /// Without test utilities there is no seeded mode.
+    #[cfg(not(feature = "test-util"))]
+    #[inline]
+    #[allow(dead_code)] // its callers are test utilities
+    pub(crate) fn is_manual(&self) -> bool {
+        false
     }
 
     /// Seeded mode: every entry queued now, taken out (the test thread picks among them and
