@@ -8,21 +8,22 @@
 //! |---|---|
 //! | 0 (`STARTED`) | shutdown has started |
 //! | 1 (`COMPLETED`) | shutdown has completed |
-//! | 2.. (`ITEM` units) | number of `BlockShutdown` sources registered and not yet drained |
+//! | 2.. (`ITEM` units) | number of `BlockShutdown` tasks registered and not yet run (or dropped) |
 //!
-//! A block source is registered from the moment it becomes non-empty until it drains: a
-//! sequence from its idle → queued transition until it goes idle again, a one-off task from
-//! post until it has run. Registration is refused once `COMPLETED` is set, so a block post
-//! either counts (and shutdown waits for it) or is refused.
+//! Every `BlockShutdown` task that may still run holds one item: an immediate one from its
+//! admission, a delayed one from the moment it ripens and is forwarded (delayed tasks never
+//! block shutdown before that), until it has run, or was dropped unrun (a poisoned sequence's
+//! queue). Registration is refused once `COMPLETED` is set, so a block post either counts (and
+//! shutdown waits for it) or is refused.
 //!
 //! # Running skip-on-shutdown tasks
 //!
 //! Chromium also counts running `SkipOnShutdown` tasks in this word; that costs two contended
 //! read-modify-writes per task on one shared cache line. Here each worker records its running
-//! task in its own slot instead ([`WorkerShared`](crate::worker::WorkerShared)): under the slot's
-//! lock it checks `STARTED` ([`Tracker::may_run`]) and records the task; shutdown sets `STARTED`
-//! first and then scans the slots under their locks, so either the worker saw `STARTED` (and
-//! skips the task) or the scan sees the task (and waits for it).
+//! task in its own slot instead ([`WorkerShared`](crate::worker::WorkerShared)): it records the
+//! task, then checks `STARTED` ([`Tracker::may_run`]); shutdown sets `STARTED` first and then
+//! scans the slots. Both sides are `SeqCst` store-then-load (a Dekker handshake), so either the
+//! worker saw `STARTED` (and skips the task) or the scan sees the task (and waits for it).
 //!
 //! # Completion
 //!
@@ -34,8 +35,8 @@
 //!
 //! | transition | who | rule |
 //! |---|---|---|
-//! | `items += 1` | poster, on idle → queued of a block source | refused if `COMPLETED` |
-//! | `items -= 1` | worker, when a block source drains | if the result is `STARTED` with 0 items, run the completion check |
+//! | `items += 1` | poster (immediate block task), or the delay manager's forward (ripe one) | refused if `COMPLETED` |
+//! | `items -= 1` | the worker that ran or skipped the task, or whoever dropped it unrun | if the result is `STARTED` with 0 items, run the completion check |
 //! | set `STARTED` | `shutdown()` | then run the completion check |
 //! | set `COMPLETED` | the completion check's CAS winner | then the completion duties |
 
@@ -134,8 +135,8 @@ impl Tracker {
         }
     }
 
-    /// May a task with this behaviour start now? Workers call it under their running slot's
-    /// lock (see the module doc). Immediate block tasks always run; everything else (skip,
+    /// May a task with this behaviour start now? Workers call it right after recording the
+    /// task in their running slot (see the module doc). Immediate block tasks always run; everything else (skip,
     /// continue, and delayed tasks of any behaviour) only before shutdown starts.
     #[inline]
     pub(crate) fn may_run(&self, behavior: ShutdownBehavior, was_delayed: bool) -> bool {

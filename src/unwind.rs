@@ -169,8 +169,10 @@ pub(crate) fn report_task_panic(message: String, posted_from: &'static Location<
     };
     let policy = current::panic_policy();
     if policy == PanicPolicy::Poison {
-        if let Some(queued) = current::running_sequence_ref(|s| s.poison()) {
-            drop_each_quietly(queued);
+        if let Some((queued, behavior)) =
+            current::running_sequence_ref(|s| (s.poison(), s.shutdown()))
+        {
+            crate::pool::Inner::drop_never_run(&pool, behavior, queued);
         }
     }
     pool.report_panic_message(posted_from, message);

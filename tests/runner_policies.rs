@@ -436,3 +436,164 @@ fn a_post_racing_entry_into_blocking_is_not_stranded() {
         pool.shutdown();
     }
 }
+
+/// Holds the pool's only worker until `open` is called.
+fn hold_the_worker(pool: &ThreadPool) -> mpsc::Sender<()> {
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    pool.post_task(TaskTraits::default(), move || {
+        started_tx.send(()).unwrap();
+        gate_rx.recv().unwrap();
+    })
+    .unwrap();
+    started_rx.recv_timeout(T).unwrap();
+    gate_tx
+}
+
+#[test]
+fn a_ticket_made_stale_by_update_priority_stays_stale_after_the_sequence_went_idle() {
+    static LOCAL: SequenceLocal<u32> = SequenceLocal::new();
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let gate = hold_the_worker(&pool);
+    let seq = pool.create_updateable_sequenced_task_runner(TaskPriority::BestEffort.into());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let (s2, t2, r2) = (seq.clone(), tx.clone(), Arc::clone(&ran));
+    seq.post_task(move || {
+        r2.fetch_add(1, Ordering::SeqCst);
+        // The sequence's queue is empty now; a sequence-local value and a new task bring its
+        // queue state back while the first, stale ticket still waits at best-effort.
+        LOCAL.set(7);
+        let r3 = Arc::clone(&r2);
+        let t3 = t2.clone();
+        s2.post_task(move || {
+            r3.fetch_add(1, Ordering::SeqCst);
+            t3.send("second").unwrap();
+        })
+        .unwrap();
+        t2.send("first").unwrap();
+    })
+    .unwrap();
+    // The best-effort ticket goes stale; a fresh one is queued at user-blocking.
+    seq.update_priority(TaskPriority::UserBlocking);
+    gate.send(()).unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), "first");
+    assert_eq!(rx.recv_timeout(T).unwrap(), "second");
+    // A best-effort task queued now runs after the stale ticket came up: it ran nothing.
+    let (done_tx, done_rx) = mpsc::channel();
+    pool.post_task(TaskPriority::BestEffort.into(), move || {
+        done_tx.send(()).unwrap()
+    })
+    .unwrap();
+    done_rx.recv_timeout(T).unwrap();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "a task ran twice or a ticket ran nothing"
+    );
+    seq.post_task(move || tx.send("third").unwrap()).unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), "third");
+}
+
+/// Posts `n` tasks to a block-shutdown, poison-policy runner: the first panics once released,
+/// the others (queued behind it) are dropped unrun. Shutdown must not wait for them.
+fn poisoned_block_shutdown_runner_lets_shutdown_complete(
+    post: impl Fn(Box<dyn FnOnce() + Send>),
+    pool: &ThreadPool,
+) {
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    post(Box::new(move || {
+        gate_rx.recv().unwrap();
+        panic!("poison the sequence");
+    }));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let d = DropCount(Arc::clone(&dropped));
+        post(Box::new(move || {
+            let _d = d;
+            panic!("a task queued behind the panicking one ran");
+        }));
+    }
+    gate_tx.send(()).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while dropped.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued tasks were not dropped"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pool.shutdown_timeout(T)
+        .expect("shutdown waited for tasks a poisoned sequence will never run");
+}
+
+fn block_and_poison() -> TaskTraits {
+    TaskTraits::new()
+        .shutdown_behavior(taskrunner::ShutdownBehavior::BlockShutdown)
+        .panic_policy(PanicPolicy::Poison)
+}
+
+#[test]
+fn poisoned_block_shutdown_sequences_do_not_hold_shutdown_up() {
+    let pool = quiet_pool(2);
+    let seq = pool.create_sequenced_task_runner(block_and_poison());
+    poisoned_block_shutdown_runner_lets_shutdown_complete(
+        |f| {
+            let _ = seq.post_task(f);
+        },
+        &pool,
+    );
+}
+
+#[test]
+fn poisoned_block_shutdown_updateable_sequences_do_not_hold_shutdown_up() {
+    let pool = quiet_pool(2);
+    let seq = pool.create_updateable_sequenced_task_runner(block_and_poison());
+    poisoned_block_shutdown_runner_lets_shutdown_complete(
+        |f| {
+            let _ = seq.post_task(f);
+        },
+        &pool,
+    );
+}
+
+#[test]
+fn poisoned_block_shutdown_single_thread_runners_do_not_hold_shutdown_up() {
+    let pool = quiet_pool(2);
+    let runner = pool.create_single_thread_task_runner(block_and_poison());
+    poisoned_block_shutdown_runner_lets_shutdown_complete(
+        |f| {
+            let _ = runner.post_task(f);
+        },
+        &pool,
+    );
+}
+
+#[test]
+fn a_ripe_delayed_block_shutdown_task_of_an_updateable_runner_is_skipped_once_shutdown_starts() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let gate = hold_the_worker(&pool);
+    let seq = pool.create_updateable_sequenced_task_runner(
+        TaskTraits::new().shutdown_behavior(taskrunner::ShutdownBehavior::BlockShutdown),
+    );
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    seq.post_delayed_task(Duration::from_millis(1), move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    // Ripe and forwarded into the ready queue, behind the held worker.
+    std::thread::sleep(Duration::from_millis(100));
+    let shutting = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.shutdown_timeout(T))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    gate.send(()).unwrap();
+    shutting.join().unwrap().expect("shutdown completes");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a delayed task ran after shutdown started (delayed tasks never block shutdown)"
+    );
+}

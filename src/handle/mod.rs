@@ -35,4 +35,5 @@ impl<R: FnOnce() + Send + 'static> Reply<()> for ReplyFn<R> {
     }
 }
 pub use error::TaskError;
+pub(crate) use task_handle::HandleHost;
 pub use task_handle::{AbortHandle, TaskHandle, TaskState};

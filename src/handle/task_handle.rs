@@ -13,7 +13,6 @@ use crate::handle::cell::{
     CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
 };
 use crate::handle::TaskError;
-use crate::pool::Inner;
 use crate::sync::Ordering;
 
 /// Where a task is in its life.
@@ -93,7 +92,28 @@ pub struct TaskHandle<T> {
     /// The pool, when it is a `TestEnvironment`'s (mock clock, manual delays): waits obey the
     /// mock clock.
     #[cfg(feature = "test-util")]
-    mock: Option<std::sync::Weak<Inner>>,
+    mock: Option<std::sync::Weak<dyn HandleHost>>,
+}
+
+/// What a handle needs from the pool its task was posted to: the pool implements it, and a
+/// handle holds it weakly (a handle never keeps a dropped pool's state alive). The only way
+/// a handle reaches its pool.
+pub(crate) trait HandleHost: Send + Sync {
+    /// Removes a delayed task's pending entry at once (the entry is dropped outside the
+    /// delay manager's lock).
+    fn cancel_delayed(&self, id: DelayId);
+    /// `true` if the delayed task `id` has not ripened yet.
+    #[cfg(feature = "test-util")]
+    fn delay_pending(&self, id: DelayId) -> bool;
+    /// The pool's clock.
+    #[cfg(feature = "test-util")]
+    fn now(&self) -> std::time::Instant;
+    /// The pool is a `TestEnvironment`'s (mock clock, delays forwarded by the test).
+    #[cfg(feature = "test-util")]
+    fn is_mock(&self) -> bool;
+    /// The pool is a seeded single-thread test pool (no worker threads).
+    #[cfg(feature = "test-util")]
+    fn is_seeded(&self) -> bool;
 }
 
 impl<T: Send + 'static> TaskHandle<T> {
@@ -118,11 +138,22 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 
     /// Marks a handle of a task posted to a `TestEnvironment` pool.
-    #[cfg(feature = "test-util")]
-    pub(crate) fn on_mock_pool(mut self, pool: &crate::sync::Arc<Inner>) -> Self {
-        if pool.delay.is_manual() {
-            self.mock = Some(crate::sync::Arc::downgrade(pool));
+    #[cfg(all(feature = "test-util", not(loom)))]
+    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(
+        mut self,
+        pool: &std::sync::Arc<H>,
+    ) -> Self {
+        if pool.is_mock() {
+            let weak: std::sync::Weak<H> = std::sync::Arc::downgrade(pool);
+            let weak: std::sync::Weak<dyn HandleHost> = weak;
+            self.mock = Some(weak);
         }
+        self
+    }
+
+    /// Loom builds keep no reference (loom's `Arc` has no weak references).
+    #[cfg(all(feature = "test-util", loom))]
+    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(self, _pool: &crate::sync::Arc<H>) -> Self {
         self
     }
 
@@ -133,23 +164,32 @@ impl<T: Send + 'static> TaskHandle<T> {
     pub(crate) fn for_pool(mut self, link: Option<crate::runner::PoolLink>) -> Self {
         #[cfg(feature = "test-util")]
         if let Some(l) = link {
-            self = self
-                .on_seeded_pool(l.0.group.is_manual())
-                .on_mock_pool(&l.0);
+            let host = l.handle_host();
+            self = self.on_seeded_pool(host.is_seeded()).on_mock_pool(&host);
         }
         self
     }
 
     /// Remembers the pending delay-manager entry of a delayed task.
     #[cfg(not(loom))]
-    pub(crate) fn with_delay_entry(mut self, pool: &crate::sync::Arc<Inner>, id: DelayId) -> Self {
-        self.delay_entry = Some((crate::sync::Arc::downgrade(pool), id));
+    pub(crate) fn with_delay_entry<H: HandleHost + 'static>(
+        mut self,
+        pool: &std::sync::Arc<H>,
+        id: DelayId,
+    ) -> Self {
+        let weak: std::sync::Weak<H> = std::sync::Arc::downgrade(pool);
+        let weak: std::sync::Weak<dyn HandleHost> = weak;
+        self.delay_entry = Some((weak, id));
         self
     }
 
     /// Loom builds keep no entry (loom's `Arc` has no weak references).
     #[cfg(loom)]
-    pub(crate) fn with_delay_entry(self, _pool: &crate::sync::Arc<Inner>, _id: DelayId) -> Self {
+    pub(crate) fn with_delay_entry<H: HandleHost + 'static>(
+        self,
+        _pool: &crate::sync::Arc<H>,
+        _id: DelayId,
+    ) -> Self {
         self
     }
 
@@ -300,7 +340,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
         #[cfg(feature = "test-util")]
         if let Some(inner) = self.mock.as_ref().and_then(std::sync::Weak::upgrade) {
-            return self.wait_take_mock(&inner, timeout);
+            return self.wait_take_mock(&*inner, timeout);
         }
         let core = self.cell.core();
         spin_until_terminal(core);
@@ -341,11 +381,11 @@ impl<T: Send + 'static> TaskHandle<T> {
     #[cfg(feature = "test-util")]
     fn wait_take_mock(
         &mut self,
-        inner: &Inner,
+        inner: &dyn HandleHost,
         timeout: Option<Duration>,
     ) -> Option<Result<T, TaskError>> {
         let deadline = match timeout {
-            Some(t) => Deadline::after(inner.clock.now(), t),
+            Some(t) => Deadline::after(inner.now(), t),
             None => Deadline::NEVER,
         };
         {
@@ -362,7 +402,7 @@ impl<T: Send + 'static> TaskHandle<T> {
                 if s.done {
                     return s.result.take();
                 }
-                if deadline.is_reached(inner.clock.now()) {
+                if deadline.is_reached(inner.now()) {
                     return None;
                 }
                 if self.waits_on_own_sequence() {
@@ -385,7 +425,7 @@ impl<T: Send + 'static> TaskHandle<T> {
                     let not_due = self
                         .delay_entry
                         .as_ref()
-                        .is_some_and(|(_, id)| inner.delay.is_pending(*id));
+                        .is_some_and(|(_, id)| inner.delay_pending(*id));
                     // A task that needs no mock time runs on the environment's workers: waiting for
                     // it (with or without a mock-time timeout, which cannot elapse meanwhile) is a
                     // plain join. One that is not due yet needs this thread to move the clock.
@@ -554,7 +594,7 @@ fn decode_state(state: u8) -> TaskState {
 
 /// A delayed task's pending entry in its pool's delay manager.
 #[cfg(not(loom))]
-type DelayEntry = Option<(std::sync::Weak<Inner>, DelayId)>;
+type DelayEntry = Option<(std::sync::Weak<dyn HandleHost>, DelayId)>;
 
 /// Cancels through the cell, then frees a delayed task's pending entry at once.
 fn cancel_cell<T>(cell: &dyn HandleCell<T>, #[cfg(not(loom))] delay_entry: &DelayEntry) -> bool {
@@ -562,9 +602,8 @@ fn cancel_cell<T>(cell: &dyn HandleCell<T>, #[cfg(not(loom))] delay_entry: &Dela
     #[cfg(not(loom))]
     if cancelled {
         if let Some((pool, id)) = delay_entry {
-            if let Some(inner) = pool.upgrade() {
-                // Dropped outside the delay lock (the entry may hold the last sequence ref).
-                crate::unwind::drop_quietly(inner.delay.cancel(*id));
+            if let Some(host) = pool.upgrade() {
+                host.cancel_delayed(*id);
             }
         }
     }

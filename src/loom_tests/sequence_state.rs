@@ -120,7 +120,7 @@ fn loom_sequence_held_ticket_vs_update_priority() {
         let seq = Arc::new(Sequence::new_held(TaskTraits::default(), Home::Pool));
         let mut tickets = Vec::new();
         for id in 1..=2 {
-            let (epoch, _) = seq.push_held(probe.task(id, None));
+            let (epoch, _) = seq.push_held(probe.task(id, None), false);
             tickets.push(Work::ticket(Arc::clone(&seq), epoch));
         }
         let t2 = tickets.pop().unwrap();

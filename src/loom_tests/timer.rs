@@ -3,7 +3,7 @@
 //!
 //! Scope: a real `Inner`, a real `TimerCore` and the real `DelayManager` (its heap, `add`,
 //! `cancel`, `stop`). The service thread and the worker are replaced by one model thread, the
-//! *firer*, which pops the ripe entries from the heap (`take_ripe_for_loom`, the service
+//! *firer*, which pops the ripe entries from the heap (`take_ripe`, the service
 //! thread's `pop_ripe`) and runs their jobs as the sequence's worker would; the forwarding
 //! through the sequence queue adds nothing to the timer's protocol (a fire that waits there is
 //! just a fire that runs later, which the models cover). Fire tasks are posted with zero delay,

@@ -407,7 +407,7 @@ impl Inner {
         match &seq.home {
             Home::Pool => {
                 let work = if seq.is_held() {
-                    let (epoch, _) = seq.push_held(task);
+                    let (epoch, _) = seq.push_held(task, delayed);
                     #[cfg(feature = "test-util")]
                     if let Some(t) = &this.test {
                         t.posted();
@@ -498,7 +498,7 @@ impl Inner {
                     }
                     match &s.home {
                         Home::Pool if s.is_held() => {
-                            let (epoch, _) = s.push_held(d.task);
+                            let (epoch, _) = s.push_held(d.task, true);
                             works.push(Work::ticket(Arc::clone(&s), epoch));
                         }
                         Home::Pool => {
@@ -656,7 +656,7 @@ impl Inner {
                 // context); later posts are refused at admission, queued entries are dropped
                 // when they come up.
                 if let Some(held) = current::running_sequence_ref(|s| s.poison()) {
-                    drop_each_quietly(held);
+                    Inner::drop_never_run(this, behavior, held);
                 }
             }
             let seq = scope.exit().expect("the task scope keeps the sequence");
@@ -726,6 +726,19 @@ impl Inner {
         #[cfg(feature = "test-util")]
         if let Some(t) = &this.test {
             t.ran();
+        }
+    }
+
+    /// Tasks of a poisoned sequence taken out of its queue: they never run. Drops them (in the
+    /// caller's context) and releases the shutdown item that each task of a block-shutdown
+    /// sequence holds, so that shutdown does not wait for them.
+    pub(crate) fn drop_never_run(this: &Arc<Self>, behavior: ShutdownBehavior, tasks: Vec<Task>) {
+        let n = tasks.len();
+        drop_each_quietly(tasks);
+        if behavior == ShutdownBehavior::BlockShutdown {
+            for _ in 0..n {
+                Inner::check_completion(this, this.tracker.unregister_block());
+            }
         }
     }
 
@@ -883,6 +896,33 @@ impl Host for Inner {
     }
 }
 
+impl crate::handle::HandleHost for Inner {
+    fn cancel_delayed(&self, id: DelayId) {
+        // Dropped outside the delay lock (the entry may hold the last sequence reference).
+        drop_quietly(self.delay.cancel(id));
+    }
+
+    #[cfg(feature = "test-util")]
+    fn delay_pending(&self, id: DelayId) -> bool {
+        self.delay.is_pending(id)
+    }
+
+    #[cfg(feature = "test-util")]
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    #[cfg(feature = "test-util")]
+    fn is_mock(&self) -> bool {
+        self.delay.is_manual()
+    }
+
+    #[cfg(feature = "test-util")]
+    fn is_seeded(&self) -> bool {
+        self.group.is_manual()
+    }
+}
+
 impl DedicatedHost for Inner {
     fn run_dedicated(
         this: &Arc<Self>,
@@ -894,7 +934,8 @@ impl DedicatedHost for Inner {
         let seq = Inner::run_sequence_task(this, Arc::clone(seq), task, delayed, 0, me);
         if seq.is_poisoned() {
             if let Home::Dedicated(d) = &seq.home {
-                drop_each_quietly(d.take_queued());
+                let queued = d.take_queued().into_iter().map(|(task, _)| task).collect();
+                Inner::drop_never_run(this, seq.shutdown(), queued);
             }
         }
     }

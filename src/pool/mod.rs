@@ -105,8 +105,8 @@ impl ShutdownTimedOut {
         &self.running
     }
 
-    /// The number of items still blocking shutdown (running skip-on-shutdown tasks and
-    /// block-shutdown sources not yet drained).
+    /// The number of things shutdown was still waiting for: running skip-on-shutdown tasks,
+    /// plus block-shutdown tasks not yet run.
     ///
     /// ```
     /// # use taskrunner::ThreadPool;

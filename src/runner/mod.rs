@@ -118,6 +118,14 @@ pub trait PostTask {
 #[cfg_attr(loom, allow(dead_code))]
 pub struct PoolLink(pub(crate) crate::sync::Arc<crate::pool::Inner>);
 
+impl PoolLink {
+    /// The pool, as its handles see it.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn handle_host(&self) -> crate::sync::Arc<crate::pool::Inner> {
+        crate::sync::Arc::clone(&self.0)
+    }
+}
+
 macro_rules! impl_post_task_for_runner {
     ($t:ty, $conc:expr) => {
         impl PostTask for $t {

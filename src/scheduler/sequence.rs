@@ -90,12 +90,10 @@ type LocalMap = HashMap<u64, Box<dyn Any + Send>>;
 struct Cold {
     /// Direct mode: entries taken by a worker before their turn, by position.
     buffer: VecDeque<Work>,
-    /// Held mode: the queued tasks.
-    held: VecDeque<Task>,
+    /// Held mode: the queued tasks, each with whether it was posted with a delay.
+    held: VecDeque<(Task, bool)>,
     /// Held mode: tickets taken while the sequence was running.
     deferred: u32,
-    /// Held mode: tickets with another epoch are stale.
-    epoch: u32,
     /// `SequenceLocal` values.
     locals: Option<Box<LocalMap>>,
 }
@@ -124,7 +122,10 @@ pub(crate) struct Sequence {
     /// Unique token (shared number space with thread and one-off task tokens).
     pub(crate) token: u64,
     state: AtomicU64,
-    /// Direct mode: the position the next post gets.
+    /// Direct mode: the position the next post gets. Held mode: the epoch (tickets with
+    /// another epoch are stale), changed only under the cold lock. It lives here rather than
+    /// in the cold part so that it never starts again from 0 when the cold part is freed: a
+    /// stale ticket still queued must stay stale.
     next_pos: AtomicU32,
     /// Bits 0-7: packed `TaskTraits` (the priority part is live: `set_priority`); bit 8: held
     /// mode.
@@ -349,24 +350,35 @@ impl Sequence {
     // ---- held mode --------------------------------------------------------------------------
 
     /// Held mode: queues `task` and returns the epoch and priority its ticket must carry.
-    pub(crate) fn push_held(&self, task: Task) -> (u32, TaskPriority) {
+    pub(crate) fn push_held(&self, task: Task, delayed: bool) -> (u32, TaskPriority) {
         let mut cold = self.cold.lock();
         let c = cold.get_or_insert_with(Box::default);
-        c.held.push_back(task);
-        (c.epoch, self.priority())
+        c.held.push_back((task, delayed));
+        (self.epoch(), self.priority())
+    }
+
+    /// Held mode: the current epoch (read or changed under the cold lock).
+    #[inline]
+    fn epoch(&self) -> u32 {
+        self.next_pos.load(Ordering::Relaxed)
+    }
+
+    /// Held mode: makes every outstanding ticket stale (under the cold lock).
+    fn bump_epoch(&self) -> u32 {
+        let e = self.epoch().wrapping_add(1);
+        self.next_pos.store(e, Ordering::Relaxed);
+        e
     }
 
     /// Held mode: sets the priority and makes every outstanding ticket stale. Returns the new
     /// epoch and how many tickets the caller must issue at the new priority.
     pub(crate) fn set_priority_held(&self, p: TaskPriority) -> (u32, usize) {
-        let mut cold = self.cold.lock();
+        let cold = self.cold.lock();
         self.set_priority(p);
-        match cold.as_mut() {
-            Some(c) => {
-                c.epoch = c.epoch.wrapping_add(1);
-                (c.epoch, c.held.len() - c.deferred as usize)
-            }
-            None => (0, 0),
+        let epoch = self.bump_epoch();
+        match cold.as_ref() {
+            Some(c) => (epoch, c.held.len() - c.deferred as usize),
+            None => (epoch, 0),
         }
     }
 
@@ -375,7 +387,7 @@ impl Sequence {
         let Some(c) = cold.as_mut() else {
             return Begin::Later; // stale: nothing is held
         };
-        if ticket.meta != c.epoch {
+        if ticket.meta != self.epoch() {
             return Begin::Later;
         }
         let s = self.state.load(Ordering::Acquire);
@@ -383,13 +395,13 @@ impl Sequence {
             c.deferred += 1;
             return Begin::Later;
         }
-        let Some(task) = c.held.pop_front() else {
+        let Some((task, delayed)) = c.held.pop_front() else {
             debug_assert!(false, "a valid ticket without a held task");
             return Begin::Later;
         };
         self.state.fetch_or(RUNNING, Ordering::Acquire);
         Self::free_if_empty(&mut cold);
-        Begin::Run(ticket.with_task(task))
+        Begin::Run(ticket.with_task(task, delayed))
     }
 
     fn finish_held(&self) -> Option<Work> {
@@ -397,8 +409,8 @@ impl Sequence {
         if let Some(c) = cold.as_mut() {
             if c.deferred > 0 {
                 c.deferred -= 1;
-                if let Some(task) = c.held.pop_front() {
-                    return Some(Work::held_run(task));
+                if let Some((task, delayed)) = c.held.pop_front() {
+                    return Some(Work::held_run(task, delayed));
                 }
             }
         }
@@ -431,8 +443,8 @@ impl Sequence {
         let out = match cold.as_mut() {
             Some(c) if !c.held.is_empty() => {
                 c.deferred = 0;
-                c.epoch = c.epoch.wrapping_add(1);
-                c.held.drain(..).collect()
+                self.bump_epoch();
+                c.held.drain(..).map(|(task, _)| task).collect()
             }
             _ => Vec::new(),
         };
@@ -514,7 +526,7 @@ impl Drop for Sequence {
             ..
         } = *cold;
         crate::unwind::drop_each_quietly(buffer);
-        crate::unwind::drop_each_quietly(held);
+        crate::unwind::drop_each_quietly(held.into_iter().map(|(task, _)| task));
         if let Some(locals) = locals {
             let scope = crate::current::TaskScope::enter(self.token, None, self.may_block());
             crate::unwind::drop_each_quietly(locals.into_values());
@@ -612,7 +624,7 @@ mod tests {
         let s = Arc::new(Sequence::new_held(TaskTraits::default(), Home::Pool));
         let mut tickets = Vec::new();
         for _ in 0..3 {
-            let (epoch, _) = s.push_held(Task::new(Box::new(|| {}), Location::caller()));
+            let (epoch, _) = s.push_held(Task::new(Box::new(|| {}), Location::caller()), false);
             tickets.push(Work::ticket(Arc::clone(&s), epoch));
         }
         let t3 = tickets.pop().unwrap();

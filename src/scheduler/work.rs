@@ -58,19 +58,22 @@ impl Work {
 
     /// A held task taken out of its sequence's queue, to run (the runner keeps the sequence).
     #[inline]
-    pub(crate) fn held_run(task: Task) -> Self {
+    pub(crate) fn held_run(task: Task, delayed: bool) -> Self {
         Work {
             task: Some(task),
             seq: None,
             meta: 0,
-            stamp: 0,
+            stamp: if delayed { DELAYED } else { 0 },
         }
     }
 
-    /// The ticket, now carrying the task it stands for.
+    /// The ticket, now carrying the task it stands for (and whether that task was delayed).
     #[inline]
-    pub(crate) fn with_task(mut self, task: Task) -> Self {
+    pub(crate) fn with_task(mut self, task: Task, delayed: bool) -> Self {
         self.task = Some(task);
+        if delayed {
+            self.stamp |= DELAYED;
+        }
         self
     }
 

@@ -91,6 +91,10 @@ pub(crate) struct Group {
     /// takes from a lower-priority injector, or best-effort work at all, only after those are
     /// stolen, so entries kept local never lose their priority.
     local_workers: CachePadded<[AtomicUsize; 3]>,
+    /// Bumped (under the lock) every time the list of live workers changes: searchers keep a
+    /// copy of the list and refresh it only when this moved, so a search step takes no lock
+    /// and allocates nothing.
+    roster: AtomicUsize,
     capacity: AtomicUsize,
     be_capacity: AtomicUsize,
     /// No worker is alive and the last start failed (see `Inner::admit`).
@@ -124,6 +128,7 @@ impl Group {
                 AtomicUsize::new(0),
                 AtomicUsize::new(0),
             ]),
+            roster: AtomicUsize::new(0),
             capacity: AtomicUsize::new(max_workers),
             be_capacity: AtomicUsize::new(max_best_effort),
             stalled: AtomicBool::new(false),
@@ -149,9 +154,8 @@ impl Group {
         self.notify_after_injector_push()
     }
 
-    /// Appends several entries that became ready together (tasks that ripened at one moment).
-    /// With no worker awake they all land before anyone looks; a test environment additionally
-    /// holds its workers back while it forwards (`TestEnvironment`).
+    /// Appends several entries that became ready together (tasks that ripened at one moment),
+    /// then makes sure a worker will look (one wake-up for the batch).
     pub(crate) fn push_all(&self, works: impl IntoIterator<Item = Work>) -> Wake {
         for w in works {
             let p = w.priority().index();
@@ -269,6 +273,7 @@ impl Group {
         s.next_index += 1;
         let worker = Arc::new(WorkerShared::new(index));
         s.all.push(Arc::clone(&worker));
+        self.roster.fetch_add(1, Ordering::Release);
         self.searching.fetch_add(1, Ordering::SeqCst);
         self.active.fetch_add(1, Ordering::SeqCst);
         Wake {
@@ -333,6 +338,19 @@ impl Group {
         self.synced.lock().all.clone()
     }
 
+    /// Refreshes `copy` (a searcher's list of the workers to steal from) if the list of live
+    /// workers changed since `seen`. A stale copy is harmless: a worker that left has nothing
+    /// local any more (it flushed before leaving), and one that just arrived has nothing yet.
+    #[inline]
+    pub(crate) fn refresh_victims(&self, seen: &mut usize, copy: &mut Vec<Arc<WorkerShared>>) {
+        let now = self.roster.load(Ordering::Acquire);
+        if now != *seen || copy.is_empty() {
+            let s = self.synced.lock();
+            copy.clone_from(&s.all);
+            *seen = self.roster.load(Ordering::Relaxed);
+        }
+    }
+
     // ---- best-effort cap --------------------------------------------------------------------
 
     #[inline]
@@ -390,7 +408,7 @@ impl Group {
     pub(crate) fn park_begin(&self, me: &Arc<WorkerShared>) -> Parking {
         let mut s = self.synced.lock();
         if s.completed || (s.terminating && !self.any_work_locked(&s)) {
-            Self::remove(&mut s.all, me);
+            self.remove(&mut s.all, me);
             s.exited.push(Arc::clone(me));
             self.active.fetch_sub(1, Ordering::SeqCst);
             // Parked workers must notice too.
@@ -417,7 +435,7 @@ impl Group {
         match s.idle.iter().position(|x| Arc::ptr_eq(x, me)) {
             Some(i) => {
                 s.idle.remove(i);
-                Self::remove(&mut s.all, me);
+                self.remove(&mut s.all, me);
                 true
             }
             None => false,
@@ -431,9 +449,10 @@ impl Group {
         self.active.load(Ordering::Relaxed) > self.capacity.load(Ordering::Relaxed)
     }
 
-    fn remove(list: &mut Vec<Arc<WorkerShared>>, me: &Arc<WorkerShared>) {
+    fn remove(&self, list: &mut Vec<Arc<WorkerShared>>, me: &Arc<WorkerShared>) {
         if let Some(i) = list.iter().position(|x| Arc::ptr_eq(x, me)) {
             list.swap_remove(i);
+            self.roster.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -443,7 +462,7 @@ impl Group {
     /// stalled: nothing queued can run until a later start succeeds.
     pub(crate) fn spawn_failed(&self, me: &Arc<WorkerShared>) {
         let mut s = self.synced.lock();
-        Self::remove(&mut s.all, me);
+        self.remove(&mut s.all, me);
         self.searching.fetch_sub(1, Ordering::SeqCst);
         self.active.fetch_sub(1, Ordering::SeqCst);
         if s.all.is_empty() {

@@ -235,6 +235,8 @@ pub(crate) struct LocalQueues {
     next: Deque<Work>,
     /// The priority of what the local queues hold (they hold one priority at a time).
     prio: Cell<Option<TaskPriority>>,
+    /// The workers to steal from, and the group's roster number it was copied at.
+    victims: RefCell<(usize, Vec<Arc<WorkerShared>>)>,
 }
 
 impl LocalQueues {
@@ -368,6 +370,7 @@ pub(crate) fn worker_main<H: Host>(host: Arc<H>, me: Arc<WorkerShared>) {
         fifo,
         next,
         prio: Cell::new(None),
+        victims: RefCell::new((0, Vec::new())),
     });
     #[cfg(not(loom))]
     LOCAL.with(|l| *l.borrow_mut() = Some(Rc::clone(&local)));
@@ -473,6 +476,7 @@ pub(crate) fn run_worker_loop<H: Host>(host: &Arc<H>, me: &Arc<WorkerShared>) {
         fifo,
         next,
         prio: Cell::new(None),
+        victims: RefCell::new((0, Vec::new())),
     };
     worker_loop(host, me, &local);
 }
@@ -576,8 +580,11 @@ fn steal_from_others(
     me: &Arc<WorkerShared>,
     take_next: bool,
 ) -> Option<Work> {
-    for v in group.victims() {
-        if Arc::ptr_eq(&v, me) {
+    let mut victims = local.victims.borrow_mut();
+    let (seen, copy) = &mut *victims;
+    group.refresh_victims(seen, copy);
+    for v in copy.iter() {
+        if Arc::ptr_eq(v, me) {
             continue;
         }
         loop {
