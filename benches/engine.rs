@@ -822,6 +822,61 @@ fn parallel_throughput<'a, E: Executor + 'a>(e: E, n: usize) -> Contender<'a> {
     })
 }
 
+/// A reference point for A, not a peer one would use: the channel floor with a 48-byte message
+/// (the boxed closure plus 32 bytes), the size of a taskrunner ready-queue entry. The gap
+/// between it and the plain floor is what queue traffic per task costs on this machine.
+struct WideFloor {
+    tx: Option<crossbeam_channel::Sender<WideMsg>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+type WideMsg = (Box<dyn FnOnce() + Send>, [u64; 4]);
+
+impl WideFloor {
+    fn new(workers: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<WideMsg>();
+        let threads = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    while let Ok((f, pad)) = rx.recv() {
+                        black_box(pad);
+                        f();
+                    }
+                })
+            })
+            .collect();
+        WideFloor {
+            tx: Some(tx),
+            threads,
+        }
+    }
+}
+
+impl Drop for WideFloor {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Executor for WideFloor {
+    fn name(&self) -> &'static str {
+        "floor_channel_48B_msg"
+    }
+
+    #[inline]
+    fn post<F: FnOnce() + Send + 'static>(&self, f: F) {
+        self.tx
+            .as_ref()
+            .expect("running")
+            .send((Box::new(f), [0; 4]))
+            .expect("wide floor channel closed");
+    }
+}
+
 fn workload_a(cfg: &Config) -> Vec<WorkloadResult> {
     let n = cfg.size(1_000_000, 20_000);
     let w = cfg.workers;
@@ -839,6 +894,7 @@ fn workload_a(cfg: &Config) -> Vec<WorkloadResult> {
         vec![
             parallel_throughput(Taskrunner::new(w), n),
             parallel_throughput(Floor::new(w), n),
+            parallel_throughput(WideFloor::new(w), n),
             parallel_throughput(RayonSpawn(rayon_pool(w)), n),
             parallel_throughput(RayonSpawnFifo(rayon_pool(w)), n),
             parallel_throughput(ThreadPoolCrate::new(w), n),
