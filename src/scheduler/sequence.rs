@@ -30,7 +30,7 @@
 //! |---|---|---|
 //! | `pos = next_pos++` | poster, or the delay manager forwarding a ripe task | the entry carries `pos` |
 //! | `(p, idle) → (p, RUNNING)` | the worker holding entry `p` | CAS in [`begin`](Sequence::begin): it runs `p` |
-//! | entry `q` not runnable → buffer | the worker holding `q` | under the cold lock: set `BUFFERED` by CAS (re-checking runnability), then insert; it moves on |
+//! | entry `q` not runnable → buffer | the worker holding `q` | if `q` directly follows the running position, first a bounded spin re-trying the CAS above ([`wait_for_predecessor`](Sequence::wait_for_predecessor)); then under the cold lock: set `BUFFERED` by CAS (re-checking runnability), then insert; it moves on |
 //! | `(p, RUNNING) → (p+1, idle)` | the running worker, `BUFFERED` clear | CAS in [`finish`](Sequence::finish) |
 //! | `(p, RUNNING, BUFFERED)` → run `p+1` from the buffer | the running worker | under the cold lock, if the buffer's front is `p+1`: it keeps `RUNNING` |
 //! | `(p, RUNNING, BUFFERED) → (p+1, idle)` | the running worker | under the cold lock, when `p+1` is still in transit (its holder finds it runnable) |
