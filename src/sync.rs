@@ -10,7 +10,7 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread;
@@ -19,35 +19,120 @@ mod imp {
     /// for the model's stand-in).
     pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
-    /// A mutex whose `lock()` returns the guard (parking_lot's API).
-    pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
-    /// The guard of [`Mutex`].
-    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    #[cfg(not(miri))]
+    pub(crate) use self::plock::{Condvar, Mutex, MutexGuard};
+    #[cfg(miri)]
+    pub(crate) use self::stdlock::{Condvar, Mutex, MutexGuard};
 
-    /// A condition variable used with [`Mutex`].
-    #[derive(Debug, Default)]
-    pub(crate) struct Condvar(parking_lot::Condvar);
+    #[cfg(not(miri))]
+    mod plock {
+        /// A mutex whose `lock()` returns the guard (parking_lot's API).
+        pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+        /// The guard of [`Mutex`].
+        pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
-    impl Condvar {
-        pub(crate) fn new() -> Self {
-            Self(parking_lot::Condvar::new())
+        /// A condition variable used with [`Mutex`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Condvar(parking_lot::Condvar);
+
+        impl Condvar {
+            pub(crate) fn new() -> Self {
+                Self(parking_lot::Condvar::new())
+            }
+            pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+                self.0.wait(guard);
+            }
+            /// Returns `true` if the wait timed out.
+            pub(crate) fn wait_for<T>(
+                &self,
+                guard: &mut MutexGuard<'_, T>,
+                d: std::time::Duration,
+            ) -> bool {
+                self.0.wait_for(guard, d).timed_out()
+            }
+            pub(crate) fn notify_one(&self) {
+                self.0.notify_one();
+            }
+            pub(crate) fn notify_all(&self) {
+                self.0.notify_all();
+            }
         }
-        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
-            self.0.wait(guard);
+    }
+
+    /// Under miri: std's lock and condition variable with parking_lot's shape (no poisoning).
+    /// parking_lot parks through a raw `futex` syscall whose argument types miri rejects; std's
+    /// futex calls are ones miri models.
+    #[cfg(miri)]
+    mod stdlock {
+        use std::sync::PoisonError;
+
+        /// std's mutex with parking_lot's `lock()` shape.
+        #[derive(Debug, Default)]
+        pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+
+        /// The guard of [`Mutex`]; an `Option` so that [`Condvar::wait`] can hand it over.
+        #[derive(Debug)]
+        pub(crate) struct MutexGuard<'a, T>(Option<std::sync::MutexGuard<'a, T>>);
+
+        impl<T> Mutex<T> {
+            pub(crate) const fn new(t: T) -> Self {
+                Self(std::sync::Mutex::new(t))
+            }
+            pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+                MutexGuard(Some(self.0.lock().unwrap_or_else(PoisonError::into_inner)))
+            }
+            pub(crate) fn into_inner(self) -> T {
+                self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
+            }
+            pub(crate) fn get_mut(&mut self) -> &mut T {
+                self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+            }
         }
-        /// Returns `true` if the wait timed out.
-        pub(crate) fn wait_for<T>(
-            &self,
-            guard: &mut MutexGuard<'_, T>,
-            d: std::time::Duration,
-        ) -> bool {
-            self.0.wait_for(guard, d).timed_out()
+
+        impl<T> std::ops::Deref for MutexGuard<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                self.0.as_ref().expect("guard present")
+            }
         }
-        pub(crate) fn notify_one(&self) {
-            self.0.notify_one();
+        impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+            fn deref_mut(&mut self) -> &mut T {
+                self.0.as_mut().expect("guard present")
+            }
         }
-        pub(crate) fn notify_all(&self) {
-            self.0.notify_all();
+
+        /// std's condition variable taking the shim's guard by `&mut`.
+        #[derive(Debug, Default)]
+        pub(crate) struct Condvar(std::sync::Condvar);
+
+        impl Condvar {
+            pub(crate) fn new() -> Self {
+                Self(std::sync::Condvar::new())
+            }
+            pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+                let g = guard.0.take().expect("guard present");
+                guard.0 = Some(self.0.wait(g).unwrap_or_else(PoisonError::into_inner));
+            }
+            /// Returns `true` if the wait timed out.
+            pub(crate) fn wait_for<T>(
+                &self,
+                guard: &mut MutexGuard<'_, T>,
+                d: std::time::Duration,
+            ) -> bool {
+                let g = guard.0.take().expect("guard present");
+                let (g, r) = self
+                    .0
+                    .wait_timeout(g, d)
+                    .unwrap_or_else(PoisonError::into_inner);
+                guard.0 = Some(g);
+                r.timed_out()
+            }
+            pub(crate) fn notify_one(&self) {
+                self.0.notify_one();
+            }
+            pub(crate) fn notify_all(&self) {
+                self.0.notify_all();
+            }
         }
     }
 }
@@ -55,7 +140,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;

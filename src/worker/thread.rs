@@ -22,8 +22,8 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::location_cell::LocationCell;
 use crate::scheduler::Work;
-use crossbeam_utils::atomic::AtomicCell;
 
 use crate::sync::{thread, Arc, AtomicU64, Deque, Mutex, Ordering, Steal, Stealer};
 use crate::tracker::Tracker;
@@ -106,8 +106,8 @@ fn behavior_of(bits: u64) -> ShutdownBehavior {
 struct Slot {
     /// Bit 0 running, bit 1 sequenced, bits 2-3 shutdown behaviour, bits 4-5 priority.
     state: AtomicU64,
-    /// Where the running task was posted from (a pointer-sized, lock-free cell).
-    posted_from: AtomicCell<Option<&'static Location<'static>>>,
+    /// Where the running task was posted from.
+    posted_from: LocationCell,
 }
 
 /// The part of a worker that other threads may touch.
@@ -148,7 +148,7 @@ impl WorkerShared {
     /// [`Slot`]).
     #[inline]
     pub(crate) fn begin(&self, tracker: &Tracker, info: RunningTask, was_delayed: bool) -> bool {
-        self.slot.posted_from.store(Some(info.posted_from));
+        self.slot.posted_from.store(info.posted_from);
         let bits = SLOT_RUNNING
             | if info.sequenced { SLOT_SEQUENCED } else { 0 }
             | behavior_bits(info.shutdown_behavior) << 2
