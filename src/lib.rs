@@ -55,6 +55,7 @@
 #![deny(unsafe_code)]
 
 mod async_mutex;
+#[cfg(feature = "batch")]
 mod batch;
 mod blocking;
 mod bound;
@@ -74,6 +75,7 @@ mod keyed;
 mod local;
 mod location_cell;
 mod pool;
+#[cfg(feature = "registry")]
 mod registry;
 mod repeat;
 mod retry;
@@ -101,6 +103,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 pub use async_mutex::{AsyncMutex, AsyncMutexGuard, AsyncMutexLock};
+#[cfg(feature = "batch")]
 pub use batch::{BatchError, BatchStats, Batcher, BatcherBuilder, DispatchRunner};
 pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
@@ -124,6 +127,7 @@ pub use handle::{AbortHandle, Deferred, TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+#[cfg(feature = "registry")]
 pub use registry::{HandleId, HandleRegistry, HandleRegistryBuilder, RegistryError, RegistryFull};
 pub use repeat::{repeat, Repeat, RepeatHandle, RepeatMode};
 pub use retry::{retry, RetryPolicy};
@@ -277,3 +281,8 @@ struct ShutdownGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/waiting-panics-and-time.md")]
 struct WaitingPanicsAndTimeGuide;
+
+/// README.md's code blocks run as doctests as well.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct Readme;

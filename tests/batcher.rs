@@ -6,6 +6,7 @@
 //! answer is an error, never a panic or a hang.
 //!
 //! Nothing asserts on timing; timeouts only turn a hang into a failure.
+#![cfg(feature = "batch")]
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod support;

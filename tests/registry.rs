@@ -1,7 +1,7 @@
 //! `HandleRegistry`: ids, bounds, automatic cleanup on a manual clock, the wren.go state codes,
 //! cleanup semantics, and the concurrency the script host relies on (many waiters on one id,
 //! cancel racing completion from many threads).
-#![cfg(feature = "test-util")]
+#![cfg(all(feature = "test-util", feature = "registry"))]
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::error::Error;

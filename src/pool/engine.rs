@@ -461,7 +461,8 @@ impl Inner {
             this.group.push(work).run(this);
         }
         // A post admitted just before shutdown completed may land after the completion duties
-        // drained the queues (the fence in `notify` orders this load after the push): then no
+        // drained the queues (the push's `SeqCst` CAS, or the fence in `notify` after a local
+        // push, orders this `SeqCst` load after the push): then no
         // worker will look at it any more, so the poster discards what is left itself.
         if this.group.is_completed() {
             Inner::discard(this.group.drain_queues());

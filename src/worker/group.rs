@@ -28,7 +28,7 @@
 //!
 //! | side | steps |
 //! |---|---|
-//! | poster | 1. push the entry 2. fence 3. load `searching`: non-zero → done 4. else lock, re-check, wake a parked worker or spawn one |
+//! | poster | 1. push the entry 2. fence (for an injector push, the push's own `SeqCst` compare-and-swap takes its place; see [`notify_after_injector_push`](Group::notify_after_injector_push)) 3. load `searching` (`SeqCst`): non-zero → done 4. else lock, re-check, wake a parked worker or spawn one |
 //! | last searcher about to park | 1. `searching -= 1` 2. register as parked (lock) 3. fence 4. look at every queue: work → wake a worker (possibly itself) |
 //!
 //! Either the poster's load sees the searcher (which then looks at the queues after its fence
@@ -554,9 +554,10 @@ impl Group {
             self.completed.store(true, Ordering::SeqCst);
             std::mem::take(&mut s.idle)
         };
-        // Against a post racing completion: it pushes, fences, then reads `completed` (see
-        // `Inner::push_work`); this side stores `completed`, fences, then drains. One of the two
-        // sees the entry and discards it.
+        // Against a post racing completion: it pushes (a `SeqCst` CAS, or a local push and the
+        // fence in `notify`), then reads `completed` `SeqCst` (see `Inner::push_work`); this
+        // side stores `completed`, fences, then drains. One of the two sees the entry and
+        // discards it.
         fence(Ordering::SeqCst);
         for w in &idle {
             self.wake_parked(w);
@@ -564,9 +565,14 @@ impl Group {
         self.drain_queues()
     }
 
+    /// `SeqCst`: a poster reads this right after its push (an injector push is a `SeqCst`
+    /// compare-and-swap, a local push is followed by the fence in `notify`), and `complete`
+    /// stores it `SeqCst` before it drains, so in the single order of `SeqCst` operations
+    /// either the poster sees `true` or the drain sees the entry. An `Acquire` load would be
+    /// allowed to read the old value on weakly ordered hardware. (On x86 both are a plain load.)
     #[inline]
     pub(crate) fn is_completed(&self) -> bool {
-        self.completed.load(Ordering::Acquire)
+        self.completed.load(Ordering::SeqCst)
     }
 
     /// Every handle is gone (`true`) or one came back (`false`). Parked workers are woken so
