@@ -50,7 +50,7 @@ use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 
 /// A mutual-exclusion lock for async code: [`lock`](Self::lock)`.await` waits without holding a
 /// thread, and the guard may be held across `.await`s. Waiters are served first come, first

@@ -2,7 +2,7 @@
 
 use crate::current;
 use crate::pool::Inner;
-use crate::sync::Arc;
+use crate::shim::Arc;
 
 /// Runs `f`, which is expected to block (file or network I/O, waiting on a lock or a channel),
 /// and lets the pool run one more worker while it does, so that CPU-bound tasks are not starved

@@ -9,7 +9,7 @@ use crate::error::PostError;
 use crate::handle::TaskHandle;
 use crate::pool::{Inner, PostDest};
 use crate::runner::SequencedTaskRunner;
-use crate::sync::{Arc, Mutex};
+use crate::shim::{Arc, Mutex};
 
 /// Owns a `T` that lives on a sequence: it is constructed by a task of that sequence, used only
 /// by closures posted to it, and destroyed by a task of it when the `SequenceBound` is dropped.

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::runner::PostTask;
-use crate::sync::{Arc, AtomicU8, Condvar, Mutex, Ordering};
+use crate::shim::{Arc, AtomicU8, Condvar, Mutex, Ordering};
 
 const LIVE: u8 = 0;
 const CANCELLED: u8 = 1;

@@ -132,8 +132,8 @@ struct ManualInner {
     /// The largest offset the clock may reach: it stops one nanosecond short of the end of
     /// time, where entries with no deadline wait.
     limit: Duration,
-    offset: crate::sync::Mutex<Duration>,
-    wakers: crate::sync::Mutex<Vec<ClockWaker>>,
+    offset: crate::shim::Mutex<Duration>,
+    wakers: crate::shim::Mutex<Vec<ClockWaker>>,
 }
 
 #[cfg(feature = "test-util")]
@@ -154,8 +154,8 @@ impl ManualClock {
             inner: StdArc::new(ManualInner {
                 base,
                 limit,
-                offset: crate::sync::Mutex::new(Duration::ZERO),
-                wakers: crate::sync::Mutex::new(Vec::new()),
+                offset: crate::shim::Mutex::new(Duration::ZERO),
+                wakers: crate::shim::Mutex::new(Vec::new()),
             }),
         }
     }

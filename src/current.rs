@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::pool::Inner;
 use crate::scheduler::Sequence;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::task::next_id;
 use crate::traits::PanicPolicy;
 

@@ -68,7 +68,7 @@ use crate::cancel::{CancellationToken, Interrupted, TaskContext};
 use crate::handle::cell::new_outcome_cell;
 use crate::handle::{CellJob, Deferred, TaskError, TaskHandle, TaskState};
 use crate::runner::PostTask;
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind::{catch, report_task_panic};
 use crate::wait::{check_can_block, check_not_own_sequence, sequence_token_of};
 

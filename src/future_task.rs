@@ -98,7 +98,7 @@ use crate::handle::cell::{
 use crate::handle::{TaskError, TaskHandle};
 use crate::pool::ThreadPool;
 use crate::runner::{PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
-use crate::sync::{AtomicU8, Mutex, Ordering};
+use crate::shim::{AtomicU8, Mutex, Ordering};
 use crate::traits::TaskTraits;
 use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
 

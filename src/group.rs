@@ -39,7 +39,7 @@ use crate::handle::TaskError;
 use crate::runner::PostTask;
 use crate::scope::wait_compensated;
 use crate::semaphore::Semaphore;
-use crate::sync::{Condvar, Mutex};
+use crate::shim::{Condvar, Mutex};
 use crate::unwind::{catch, report_task_panic};
 use crate::wait::{check_not_own_sequence, sequence_token_of};
 

@@ -72,7 +72,7 @@ use crate::error::PostError;
 use crate::handle::TaskHandle;
 use crate::pool::{Inner, PoolRef, PostDest};
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::shim::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::traits::{PanicPolicy, TaskTraits};
 use crate::ThreadPool;
 
@@ -857,7 +857,7 @@ mod tests {
 mod loom_models {
     use super::*;
     use crate::loom_tests::model;
-    use crate::sync::thread;
+    use crate::shim::thread;
 
     /// Values record which incarnation of the key an entry is.
     type Map = KeyMap<u8, u32>;

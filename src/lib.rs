@@ -83,8 +83,8 @@ mod runner;
 mod scheduler;
 mod scope;
 mod semaphore;
+mod shim;
 mod single_flight;
-mod sync;
 mod task;
 #[cfg(feature = "test-util")]
 mod test_util;

@@ -11,7 +11,7 @@
 
 use std::panic::Location;
 
-use crate::sync::{AtomicPtr, Ordering};
+use crate::shim::{AtomicPtr, Ordering};
 
 /// An atomic cell holding either nothing or a `&'static Location<'static>`.
 #[derive(Debug)]

@@ -48,7 +48,7 @@ use crate::blocking::blocking_unchecked;
 use crate::clock::{Clock, SystemClock};
 use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle, TaskState};
-use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::shim::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use crate::unwind::{catch, drop_quietly};
 
 /// The largest id a script's double can hold exactly: 2^53.

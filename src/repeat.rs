@@ -65,7 +65,7 @@ use crate::cancel::{CancellationToken, TaskContext};
 use crate::deadline::Deadline;
 use crate::error::PostError;
 use crate::runner::PostTask;
-use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicU64, Condvar, Mutex, Ordering};
 use crate::unwind::{catch, drop_quietly, report_task_panic};
 
 /// When the next run of a repetition starts.

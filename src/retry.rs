@@ -19,7 +19,7 @@ use crate::cancel::{CancellationToken, Interrupted, TaskContext};
 use crate::handle::{Promise, TaskError, TaskHandle};
 use crate::runner::PostTask;
 use crate::semaphore::{Permit, Semaphore};
-use crate::sync::{Mutex, MutexGuard, Ordering};
+use crate::shim::{Mutex, MutexGuard, Ordering};
 use crate::unwind::{catch, report_task_panic};
 
 /// How often and how patiently to retry a fallible task.

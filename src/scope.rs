@@ -52,7 +52,7 @@ use crate::error::PostError;
 use crate::handle::TaskError;
 use crate::pool::ThreadPool;
 use crate::runner::PostTask;
-use crate::sync::{Condvar, Mutex};
+use crate::shim::{Condvar, Mutex};
 use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
 use crate::wait::sequence_token_of;
 

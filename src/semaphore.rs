@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::blocking::blocking_unchecked;
 use crate::deadline::Deadline;
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::shim::{Arc, Condvar, Mutex};
 
 type Waiter = Box<dyn FnOnce(Permit) + Send>;
 
@@ -299,7 +299,7 @@ mod tests {
     fn callbacks_are_served_in_order() {
         let s = Semaphore::new(1);
         let held = s.acquire();
-        let order = std::sync::Arc::new(crate::sync::Mutex::new(Vec::new()));
+        let order = std::sync::Arc::new(crate::shim::Mutex::new(Vec::new()));
         for i in 0..3 {
             let o = order.clone();
             s.acquire_then(move |_p| o.lock().push(i));

@@ -28,7 +28,7 @@ use std::thread::ThreadId;
 use crate::group::WakerList;
 use crate::handle::TaskError;
 use crate::scope::wait_compensated;
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind::catch;
 
 struct CallState<V> {

@@ -12,8 +12,8 @@ use crate::current;
 use crate::deadline::Deadline;
 use crate::pool::{Inner, ThreadPool};
 use crate::scheduler::Work;
-use crate::sync::{Arc, Mutex};
-use crate::sync::{Condvar, Ordering};
+use crate::shim::{Arc, Mutex};
+use crate::shim::{Condvar, Ordering};
 use crate::worker::WorkerShared;
 
 /// A thread pool on a [`ManualClock`], with Chromium's `TaskEnvironment` (MOCK_TIME) controls:

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::error::PostRefusal;
-use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicU64, Condvar, Mutex, Ordering};
 use crate::traits::ShutdownBehavior;
 
 const STARTED: u64 = 1;
@@ -164,7 +164,7 @@ impl Tracker {
         // fence states it for loom, which treats `SeqCst` accesses as `AcqRel`.
         let first = self.state.fetch_or(STARTED, Ordering::SeqCst) & STARTED == 0;
         #[cfg(loom)]
-        crate::sync::fence(Ordering::SeqCst);
+        crate::shim::fence(Ordering::SeqCst);
         first
     }
 

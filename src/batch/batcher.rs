@@ -16,7 +16,7 @@ use crate::semaphore::Semaphore;
 // `self: &Arc<Self>`, which loom's `Arc` does not support); the pool's types keep the shim's.
 use std::sync::Arc;
 
-use crate::sync::{Arc as SyncArc, Mutex};
+use crate::shim::{Arc as SyncArc, Mutex};
 use crate::task::Task;
 use crate::traits::{TaskPriority, TaskTraits};
 use crate::unwind::drop_quietly;
@@ -525,7 +525,7 @@ where
         let s = &self.shared;
         s.counters
             .requests
-            .fetch_add(1, crate::sync::Ordering::Relaxed);
+            .fetch_add(1, crate::shim::Ordering::Relaxed);
         let (promise, handle) = Promise::new(None);
         let handle = handle.for_pool(Some(PoolLink(SyncArc::clone(s.pool()))));
         // The caller's sequence, if it is a sequenced task (see `Shared::mark`).

@@ -12,7 +12,7 @@ use crate::handle::{Promise, TaskError};
 use crate::semaphore::Permit;
 use std::sync::Arc;
 
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
 
 use super::batcher::{add_timer, Entry, Shared};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::pool::{Inner, PostDest, ThreadPool};
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::traits::TaskTraits;
 
 /// The runner a batcher posts its dispatch tasks to (static dispatch over the flavours).

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use crate::deadline::Deadline;
 use crate::scheduler::Sequence;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::task::Task;
 use crate::traits::TaskTraits;
 

@@ -53,7 +53,7 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::deadline::Deadline;
 use crate::delay::{DelayId, Delayed, Destination, Key, KeyHeap, Pending};
-use crate::sync::{
+use crate::shim::{
     fence, thread, Arc, AtomicBool, AtomicU64, AtomicUsize, Injector, Mutex, Ordering, Steal,
 };
 use crate::task::Task;
@@ -140,7 +140,7 @@ impl Shared {
 
     /// [`drain_inbox`](Self::drain_inbox) by a thread other than the service thread: the
     /// service thread learns of the staged keys through an unpark (after the lock is released).
-    fn drain_for_others(&self) -> crate::sync::MutexGuard<'_, Synced> {
+    fn drain_for_others(&self) -> crate::shim::MutexGuard<'_, Synced> {
         let mut s = self.synced.lock();
         let moved = self.drain_inbox(&mut s);
         if moved > 0 && !self.manual.load(Ordering::Relaxed) {

@@ -50,7 +50,7 @@ use crate::cancel::CancellationToken;
 use crate::deadline::Deadline;
 use crate::error::PostError;
 use crate::runner::PostTask;
-use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::wait::{check_not_own_sequence, sequence_token_of};
 
 use super::error::SubmitRefusal;

@@ -13,7 +13,7 @@ use crate::cancel::CancellationToken;
 use crate::handle::{TaskError, TaskHandle};
 use crate::retry::RetryPolicy;
 use crate::runner::PostTask;
-use crate::sync::{Condvar, Mutex};
+use crate::shim::{Condvar, Mutex};
 
 use super::core::{Core, Wait};
 use super::facade::{once, once_fallible, Attempt, Plan};

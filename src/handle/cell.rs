@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::handle::TaskError;
 use std::sync::Arc;
 
-use crate::sync::{AtomicU8, Condvar, Mutex, Ordering};
+use crate::shim::{AtomicU8, Condvar, Mutex, Ordering};
 
 pub(crate) const PENDING: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;

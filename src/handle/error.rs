@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::cancel::Interrupted;
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 use crate::unwind::Payload;
 
 /// A panic's payload, shared by the clones of one `TaskError`: the first `into_panic` takes it.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::cancel::CancellationToken;
 use crate::handle::cell::{state_of, CellCore, HandleCell, CANCELLED, PENDING, RUNNING};
 use crate::handle::{TaskError, TaskHandle};
-use crate::sync::Ordering;
+use crate::shim::Ordering;
 
 struct PromiseCell<T> {
     core: CellCore<T>,

@@ -13,7 +13,7 @@ use crate::handle::cell::{
     CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
 };
 use crate::handle::TaskError;
-use crate::sync::Ordering;
+use crate::shim::Ordering;
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,7 +153,7 @@ impl<T: Send + 'static> TaskHandle<T> {
 
     /// Loom builds keep no reference (loom's `Arc` has no weak references).
     #[cfg(all(feature = "test-util", loom))]
-    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(self, _pool: &crate::sync::Arc<H>) -> Self {
+    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(self, _pool: &crate::shim::Arc<H>) -> Self {
         self
     }
 
@@ -187,7 +187,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     #[cfg(loom)]
     pub(crate) fn with_delay_entry<H: HandleHost + 'static>(
         self,
-        _pool: &crate::sync::Arc<H>,
+        _pool: &crate::shim::Arc<H>,
         _id: DelayId,
     ) -> Self {
         self

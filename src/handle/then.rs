@@ -7,7 +7,7 @@ use std::task::{Wake, Waker};
 use crate::handle::cell::new_cell;
 use crate::handle::{TaskError, TaskHandle};
 use crate::runner::PostTask;
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 
 /// Woken once, when the predecessor's cell resolves: posts the continuation.
 struct PostOnWake {

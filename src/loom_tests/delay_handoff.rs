@@ -16,7 +16,7 @@ use crate::deadline::Deadline;
 use crate::delay::{DelayManager, Destination};
 use crate::pool::Inner;
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+use crate::shim::{thread, Arc, AtomicUsize, Ordering};
 use crate::task::Task;
 use crate::traits::{ShutdownBehavior, TaskTraits};
 

@@ -25,7 +25,7 @@ use crate::error::{PostError, PostRefusal};
 use crate::future_task::spawn_future;
 use crate::handle::{TaskHandle, TaskState};
 use crate::runner::PostTask;
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 
 type Posted = Box<dyn FnOnce() + Send>;
 

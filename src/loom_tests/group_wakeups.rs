@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{model, stop_workers, Probe};
 use crate::pool::{Inner, PostDest};
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{thread, Arc, Ordering};
+use crate::shim::{thread, Arc, Ordering};
 use crate::traits::TaskTraits;
 
 fn post(inner: &Arc<Inner>, dest: PostDest<'_>, probe: &Probe, id: usize) {

@@ -32,7 +32,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::model;
 use crate::handle::{new_cell, CellJob, TaskHandle, TaskState};
-use crate::sync::{Condvar, Mutex};
+use crate::shim::{Condvar, Mutex};
 
 /// A waker built from the shim's lock and condition variable, so that loom sees the wake-up
 /// handshake: `wake` sets the flag and notifies; `block_on` sleeps until the flag is set.

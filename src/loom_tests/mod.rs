@@ -1,5 +1,5 @@
 //! Loom models of the scheduler's state machines, run against the real code through the
-//! `crate::sync` shim. Run with (this is `ci/loom.sh`):
+//! `crate::shim` shim. Run with (this is `ci/loom.sh`):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2 \
@@ -61,7 +61,7 @@ mod timer;
 use std::panic::Location;
 
 use crate::pool::Inner;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::shim::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::task::Task;
 use crate::worker::WorkerShared;
 /// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 2).
@@ -210,7 +210,7 @@ pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
         worker.time_out_next_park.store(true, Ordering::SeqCst);
     }
     let (i, w) = (Arc::clone(inner), Arc::clone(&worker));
-    let h = crate::sync::thread::spawn(move || crate::worker::run_worker_loop(&i, &w));
+    let h = crate::shim::thread::spawn(move || crate::worker::run_worker_loop(&i, &w));
     *worker.join.lock() = Some(h);
     inner.group.spawn_succeeded();
 }

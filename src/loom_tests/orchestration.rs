@@ -30,7 +30,7 @@ use crate::handle::{new_cell, Promise, TaskError, TaskHandle, TaskState};
 use crate::retry::{retry_with, RetryPolicy};
 use crate::runner::PostTask;
 use crate::semaphore::{Permit, Semaphore};
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 
 type Posted = Box<dyn FnOnce() + Send>;
 

@@ -10,7 +10,7 @@ use std::panic::Location;
 
 use super::{model, Probe};
 use crate::scheduler::{Begin, Home, Sequence, Work};
-use crate::sync::{thread, Arc};
+use crate::shim::{thread, Arc};
 use crate::task::Task;
 use crate::traits::{TaskPriority, TaskTraits};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{model, stop_workers, Probe};
 use crate::pool::{Inner, PostDest};
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{thread, Arc};
+use crate::shim::{thread, Arc};
 use crate::traits::{ShutdownBehavior, TaskTraits};
 
 fn block() -> TaskTraits {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::model;
 use crate::pool::Inner;
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+use crate::shim::{thread, Arc, AtomicUsize, Ordering};
 use crate::task::Job;
 use crate::timer::{Kind, TimerCore, UserTask};
 use crate::traits::TaskTraits;

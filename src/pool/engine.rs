@@ -24,7 +24,7 @@ use crate::error::{PostError, PostRefusal};
 use crate::handle::{new_cell, Reply, TaskHandle};
 use crate::pool::{Config, PoolRef, PostDest};
 use crate::scheduler::{Begin, Home, Sequence, Work};
-use crate::sync::{Arc, AtomicUsize, Mutex};
+use crate::shim::{Arc, AtomicUsize, Mutex};
 use crate::task::{BoxedFn, Job, Task};
 use crate::tracker::{Completion, Tracker};
 use crate::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};

@@ -21,7 +21,7 @@ use crate::runner::{
     SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
 };
 use crate::scheduler::{Home, Sequence};
-use crate::sync::{Arc, Ordering};
+use crate::shim::{Arc, Ordering};
 use crate::traits::TaskTraits;
 use crate::worker::{Dedicated, RunningTask};
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::current;
 use crate::pool::{Inner, ShutdownTimedOut};
 use crate::scheduler::Work;
-use crate::sync::{Arc, Ordering};
+use crate::shim::{Arc, Ordering};
 use crate::traits::ShutdownBehavior;
 use crate::unwind::drop_each_quietly;
 use crate::worker::{Dedicated, RunningTask, WorkerShared};

@@ -116,13 +116,13 @@ pub trait PostTask {
 #[doc(hidden)]
 #[derive(Clone, Debug)]
 #[cfg_attr(loom, allow(dead_code))]
-pub struct PoolLink(pub(crate) crate::sync::Arc<crate::pool::Inner>);
+pub struct PoolLink(pub(crate) crate::shim::Arc<crate::pool::Inner>);
 
 impl PoolLink {
     /// The pool, as its handles see it.
     #[cfg(feature = "test-util")]
-    pub(crate) fn handle_host(&self) -> crate::sync::Arc<crate::pool::Inner> {
-        crate::sync::Arc::clone(&self.0)
+    pub(crate) fn handle_host(&self) -> crate::shim::Arc<crate::pool::Inner> {
+        crate::shim::Arc::clone(&self.0)
     }
 }
 

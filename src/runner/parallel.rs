@@ -41,7 +41,7 @@ impl TaskRunner {
         PostDest::Parallel(self.traits)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
         self.pool.inner()
     }
 

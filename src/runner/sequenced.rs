@@ -12,7 +12,7 @@ use crate::handle::TaskHandle;
 use crate::pool::{PoolRef, PostDest};
 use crate::runner::single_thread::ThreadOwner;
 use crate::scheduler::{Home, Sequence};
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::traits::{TaskPriority, TaskTraits};
 use std::sync::Arc as StdArc;
 
@@ -60,7 +60,7 @@ impl SequencedTaskRunner {
         PostDest::Sequence(&self.seq)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
         self.pool.inner()
     }
 

@@ -12,7 +12,7 @@ use crate::handle::TaskHandle;
 use crate::pool::{PoolRef, PostDest};
 use crate::runner::SequencedTaskRunner;
 use crate::scheduler::Sequence;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::worker::Dedicated;
 use std::sync::Arc as StdArc;
 
@@ -52,7 +52,7 @@ impl SingleThreadTaskRunner {
         PostDest::Sequence(&self.seq)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::sync::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
         self.pool.inner()
     }
 

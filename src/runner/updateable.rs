@@ -5,7 +5,7 @@ use std::ops::Deref;
 use crate::pool::{Inner, PoolRef};
 use crate::runner::SequencedTaskRunner;
 use crate::scheduler::{Home, Sequence, Work};
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::traits::{TaskPriority, TaskTraits};
 
 /// A [`SequencedTaskRunner`] whose priority can be changed while it has work queued

@@ -52,7 +52,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use crate::scheduler::Work;
-use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::shim::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::task::Task;
 use crate::traits::{ShutdownBehavior, TaskPriority, TaskTraits};
 use crate::worker::Dedicated;
@@ -325,7 +325,7 @@ impl Sequence {
                 std::hint::spin_loop();
             }
             #[cfg(loom)]
-            crate::sync::thread::yield_now();
+            crate::shim::thread::yield_now();
         }
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::scheduler::Sequence;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::task::Task;
 use crate::traits::{TaskPriority, TaskTraits};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::PostError;
 use crate::runner::SequencedTaskRunner;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 
 /// Runs a task every `period` on its sequence until stopped (Chromium's `RepeatingTimer`).

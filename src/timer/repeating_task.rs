@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::PostError;
 use crate::pool::ThreadPool;
 use crate::runner::SequencedTaskRunner;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 use crate::traits::TaskTraits;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::PostError;
 use crate::runner::SequencedTaskRunner;
-use crate::sync::Arc;
+use crate::shim::Arc;
 use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 
 /// A one-shot timer that keeps its task after it fired and after [`stop`](Self::stop), so

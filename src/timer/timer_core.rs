@@ -60,7 +60,7 @@ use crate::delay::{DelayId, Destination};
 use crate::error::{PostError, PostRefusal};
 use crate::pool::{Inner, PostDest};
 use crate::scheduler::Sequence;
-use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::shim::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::{BoxedFn, Task};
 use crate::unwind::drop_quietly;
 

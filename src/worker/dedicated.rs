@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 
 use crate::scheduler::Sequence;
-use crate::sync::{thread, Arc, Condvar, Mutex};
+use crate::shim::{thread, Arc, Condvar, Mutex};
 use crate::task::Task;
 use crate::unwind::{drop_each_quietly, AbortOnUnwind};
 use crate::worker::WorkerShared;

@@ -39,7 +39,7 @@
 //! the caller after the group's lock is released.
 
 use crate::scheduler::Work;
-use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Injector, Mutex, Ordering, Steal};
+use crate::shim::{fence, Arc, AtomicBool, AtomicUsize, Injector, Mutex, Ordering, Steal};
 use crate::traits::TaskPriority;
 use crate::worker::WorkerShared;
 use crossbeam_utils::CachePadded;

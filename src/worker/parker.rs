@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::sync::{Condvar, Mutex};
+use crate::shim::{Condvar, Mutex};
 
 #[derive(Debug)]
 pub(crate) struct Parker {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::location_cell::LocationCell;
 use crate::scheduler::Work;
 
-use crate::sync::{thread, Arc, AtomicU64, Deque, Mutex, Ordering, Steal, Stealer};
+use crate::shim::{thread, Arc, AtomicU64, Deque, Mutex, Ordering, Steal, Stealer};
 use crate::tracker::Tracker;
 use crate::traits::{ShutdownBehavior, TaskPriority};
 use crate::unwind::AbortOnUnwind;
@@ -122,7 +122,7 @@ pub(crate) struct WorkerShared {
     deques: Mutex<Option<(Deque<Work>, Deque<Work>)>>,
     /// Loom models: the next park "times out" at once (loom's timed waits never time out).
     #[cfg(loom)]
-    pub(crate) time_out_next_park: crate::sync::AtomicBool,
+    pub(crate) time_out_next_park: crate::shim::AtomicBool,
     /// The thread's handle, for joining at shutdown.
     pub(crate) join: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -140,7 +140,7 @@ impl WorkerShared {
             deques: Mutex::new(Some((fifo, next))),
             join: Mutex::new(None),
             #[cfg(loom)]
-            time_out_next_park: crate::sync::AtomicBool::new(false),
+            time_out_next_park: crate::shim::AtomicBool::new(false),
         }
     }
 
@@ -158,7 +158,7 @@ impl WorkerShared {
         // model; loom treats `SeqCst` accesses as `AcqRel`, so under loom an explicit fence
         // states the same order (loom models `SeqCst` fences).
         #[cfg(loom)]
-        crate::sync::fence(Ordering::SeqCst);
+        crate::shim::fence(Ordering::SeqCst);
         if tracker.may_run(info.shutdown_behavior, was_delayed) {
             return true;
         }
@@ -173,7 +173,7 @@ impl WorkerShared {
     pub(crate) fn end(&self) {
         self.slot.state.store(0, Ordering::SeqCst);
         #[cfg(loom)]
-        crate::sync::fence(Ordering::SeqCst);
+        crate::shim::fence(Ordering::SeqCst);
     }
 
     /// What runs here now (a snapshot).
