@@ -6,6 +6,15 @@
 //! (a deadline set with [`cancel_after`](CancellationToken::cancel_after) passed). Tokens form a
 //! tree: cancelling a parent cancels every child with the parent's reason, never the reverse.
 //!
+//! ```
+//! use taskrunner::cancel::{CancellationToken, Interrupted};
+//! let parent = CancellationToken::new();
+//! let child = parent.child();
+//! assert!(parent.cancel());
+//! assert!(child.is_cancelled());
+//! assert_eq!(child.check(), Err(Interrupted::Cancelled));
+//! ```
+//!
 //! # State machine (`Inner::state`)
 //!
 //! | transition | by | rule |

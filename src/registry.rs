@@ -1,5 +1,15 @@
 //! [`HandleRegistry`]: task handles kept by numeric id, for scripting hosts and FFI.
 //!
+//! ```
+//! use taskrunner::registry::HandleRegistry;
+//! use taskrunner::{TaskTraits, ThreadPool};
+//!
+//! let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+//! let reg = HandleRegistry::new(100);
+//! let id = reg.insert(pool.post_task_with_result(TaskTraits::default(), || 6 * 7).unwrap()).unwrap();
+//! assert_eq!(reg.wait(id).unwrap(), 42);
+//! ```
+//!
 //! A script (Lua, Python through pyo3, Wren, rhai, a C caller) cannot hold a Rust
 //! [`TaskHandle`]; it holds a number. The registry keeps handles in a map by id and gives
 //! scripts `await`, `isReady`, `get`, `cancel`, `getState` and `cleanup` by id (the shape of

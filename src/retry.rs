@@ -1,5 +1,21 @@
 //! Retries with exponential backoff: [`RetryPolicy`] and [`retry`].
 //!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use taskrunner::retry::{retry, RetryPolicy};
+//! use taskrunner::ThreadPool;
+//!
+//! let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let c = calls.clone();
+//! let h = retry(&pool, RetryPolicy::attempts(3), move || {
+//!     if c.fetch_add(1, Ordering::SeqCst) < 2 { Err("not yet") } else { Ok("done") }
+//! });
+//! assert_eq!(h.join().unwrap(), "done");
+//! assert_eq!(calls.load(Ordering::SeqCst), 3);
+//! ```
+//!
 //! Each attempt is a task of its own on the chosen runner. Between attempts nothing waits on a
 //! worker: the next attempt is a delayed post, so the backoff is timed by the delay manager
 //! (and by the mock clock in a `TestEnvironment`).

@@ -2,6 +2,17 @@
 //! phase joins one batch, the batch goes to the dispatcher in one call, and each task resumes
 //! with its own response. The public type is [`Batcher`]; its docs hold the dispatch rule.
 //!
+//! ```
+//! use taskrunner::batch::Batcher;
+//! use taskrunner::ThreadPool;
+//!
+//! let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+//! let doubler = Batcher::builder()
+//!     .pool(&pool)
+//!     .build(|xs: Vec<u32>| Ok::<_, String>(xs.into_iter().map(|x| 2 * x).collect()));
+//! assert_eq!(doubler.call(21).join().unwrap(), 42);
+//! ```
+//!
 //! Data flow: `call` → the open batch (`batcher.rs`, one lock; a sequenced caller also leaves a
 //! marker on its sequence) → closed by a trigger (full, idle flush once the markers ran and no
 //! delivery is waking tasks, max-wait timer, explicit flush) → an in-flight slot (`Semaphore::acquire_then`) →

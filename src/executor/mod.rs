@@ -1,6 +1,14 @@
 //! The bounded executor: `concurrent.futures`' shape (submit, map, shutdown, `with`) on any
 //! runner.
 //!
+//! ```
+//! use taskrunner::executor::Executor;
+//!
+//! let ex = Executor::new(2); // at most two tasks at once, on the global pool
+//! let h = ex.submit(|| 6 * 7).unwrap();
+//! assert_eq!(h.join().unwrap(), 42);
+//! ```
+//!
 //! # Data flow
 //!
 //! `submit` → [`Core::admit`](core::Core) (a reservation in the bounded queue; blocks, refuses
