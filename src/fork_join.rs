@@ -93,8 +93,6 @@ struct Batch {
     first_failure: AtomicUsize,
     fail_fast: AtomicBool,
     token: CancellationToken,
-    /// The sequence the drivers are posted to, if the runner is one of the crate's sequences.
-    seq: Option<u64>,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -199,8 +197,9 @@ impl Batch {
         self.cv.notify_all();
     }
 
+    /// `seq`: the sequence the drivers were posted to, if any (see [`InvokeAll`]).
     #[track_caller]
-    fn wait_until(&self, done: impl Fn() -> bool) {
+    fn wait_until(&self, seq: Option<u64>, done: impl Fn() -> bool) {
         // A short batch often ends within a few microseconds: spin briefly (bounded backoff)
         // before parking, which would cost a futex call and a context switch on each side.
         for step in 0..8u32 {
@@ -215,7 +214,7 @@ impl Batch {
             return;
         }
         check_can_block("joining an invoke_all batch");
-        check_not_own_sequence(self.seq, "joining an invoke_all batch");
+        check_not_own_sequence(seq, "joining an invoke_all batch");
         blocking_unchecked(|| {
             let mut g = self.lock.lock();
             while !done() {
@@ -402,7 +401,6 @@ where
             first_failure: AtomicUsize::new(NO_FAILURE),
             fail_fast: AtomicBool::new(fail_fast),
             token: CancellationToken::new(),
-            seq: sequence_token_of(runner),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         }
@@ -424,7 +422,14 @@ where
         // Refused (shutdown): the error drops the closure, and with it the driver.
         drop(runner.post_task(move || driver.run()));
     }
-    InvokeAll { handles, batch }
+    // Asked after posting: a runner whose sequence exists only while it has work (a key of a
+    // keyed runner) has it now, and keeps it while the drivers are queued or running.
+    let seq = sequence_token_of(runner);
+    InvokeAll {
+        handles,
+        batch,
+        seq,
+    }
 }
 
 /// A running [`invoke_all`] batch: its tasks' handles, in input order, and the batch token.
@@ -442,6 +447,8 @@ where
 pub struct InvokeAll<T> {
     handles: Vec<TaskHandle<T>>,
     batch: Arc<Batch>,
+    /// The sequence the drivers were posted to, if the runner is sequenced.
+    seq: Option<u64>,
 }
 
 impl<T: Send + 'static> InvokeAll<T> {
@@ -472,7 +479,7 @@ impl<T: Send + 'static> InvokeAll<T> {
     #[track_caller]
     pub fn join(self) -> Vec<Result<T, TaskError>> {
         let b = &self.batch;
-        b.wait_until(|| b.remaining.load(Ordering::Acquire) == 0);
+        b.wait_until(self.seq, || b.remaining.load(Ordering::Acquire) == 0);
         self.handles.into_iter().map(TaskHandle::join).collect()
     }
 
@@ -505,7 +512,7 @@ impl<T: Send + 'static> InvokeAll<T> {
         if b.first_failure.load(Ordering::SeqCst) != NO_FAILURE {
             b.token.cancel();
         }
-        b.wait_until(|| {
+        b.wait_until(self.seq, || {
             b.remaining.load(Ordering::Acquire) == 0
                 || b.first_failure.load(Ordering::Acquire) != NO_FAILURE
         });
@@ -685,8 +692,6 @@ struct Hub {
     posted_from: &'static Location<'static>,
     finished: Mutex<bool>,
     cv: Condvar,
-    /// The sequence the drivers are posted to, if the runner is one of the crate's sequences.
-    seq: Option<u64>,
     post: PostDriver,
 }
 
@@ -889,7 +894,7 @@ where
     };
     let first = workers.min(rx.len().max(1));
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(0);
-    let runner = runner.clone();
+    let poster = runner.clone();
     let hub = Arc::new(Hub {
         rx: Mutex::new(Some(rx)),
         wake_tx: Mutex::new(Some(wake_tx)),
@@ -904,11 +909,10 @@ where
         posted_from: Location::caller(),
         finished: Mutex::new(false),
         cv: Condvar::new(),
-        seq: sequence_token_of(&runner),
         post: Box::new(move |d: ConsumeDriver| {
             // Refused (shutdown): the error drops the closure, and with it the driver.
             let posted_from = d.posted_from();
-            drop(runner.post_task_at(move || d.run(), posted_from));
+            drop(poster.post_task_at(move || d.run(), posted_from));
         }),
     });
     let weak = Arc::downgrade(&hub);
@@ -920,7 +924,10 @@ where
     for _ in 0..first {
         (hub.post)(ConsumeDriver(hub.clone()));
     }
-    Consumer { hub }
+    // Asked after posting, as for `invoke_all`: a keyed runner's key has its sequence now, and
+    // keeps it while a driver is queued or running.
+    let seq = sequence_token_of(runner);
+    Consumer { hub, seq }
 }
 
 /// A running [`consume`]: cancel it, or join it for a [`ConsumeReport`].
@@ -942,6 +949,8 @@ where
 /// ```
 pub struct Consumer {
     hub: Arc<Hub>,
+    /// The sequence the drivers are posted to, if the runner is sequenced.
+    seq: Option<u64>,
 }
 
 /// What a [`Consumer`] did, from [`Consumer::join`].
@@ -1008,7 +1017,7 @@ impl Consumer {
         let hub = &self.hub;
         if !*hub.finished.lock() {
             check_can_block("joining a consumer");
-            check_not_own_sequence(hub.seq, "joining a consumer");
+            check_not_own_sequence(self.seq, "joining a consumer");
             blocking_unchecked(|| {
                 let mut done = hub.finished.lock();
                 while !*done {

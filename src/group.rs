@@ -517,8 +517,6 @@ impl Drop for Ticket {
 /// ```
 pub struct TaskGroup<R> {
     runner: R,
-    /// The sequence `runner` posts to, if it is one of the crate's sequenced runners.
-    seq: Option<u64>,
     shared: Arc<GroupShared>,
     limit: Option<Semaphore>,
 }
@@ -558,7 +556,6 @@ where
     fn from_token(runner: &R, token: CancellationToken) -> Self {
         TaskGroup {
             runner: runner.clone(),
-            seq: sequence_token_of(runner),
             shared: Arc::new(GroupShared {
                 wg: WaitGroup::new(),
                 first_error: Mutex::new(None),
@@ -664,7 +661,9 @@ where
     #[track_caller]
     fn check_wait(&self, what: &str) {
         if self.shared.wg.count() > 0 {
-            check_not_own_sequence(self.seq, what);
+            // Asked now, not when the group was made: a key of a keyed runner has a sequence
+            // only while it has work, and a different one after it was retired.
+            check_not_own_sequence(sequence_token_of(&self.runner), what);
         }
     }
 
@@ -760,7 +759,6 @@ impl<R: Clone> Clone for TaskGroup<R> {
     fn clone(&self) -> Self {
         TaskGroup {
             runner: self.runner.clone(),
-            seq: self.seq,
             shared: self.shared.clone(),
             limit: self.limit.clone(),
         }

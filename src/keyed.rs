@@ -58,19 +58,21 @@
 //! Work posted *directly* to the key's sequence (through `SequencedTaskRunner::current()` or
 //! as the reply of a `post_task_and_reply` made from a keyed task) holds no ticket: it runs in
 //! order on that sequence but does not keep the key alive. To continue work on the same key,
-//! post through the `KeyedTaskRunner` (cheap to clone into the task).
+//! post through the `KeyedTaskRunner` (cheap to clone into the task) or its `KeyRunner` view,
+//! which posts through the map like `KeyedTaskRunner::post_task`.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::panic::Location;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::current;
 use crate::error::PostError;
 use crate::handle::TaskHandle;
 use crate::pool::{Inner, PoolRef, PostDest};
+use crate::runner::{PoolLink, PostTask};
 use crate::scheduler::{Home, Sequence};
 use crate::shim::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::traits::{PanicPolicy, TaskTraits};
@@ -100,7 +102,7 @@ use crate::ThreadPool;
 /// the [`PostError`].
 ///
 /// **Chaining**: to continue work on a key, post through the `KeyedTaskRunner` (clone it into
-/// the task). Work posted *directly* to the key's sequence from one of its tasks (through
+/// the task) or through the key's [`KeyRunner`] (see [`runner`](Self::runner)). Work posted *directly* to the key's sequence from one of its tasks (through
 /// [`SequencedTaskRunner::current`](crate::SequencedTaskRunner::current), or as the reply of a
 /// `post_task_and_reply`) runs in order on that sequence but does not keep the key alive: once
 /// the key is retired, a later post for it may start a new sequence that runs alongside it.
@@ -371,6 +373,46 @@ where
         self.inner.map.unpin(key)
     }
 
+    /// A view of `key` as a runner of its own: a [`KeyRunner`] that posts to the key's
+    /// sequence exactly as [`post_task(key, ..)`](Self::post_task) does, and implements
+    /// [`PostTask`], so everything generic over `PostTask` works per key: [`retry`],
+    /// [`repeat`](crate::repeat), [`spawn_future`](crate::spawn_future),
+    /// [`invoke_all`](crate::invoke_all), [`TaskGroup`](crate::TaskGroup), an
+    /// [`Executor`](crate::Executor) built on it, [`TaskHandle::then`]. Posts through the view
+    /// and through this runner share one FIFO per key.
+    ///
+    /// The view does not keep the key live: the key is still retired when idle and recreated by
+    /// the next post, through the view or not.
+    ///
+    /// [`retry`]: crate::retry
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use taskrunner::{retry, RetryPolicy, ThreadPool, TaskTraits};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let per_host = pool.create_keyed_task_runner::<String>(TaskTraits::default());
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let (c, probe) = (calls.clone(), per_host.clone());
+    /// let policy = RetryPolicy::attempts(5).base_delay(Duration::from_millis(1));
+    /// // Every attempt runs on the host's sequence, in order with the host's other tasks.
+    /// let h = retry(&per_host.runner("example.org".to_owned()), policy, move || {
+    ///     let on_host = probe.runs_tasks_in_current_sequence("example.org");
+    ///     if c.fetch_add(1, Ordering::SeqCst) < 2 { Err("connection reset") } else { Ok(on_host) }
+    /// });
+    /// assert!(h.join().unwrap());
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3);
+    /// assert_eq!(per_host.live_keys(), 0); // the key was retired once the retries were done
+    /// ```
+    pub fn runner(&self, key: K) -> KeyRunner<K> {
+        KeyRunner {
+            keyed: self.clone(),
+            key,
+        }
+    }
+
     fn post_at<F>(
         &self,
         key: K,
@@ -447,6 +489,311 @@ impl<K> KeyedTaskRunner<K> {
     }
 }
 
+/// One key of a [`KeyedTaskRunner`] seen as a runner of its own, made by
+/// [`KeyedTaskRunner::runner`]: every post goes to that key's sequence through the keyed
+/// runner, exactly as [`KeyedTaskRunner::post_task`] with the key does, so posts through the
+/// view and through the keyed runner form one FIFO per key, one task at a time. It implements
+/// [`PostTask`], so the crate's orchestration ([`retry`](crate::retry),
+/// [`repeat`](crate::repeat), [`spawn_future`](crate::spawn_future),
+/// [`invoke_all`](crate::invoke_all), [`TaskGroup`](crate::TaskGroup),
+/// [`Executor`](crate::Executor), [`TaskHandle::then`], [`Deferred::run_on`](crate::Deferred::run_on), ...)
+/// works per key.
+///
+/// * [`max_concurrency`](PostTask::max_concurrency) is 1, [`now`](PostTask::now) is the
+///   pool's clock.
+/// * Refusals are those of the keyed runner (shutdown, a poisoned key), with the closure
+///   handed back in the [`PostError`].
+/// * The view does not keep its key live: an idle key is retired as usual, and the next post
+///   through the view (or the keyed runner) starts a fresh sequence for it, after everything
+///   of the old one has finished.
+/// * A wait that could never end (from a task of the key, for work queued to the key behind
+///   it) panics with advice, as for a [`SequencedTaskRunner`](crate::SequencedTaskRunner).
+///
+/// Cheap to clone (a reference count and a copy of the key); `Send + Sync`.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use taskrunner::{Deferred, KeyRunner, PostTask, ThreadPool, TaskTraits};
+///
+/// /// Generic code: knows nothing about keys.
+/// fn post_two<R: PostTask>(r: &R, tx: mpsc::Sender<&'static str>) {
+///     let tx2 = tx.clone();
+///     r.post_task(move || tx.send("first").unwrap()).unwrap();
+///     r.post_task(move || tx2.send("second").unwrap()).unwrap();
+/// }
+///
+/// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
+/// let per_user = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+/// let user7: KeyRunner<u32> = per_user.runner(7);
+/// let (tx, rx) = mpsc::channel();
+/// let t = tx.clone();
+/// per_user.post_task(7, move || t.send("direct").unwrap()).unwrap();
+/// post_two(&user7, tx);
+/// let order: Vec<_> = rx.iter().collect();
+/// assert_eq!(order, ["direct", "first", "second"]); // one FIFO for user 7
+///
+/// // A task with a result, through `PostTask`.
+/// let (task, handle) = Deferred::new(|| 6 * 7);
+/// task.run_on(&user7).unwrap();
+/// assert_eq!(handle.join().unwrap(), 42);
+/// assert_eq!(user7.max_concurrency(), 1);
+/// ```
+pub struct KeyRunner<K> {
+    keyed: KeyedTaskRunner<K>,
+    key: K,
+}
+
+impl<K: Clone> Clone for KeyRunner<K> {
+    fn clone(&self) -> Self {
+        KeyRunner {
+            keyed: self.keyed.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for KeyRunner<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRunner")
+            .field("key", &self.key)
+            .field("traits", &self.keyed.inner.traits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> KeyRunner<K>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// The key this view posts to.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<&'static str>(TaskTraits::default());
+    /// assert_eq!(*keyed.runner("orders").key(), "orders");
+    /// ```
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The keyed runner this view belongs to.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
+    /// let view = keyed.runner(1);
+    /// let h = view.keyed().post_task_with_result(2, || "another key").unwrap();
+    /// assert_eq!(h.join().unwrap(), "another key");
+    /// ```
+    pub fn keyed(&self) -> &KeyedTaskRunner<K> {
+        &self.keyed
+    }
+
+    /// Posts `f` to the end of the key's sequence: [`KeyedTaskRunner::post_task`] with this
+    /// view's key.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// keyed.runner(3).post_task(move || tx.send("ran").unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), "ran");
+    /// ```
+    #[track_caller]
+    pub fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.keyed
+            .post_at(self.key.clone(), Duration::ZERO, f, Location::caller())
+    }
+
+    /// Posts `f` to be appended to the key's sequence no sooner than `delay` from now:
+    /// [`KeyedTaskRunner::post_delayed_task`] with this view's key (the key stays live while
+    /// the task waits).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
+    /// keyed.runner(1).post_delayed_task(Duration::from_secs(3600), || ()).unwrap();
+    /// assert!(keyed.is_live(&1));
+    /// pool.shutdown(); // drops the pending task, and releases the key
+    /// assert!(!keyed.is_live(&1));
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.keyed
+            .post_at(self.key.clone(), delay, f, Location::caller())
+    }
+
+    /// Posts `f` to the key's sequence and returns a [`TaskHandle`] to its result:
+    /// [`KeyedTaskRunner::post_task_with_result`] with this view's key.
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
+    /// let h = keyed.runner(9).post_task_with_result(|| 40 + 2).unwrap();
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// ```
+    #[track_caller]
+    pub fn post_task_with_result<F, T>(&self, f: F) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.keyed
+            .post_with_result_at(self.key.clone(), Duration::ZERO, f, Location::caller())
+    }
+
+    /// Posts a delayed task to the key's sequence and returns a [`TaskHandle`] to its result:
+    /// [`KeyedTaskRunner::post_delayed_task_with_result`] with this view's key.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
+    /// let view = keyed.runner(3);
+    /// let h = view.post_delayed_task_with_result(Duration::from_secs(3600), || ()).unwrap();
+    /// assert!(keyed.is_live(&3));
+    /// assert!(h.cancel()); // drops the closure now, and retires the key with it
+    /// assert!(!keyed.is_live(&3));
+    /// ```
+    #[track_caller]
+    pub fn post_delayed_task_with_result<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.keyed
+            .post_with_result_at(self.key.clone(), delay, f, Location::caller())
+    }
+
+    /// Runs `fut` on the key's sequence, each poll a task of the key (posted through the keyed
+    /// runner, so a future waiting for a wake-up does not keep the key live: the next poll
+    /// may run on a fresh sequence of the key, still after every earlier task of the key).
+    /// Otherwise as [`SequencedTaskRunner::post_future`](crate::SequencedTaskRunner::post_future).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    /// let view = keyed.runner(5);
+    /// let first = view.post_task_with_result(|| 20).unwrap();
+    /// let probe = view.clone();
+    /// let h = view
+    ///     .post_future(async move { (first.await.unwrap() + 1, probe.runs_tasks_in_current_sequence()) })
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), (21, true));
+    /// ```
+    #[track_caller]
+    pub fn post_future<Fut>(&self, fut: Fut) -> Result<TaskHandle<Fut::Output>, PostError<Fut>>
+    where
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        crate::future_task::spawn_future(self, fut)
+    }
+
+    /// `true` if called from a task of this key's sequence
+    /// ([`KeyedTaskRunner::runs_tasks_in_current_sequence`] with this view's key).
+    ///
+    /// ```
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    /// let (one, two) = (keyed.runner(1), keyed.runner(2));
+    /// assert!(!one.runs_tasks_in_current_sequence());
+    /// let h = one
+    ///     .post_task_with_result({
+    ///         let one = one.clone();
+    ///         move || (one.runs_tasks_in_current_sequence(), two.runs_tasks_in_current_sequence())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), (true, false));
+    /// ```
+    pub fn runs_tasks_in_current_sequence(&self) -> bool {
+        self.keyed.runs_tasks_in_current_sequence(&self.key)
+    }
+}
+
+impl<K> PostTask for KeyRunner<K>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    #[track_caller]
+    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        KeyRunner::post_task(self, f)
+    }
+
+    #[track_caller]
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        KeyRunner::post_delayed_task(self, delay, f)
+    }
+
+    fn now(&self) -> Instant {
+        self.keyed.inner.pool.inner().clock.now()
+    }
+
+    fn max_concurrency(&self) -> usize {
+        1
+    }
+
+    fn post_task_at<F>(
+        &self,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.keyed
+            .post_at(self.key.clone(), Duration::ZERO, f, posted_from)
+    }
+
+    fn post_delayed_task_at<F>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.keyed.post_at(self.key.clone(), delay, f, posted_from)
+    }
+
+    /// The token of the key's sequence while the key is live. A task of the key holds the
+    /// key live, so asked from one (when a wait is checked), this is that task's sequence;
+    /// asked while the key is idle, there is no sequence yet (`None`).
+    fn sequence_token(&self) -> Option<u64> {
+        self.keyed.inner.map.with_value(&self.key, |seq| seq.token)
+    }
+
+    fn pool_link(&self) -> Option<PoolLink> {
+        Some(PoolLink(self.keyed.inner.pool.inner().clone()))
+    }
+}
+
 /// Most shards a keyed runner uses, whatever the pool's size.
 const MAX_SHARDS: usize = 64;
 
@@ -474,7 +821,9 @@ type SeqTicket<K> = Ticket<K, Arc<Sequence>>;
 
 impl<K: Hash + Eq, F> Keyed<K, F> {
     /// Runs the closure, then releases the ticket. If the closure panics, the ticket is
-    /// released while unwinding and says so (`running` is still set).
+    /// released while unwinding and says so (`running` is still set). So does a closure that
+    /// returns after poisoning the key's sequence: one that caught a panic and reported it as
+    /// the task's (a retry attempt, a future's poll, a `Deferred`), under `Poison`.
     fn run<T>(self) -> T
     where
         F: FnOnce() -> T,
@@ -482,7 +831,7 @@ impl<K: Hash + Eq, F> Keyed<K, F> {
         let Keyed { f, mut ticket } = self;
         ticket.running = true;
         let value = f();
-        ticket.running = false;
+        ticket.running = ticket.entry.value.is_poisoned();
         drop(ticket);
         value
     }

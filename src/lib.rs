@@ -124,7 +124,7 @@ pub use fork_join::{
 pub use future_task::spawn_future;
 pub use group::{TaskGroup, WaitGroup, WaitGroupFuture, WaitGroupGuard};
 pub use handle::{AbortHandle, Deferred, TaskError, TaskHandle, TaskState};
-pub use keyed::{create_keyed_task_runner, KeyedTaskRunner};
+pub use keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 #[cfg(feature = "registry")]

@@ -5,14 +5,18 @@
 //!
 //! Nothing here asserts on timing: timeouts only turn a hang into a failure.
 
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use taskrunner::{
-    KeyedTaskRunner, PanicPolicy, PostRefusal, ShutdownBehavior, TaskTraits, ThreadPool,
+    invoke_all, repeat, retry, spawn_future, Deferred, Executor, KeyRunner, KeyedTaskRunner,
+    PanicPolicy, PostRefusal, PostTask, RepeatMode, RetryPolicy, SequencedTaskRunner,
+    ShutdownBehavior, TaskGroup, TaskTraits, ThreadPool,
 };
 
 /// Generous: only turns a hang into a failure.
@@ -717,4 +721,472 @@ fn global_keyed_runner_orders_and_retires() {
     let got: Vec<u64> = hs.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     assert_eq!(keyed.live_keys(), 0);
+}
+
+// ---- per-key views: `KeyedTaskRunner::runner` ------------------------------------------------
+
+/// The payload of a caught panic, as text.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// `f` must panic with the advice for a wait on one's own sequence.
+#[track_caller]
+fn assert_waits_on_own_sequence_panic(what: &str, f: impl FnOnce()) {
+    let payload = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => panic!("{what}: returned instead of panicking"),
+        Err(p) => p,
+    };
+    let msg = panic_message(&*payload);
+    assert!(msg.contains("would wait forever"), "{what}: {msg}");
+}
+
+#[test]
+fn a_key_runner_is_send_sync_clone_and_debug() {
+    fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug + PostTask + 'static>() {}
+    assert_traits::<KeyRunner<u64>>();
+    assert_traits::<KeyRunner<String>>();
+    let pool = quiet_pool(1);
+    let keyed = pool.create_keyed_task_runner::<String>(TaskTraits::default());
+    let view = keyed.runner("host-a".to_owned());
+    assert!(format!("{view:?}").contains("host-a"));
+    assert_eq!(view.key(), "host-a");
+    assert_eq!(PostTask::max_concurrency(&view), 1);
+    let before = pool.now();
+    assert!(PostTask::now(&view) >= before);
+    assert_eq!(keyed.live_keys(), 0, "a view does not make its key live");
+}
+
+/// Posts for a key through its view and through the keyed runner, mixed at random from several
+/// threads: one FIFO per key (each thread's posts run in its posting order) and one task at a
+/// time per key.
+#[test]
+fn posts_through_the_view_and_the_keyed_runner_share_one_fifo_per_key() {
+    const THREADS: usize = 3;
+    const KEYS: u32 = 8;
+    let per_thread = scaled(2_000);
+    let pool = quiet_pool(4);
+    let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    // Per key: whether a task is running, and the last index seen from each thread.
+    type KeyLog = (AtomicBool, Mutex<[Option<usize>; THREADS]>);
+    let logs: Arc<Vec<KeyLog>> = Arc::new(
+        (0..KEYS)
+            .map(|_| (AtomicBool::new(false), Mutex::new([None; THREADS])))
+            .collect(),
+    );
+    let violations = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (keyed, logs, violations, done) = (
+                keyed.clone(),
+                logs.clone(),
+                violations.clone(),
+                done.clone(),
+            );
+            thread::spawn(move || {
+                let views: Vec<KeyRunner<u32>> = (0..KEYS).map(|k| keyed.runner(k)).collect();
+                let mut rng = Rng(0x9E37_79B9 + t as u64);
+                for i in 0..per_thread {
+                    let r = rng.next();
+                    let key = (r % u64::from(KEYS)) as u32;
+                    let (logs, violations, done) = (logs.clone(), violations.clone(), done.clone());
+                    let task = move || {
+                        let (running, last) = &logs[key as usize];
+                        if running.swap(true, Ordering::SeqCst) {
+                            violations.fetch_add(1, Ordering::SeqCst); // overlap
+                        }
+                        {
+                            let mut last = last.lock().unwrap();
+                            if last[t].is_some_and(|prev| prev >= i) {
+                                violations.fetch_add(1, Ordering::SeqCst); // reordered
+                            }
+                            last[t] = Some(i);
+                        }
+                        running.store(false, Ordering::SeqCst);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    };
+                    match (r >> 32) % 3 {
+                        0 => keyed.post_task(key, task).unwrap(),
+                        1 => views[key as usize].post_task(task).unwrap(),
+                        // Through the trait, with an explicit posted-from location.
+                        _ => PostTask::post_task(&views[key as usize], task).unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    wait_until("every task ran", || {
+        done.load(Ordering::SeqCst) == THREADS * per_thread
+    });
+    assert_eq!(violations.load(Ordering::SeqCst), 0);
+    wait_until("every key retired", || keyed.live_keys() == 0);
+}
+
+/// `retry` through a view: every attempt runs on that key's sequence, while another key's
+/// tasks run on their own (the retrying key does not hold them up), and a failing retry ends
+/// with its attempt count.
+#[test]
+fn retry_through_the_view_runs_on_the_keys_sequence_and_other_keys_stay_independent() {
+    let pool = quiet_pool(2);
+    let keyed = pool.create_keyed_task_runner::<&'static str>(TaskTraits::default());
+    let other_key_ran = Arc::new(AtomicBool::new(false));
+    let off_key = Arc::new(AtomicUsize::new(0));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (probe, ran, off, n) = (
+        keyed.clone(),
+        other_key_ran.clone(),
+        off_key.clone(),
+        attempts.clone(),
+    );
+    // Fails until a task of another key has run: that key must not wait for this one.
+    let policy = RetryPolicy::attempts(u32::MAX)
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(2));
+    let h = retry(&keyed.runner("a.example"), policy, move || {
+        if !probe.runs_tasks_in_current_sequence("a.example")
+            || probe.runs_tasks_in_current_sequence("b.example")
+        {
+            off.fetch_add(1, Ordering::SeqCst);
+        }
+        let attempt = n.fetch_add(1, Ordering::SeqCst) + 1;
+        if ran.load(Ordering::SeqCst) {
+            Ok(attempt)
+        } else {
+            Err("the other key has not run yet")
+        }
+    });
+    let probe = keyed.clone();
+    let b = keyed
+        .runner("b.example")
+        .post_task_with_result(move || {
+            other_key_ran.store(true, Ordering::SeqCst);
+            probe.runs_tasks_in_current_sequence("b.example")
+        })
+        .unwrap();
+    assert!(b.join().unwrap());
+    let made = h.join().unwrap();
+    assert!(made >= 1);
+    assert_eq!(attempts.load(Ordering::SeqCst), made);
+    assert_eq!(
+        off_key.load(Ordering::SeqCst),
+        0,
+        "an attempt ran off its key"
+    );
+
+    // Exhausted: the last error and the attempt count, each attempt on the key.
+    let (probe, off) = (keyed.clone(), off_key.clone());
+    let h = retry(
+        &keyed.runner("a.example"),
+        RetryPolicy::attempts(3).base_delay(Duration::ZERO),
+        move || {
+            if !probe.runs_tasks_in_current_sequence("a.example") {
+                off.fetch_add(1, Ordering::SeqCst);
+            }
+            Err::<(), _>("down")
+        },
+    );
+    let err = h.join().unwrap_err();
+    assert!(err.is_failed());
+    assert_eq!(err.attempts(), 3);
+    assert_eq!(off_key.load(Ordering::SeqCst), 0);
+    wait_until("both keys retired", || keyed.live_keys() == 0);
+}
+
+/// A panicking attempt posted through the view is reported with the line that called `retry`
+/// (the view records the location it is given), and under `Poison` it poisons the key like a
+/// panic of a plain keyed task, until `clear_poison`.
+#[test]
+fn a_panicking_retry_through_the_view_reports_its_caller_and_poisons_the_key() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let pool = ThreadPool::builder()
+        .max_workers(2)
+        .panic_handler(move |p| s.lock().unwrap().push(p.posted_from().line()))
+        .build()
+        .unwrap();
+    let keyed =
+        pool.create_keyed_task_runner::<u8>(TaskTraits::new().panic_policy(PanicPolicy::Poison));
+    let view = keyed.runner(1);
+    let line = line!() + 1;
+    let h = retry(&view, RetryPolicy::attempts(3), || -> Result<(), &str> {
+        panic!("bug")
+    });
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(*seen.lock().unwrap(), vec![line]);
+
+    assert!(keyed.is_live(&1), "a poisoned key is kept");
+    let refused = view.post_task(|| ()).unwrap_err();
+    assert_eq!(refused.reason(), PostRefusal::SequencePoisoned);
+    let refused = keyed.post_task(1, || ()).unwrap_err();
+    assert_eq!(refused.reason(), PostRefusal::SequencePoisoned);
+    assert_eq!(
+        keyed
+            .runner(2)
+            .post_task_with_result(|| 2)
+            .unwrap()
+            .join()
+            .unwrap(),
+        2
+    );
+    assert!(keyed.clear_poison(&1));
+    assert_eq!(view.post_task_with_result(|| 5).unwrap().join().unwrap(), 5);
+}
+
+/// Helpers that post on a caller's behalf through the view (`Deferred::run_on` posts with
+/// `post_task_at`, `repeat` with `post_delayed_task_at`) record the caller's line as the task's
+/// origin, as a sequence does: shutdown's report of running tasks names it.
+#[test]
+fn tasks_posted_through_the_view_on_a_callers_behalf_record_the_callers_line() {
+    fn running_task_line(post: impl FnOnce(&KeyRunner<u8>, Box<dyn FnOnce() + Send>) -> u32) {
+        let pool = quiet_pool(1);
+        let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let line = post(
+            &keyed.runner(1),
+            Box::new(move || {
+                started_tx.send(()).unwrap();
+                let _ = gate_rx.recv_timeout(T);
+            }),
+        );
+        started_rx.recv_timeout(T).unwrap();
+        // The task blocks until released, so shutdown cannot finish within the timeout.
+        let err = pool
+            .shutdown_timeout(Duration::from_millis(10))
+            .unwrap_err();
+        let lines: Vec<u32> = err.running().iter().map(|r| r.posted_from.line()).collect();
+        assert_eq!(lines, [line]);
+        assert!(err.running()[0].sequenced);
+        drop(gate_tx);
+    }
+    running_task_line(|view, f| {
+        let (task, _handle) = Deferred::new(f);
+        let line = line!() + 1;
+        task.run_on(view).unwrap();
+        line
+    });
+    running_task_line(|view, f| {
+        let mut f = Some(f);
+        let line = line!() + 1;
+        let h = repeat(
+            view,
+            Duration::from_millis(1),
+            RepeatMode::FixedDelay,
+            move || {
+                if let Some(f) = f.take() {
+                    f();
+                }
+            },
+        )
+        .unwrap();
+        drop(h); // does not stop it; the pool's shutdown does
+        line
+    });
+}
+
+/// A future run through the view (`spawn_future`, `post_future`) is polled on the key's
+/// sequence, before and after it awaits, and its polls are ordered with the key's other tasks.
+#[test]
+fn a_future_on_the_view_is_polled_on_the_keys_sequence() {
+    let pool = quiet_pool(2);
+    let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    let view = keyed.runner(4);
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    // Another key's task the future waits for.
+    let elsewhere = keyed
+        .runner(5)
+        .post_task_with_result(move || {
+            gate_rx.recv_timeout(T).unwrap();
+            10
+        })
+        .unwrap();
+    let probe = keyed.clone();
+    let h = spawn_future(&view, async move {
+        let before = probe.runs_tasks_in_current_sequence(&4);
+        let v = elsewhere.await.unwrap();
+        let after = probe.runs_tasks_in_current_sequence(&4);
+        (before, v, after)
+    })
+    .unwrap();
+    gate_tx.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), (true, 10, true));
+
+    let (v2, probe) = (view.clone(), keyed.clone());
+    let first = keyed.post_task_with_result(4, || 1).unwrap();
+    let h = view
+        .post_future(async move {
+            let got = first.await.unwrap();
+            (
+                got,
+                v2.runs_tasks_in_current_sequence(),
+                probe.runs_tasks_in_current_sequence(&5),
+            )
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), (1, true, false));
+    wait_until("the keys retired", || keyed.live_keys() == 0);
+}
+
+/// After shutdown every post through the view is refused with the closure (or future)
+/// handed back, and no key is left live.
+#[test]
+fn the_view_refuses_after_shutdown_and_hands_the_closure_back() {
+    let pool = quiet_pool(1);
+    let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    let view = keyed.runner(5);
+    pool.shutdown();
+
+    let (tx, rx) = mpsc::channel();
+    let t = tx.clone();
+    let err = view.post_task(move || t.send(1).unwrap()).unwrap_err();
+    assert!(err.is_shutdown());
+    assert_eq!(err.reason(), PostRefusal::ShutdownCompleted);
+    err.into_inner()();
+    let t = tx.clone();
+    let err = PostTask::post_task(&view, move || t.send(2).unwrap()).unwrap_err();
+    err.into_inner()();
+    let t = tx.clone();
+    let err =
+        PostTask::post_delayed_task(&view, Duration::from_millis(1), move || t.send(3).unwrap())
+            .unwrap_err();
+    err.into_inner()();
+    let err = view
+        .post_delayed_task(Duration::from_millis(1), move || tx.send(4).unwrap())
+        .unwrap_err();
+    err.into_inner()();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+    assert_eq!(
+        view.post_task_with_result(|| 6).unwrap_err().into_inner()(),
+        6
+    );
+    let err = view
+        .post_delayed_task_with_result(Duration::from_millis(1), || 7)
+        .unwrap_err();
+    assert_eq!(err.into_inner()(), 7);
+    let err = view.post_future(async { 8 }).unwrap_err();
+    assert!(err.is_shutdown());
+    let err = spawn_future(&view, async { 9 }).unwrap_err();
+    assert!(err.is_shutdown());
+    // retry resolves at once with "not run" (its first attempt was refused).
+    let h = retry(&view, RetryPolicy::attempts(3), || Ok::<_, &str>(()));
+    assert!(h.join().unwrap_err().is_not_run());
+
+    assert_eq!(keyed.live_keys(), 0, "a refused post left its key behind");
+}
+
+/// A task of key k that blocks on work queued to key k behind it panics with advice at once,
+/// exactly as on a `SequencedTaskRunner`: a handle from the view or the keyed runner, an
+/// `invoke_all` batch, and a `TaskGroup` and an `Executor` made on the view while the key was
+/// idle (so the key's sequence did not exist yet). From another key the same waits just work.
+#[test]
+fn a_wait_from_a_key_on_work_queued_to_that_key_panics_as_on_a_sequence() {
+    let pool = quiet_pool(2);
+    let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    let view = keyed.runner(1);
+    assert!(!keyed.is_live(&1));
+    // Made while the key is idle: its sequence does not exist yet.
+    let exec = Executor::builder().runner(view.clone()).build().unwrap();
+    let group = TaskGroup::new(&view);
+    let (v, k) = (view.clone(), keyed.clone());
+    let mut checked = view
+        .post_task_with_result(move || {
+            let h = v.post_task_with_result(|| 1).unwrap();
+            assert_waits_on_own_sequence_panic("a view's handle", || {
+                let _ = h.join();
+            });
+            let h = k.post_task_with_result(1, || 2).unwrap();
+            assert_waits_on_own_sequence_panic("a keyed handle", || {
+                let _ = h.join();
+            });
+            assert_waits_on_own_sequence_panic("invoke_all on the view", || {
+                let _ = invoke_all(&v, (0..2).map(|i| move || Ok::<_, Infallible>(i)), None).join();
+            });
+            assert_waits_on_own_sequence_panic("a TaskGroup made while the key was idle", || {
+                group.spawn(|_| Ok::<(), Infallible>(()));
+                let _ = group.wait();
+            });
+            assert_waits_on_own_sequence_panic("an Executor made while the key was idle", || {
+                exec.submit(|| ()).unwrap();
+                exec.wait_idle();
+            });
+            // The work queued behind this task: it runs once this task ends.
+            v.post_task_with_result(|| 3).unwrap()
+        })
+        .unwrap();
+    let queued = checked
+        .join_timeout(T)
+        .expect("a wait on work queued behind it, on its own key, hung instead of panicking")
+        .unwrap();
+    assert_eq!(queued.join().unwrap(), 3);
+
+    // From a task of another key, waiting for key 1 is fine.
+    let v = view.clone();
+    let h = keyed
+        .runner(2)
+        .post_task_with_result(move || {
+            let a = v.post_task_with_result(|| 10).unwrap().join().unwrap();
+            let b: i32 = invoke_all(&v, (1..=2).map(|i| move || Ok::<_, Infallible>(i)), None)
+                .join()
+                .into_iter()
+                .map(Result::unwrap)
+                .sum();
+            a + b
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 13);
+    wait_until("the keys retired", || keyed.live_keys() == 0);
+}
+
+/// A view made once keeps working across its key's retirements: each post after the key was
+/// retired starts a fresh sequence for it, which sees everything the old one did.
+#[test]
+fn a_view_keeps_posting_after_its_key_was_retired() {
+    let pool = quiet_pool(2);
+    let keyed = pool.create_keyed_task_runner::<String>(TaskTraits::default());
+    let view = keyed.runner("doc".to_owned());
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut sequences: Vec<SequencedTaskRunner> = Vec::new();
+    for round in 1..=5 {
+        let t = total.clone();
+        let h = view
+            .post_task_with_result(move || {
+                // Not atomic as a whole: only correct if rounds never overlap.
+                let seen = t.load(Ordering::SeqCst);
+                t.store(seen + round, Ordering::SeqCst);
+                (seen, SequencedTaskRunner::current().unwrap())
+            })
+            .unwrap();
+        let (seen, seq) = h.join().unwrap();
+        assert_eq!(
+            seen,
+            (1..round).sum::<usize>(),
+            "round {round} saw the earlier rounds"
+        );
+        wait_until("the key retired", || !keyed.is_live("doc"));
+        assert!(
+            sequences.iter().all(|s| !s.is_same_sequence(&seq)),
+            "round {round} reused a retired sequence"
+        );
+        sequences.push(seq);
+    }
+    // Through `PostTask` too, and mixed with the keyed runner's own posts.
+    let (tx, rx) = mpsc::channel();
+    let t = tx.clone();
+    PostTask::post_task(&view, move || t.send("view").unwrap()).unwrap();
+    keyed
+        .post_task("doc".to_owned(), move || tx.send("keyed").unwrap())
+        .unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), "view");
+    assert_eq!(rx.recv_timeout(T).unwrap(), "keyed");
+    wait_until("the key retired", || keyed.live_keys() == 0);
 }

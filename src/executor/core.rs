@@ -134,8 +134,6 @@ struct State<R: PostTask + Clone + Send + Sync + 'static> {
 /// Shared by the [`Executor`](super::Executor), its tasks' metas and the posted attempts.
 pub(crate) struct Core<R: PostTask + Clone + Send + Sync + 'static> {
     pub(crate) runner: R,
-    /// The sequence `runner` posts to, if it is one of the crate's sequenced runners.
-    pub(crate) seq: Option<u64>,
     pub(crate) max_workers: usize,
     pub(crate) capacity: usize,
     /// The executor's token: every task's token is a child of it.
@@ -150,7 +148,6 @@ pub(crate) struct Core<R: PostTask + Clone + Send + Sync + 'static> {
 impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
     pub(crate) fn new(runner: R, max_workers: usize, capacity: usize) -> Arc<Self> {
         Arc::new(Core {
-            seq: sequence_token_of(&runner),
             runner,
             max_workers,
             capacity,
@@ -186,7 +183,14 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
     /// there for the executor's tasks could never end.
     #[track_caller]
     pub(crate) fn check_not_own_sequence(&self, what: &str) {
-        check_not_own_sequence(self.seq, what);
+        check_not_own_sequence(self.seq(), what);
+    }
+
+    /// The sequence `runner` posts to, if it is one of the crate's sequenced runners. Asked at
+    /// each check, not once: a key of a keyed runner has a sequence only while it has work,
+    /// and a different one after it was retired.
+    pub(crate) fn seq(&self) -> Option<u64> {
+        sequence_token_of(&self.runner)
     }
 
     /// Takes a reservation in the queue for a new task; returns its epoch. A wait for room is

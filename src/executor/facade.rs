@@ -610,7 +610,7 @@ where
     /// `true` if the caller is a task of the sequence the executor's runner posts to.
     fn on_own_sequence(&self) -> bool {
         self.core
-            .seq
+            .seq()
             .is_some_and(|t| t == crate::current::current_token())
     }
 
