@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use common::{env_usize, workers};
 use criterion::{Criterion, Throughput};
-use taskrunner::{Batcher, TaskTraits, ThreadPool};
+use taskrunner::batch::Batcher;
+use taskrunner::{TaskTraits, ThreadPool};
 
 /// The fixed cost of one dispatcher call.
 const PER_CALL: Duration = Duration::from_micros(20);

@@ -47,7 +47,8 @@ use std::sync::Arc;
 use common::{env_usize, rayon_pool, tokio_runtime, workers};
 use criterion::{Criterion, Throughput};
 use rayon::prelude::*;
-use taskrunner::{consume, invoke_all, Deferred, TaskTraits, ThreadPool};
+use taskrunner::fork_join::{consume, invoke_all};
+use taskrunner::{Deferred, TaskTraits, ThreadPool};
 
 // ---- counting allocator ---------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskrunner::{Batcher, SequencedTaskRunner, TaskTraits, ThreadPool};
+use taskrunner::batch::Batcher;
+use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
 const USERS: u32 = 1000;
 const CITIES: u32 = 40;

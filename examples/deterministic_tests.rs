@@ -18,9 +18,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{
-    Clock, PostRefusal, RetainingOneShotTimer, SequencedTaskRunner, TaskTraits, TestEnvironment,
-};
+use taskrunner::testing::TestEnvironment;
+use taskrunner::time::{Clock, RetainingOneShotTimer};
+use taskrunner::{PostRefusal, SequencedTaskRunner, TaskTraits};
 
 // ---------------------------------------------------------------------------------------------
 // Component 1: a debounce.

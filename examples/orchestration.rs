@@ -19,10 +19,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use taskrunner::{
-    as_completed, Executor, RetryPolicy, Semaphore, ShutdownMode, SubmitOptions, TaskContext,
-    TaskError, ThreadPool,
-};
+use taskrunner::cancel::TaskContext;
+use taskrunner::executor::{Executor, ShutdownMode, SubmitOptions};
+use taskrunner::fork_join::as_completed;
+use taskrunner::retry::RetryPolicy;
+use taskrunner::sync::Semaphore;
+use taskrunner::{TaskError, ThreadPool};
 
 /// At most this many fetches run at once (the executor's limit).
 const MAX_IN_FLIGHT: usize = 4;

@@ -39,10 +39,8 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-use taskrunner::{
-    Deferred, HandleId, HandleRegistry, RegistryError, TaskHandle, TaskState, TaskTraits,
-    ThreadPool,
-};
+use taskrunner::registry::{HandleId, HandleRegistry, RegistryError};
+use taskrunner::{Deferred, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 const DEMO: &str = "\
 help

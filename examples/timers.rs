@@ -11,10 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{
-    OneShotTimer, RepeatingTimer, RetainingOneShotTimer, SequencedTaskRunner, TaskTraits,
-    ThreadPool,
-};
+use taskrunner::time::{OneShotTimer, RepeatingTimer, RetainingOneShotTimer};
+use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

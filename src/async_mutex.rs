@@ -64,7 +64,8 @@ use crate::shim::Mutex;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use taskrunner::{AsyncMutex, TaskTraits, ThreadPool};
+/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::sync::AsyncMutex;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let log = Arc::new(AsyncMutex::new(Vec::new()));
 /// let handles: Vec<_> = (0..4)
@@ -127,7 +128,7 @@ impl<T> AsyncMutex<T> {
     /// An unlocked mutex holding `value`.
     ///
     /// ```
-    /// let m = taskrunner::AsyncMutex::new(5);
+    /// let m = taskrunner::sync::AsyncMutex::new(5);
     /// assert_eq!(*m.try_lock().unwrap(), 5);
     /// ```
     pub fn new(value: T) -> Self {
@@ -146,7 +147,8 @@ impl<T> AsyncMutex<T> {
     /// lock on), so a cancelled locker never keeps the lock.
     ///
     /// ```
-    /// use taskrunner::{AsyncMutex, TaskTraits, ThreadPool};
+    /// use taskrunner::{TaskTraits, ThreadPool};
+    /// use taskrunner::sync::AsyncMutex;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let m = std::sync::Arc::new(AsyncMutex::new(0));
     /// let m2 = m.clone();
@@ -169,7 +171,7 @@ impl<T> AsyncMutex<T> {
     /// queue).
     ///
     /// ```
-    /// let m = taskrunner::AsyncMutex::new(());
+    /// let m = taskrunner::sync::AsyncMutex::new(());
     /// let g = m.try_lock().unwrap();
     /// assert!(m.try_lock().is_none());
     /// drop(g);
@@ -191,7 +193,7 @@ impl<T> AsyncMutex<T> {
     /// In futures prefer `lock().await`, which blocks no thread at all.
     ///
     /// ```
-    /// let m = std::sync::Arc::new(taskrunner::AsyncMutex::new(1));
+    /// let m = std::sync::Arc::new(taskrunner::sync::AsyncMutex::new(1));
     /// let m2 = m.clone();
     /// let t = std::thread::spawn(move || *m2.lock_blocking() += 1);
     /// t.join().unwrap();
@@ -207,7 +209,7 @@ impl<T> AsyncMutex<T> {
     /// `true` if someone owns the lock now (a snapshot).
     ///
     /// ```
-    /// let m = taskrunner::AsyncMutex::new(());
+    /// let m = taskrunner::sync::AsyncMutex::new(());
     /// let g = m.try_lock();
     /// assert!(m.is_locked());
     /// drop(g);
@@ -221,7 +223,7 @@ impl<T> AsyncMutex<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// let m = Arc::new(taskrunner::AsyncMutex::new(()));
+    /// let m = Arc::new(taskrunner::sync::AsyncMutex::new(()));
     /// let g = m.try_lock().unwrap();
     /// let m2 = m.clone();
     /// let t = std::thread::spawn(move || drop(m2.lock_blocking()));
@@ -239,7 +241,7 @@ impl<T> AsyncMutex<T> {
     /// the value went with it.
     ///
     /// ```
-    /// let m = taskrunner::AsyncMutex::new(String::from("x"));
+    /// let m = taskrunner::sync::AsyncMutex::new(String::from("x"));
     /// m.try_lock().unwrap().push('y');
     /// assert_eq!(m.into_inner(), "xy");
     /// ```

@@ -47,7 +47,7 @@ const DEADLINE: u8 = 2;
 /// [`TaskError::from_error`](crate::TaskError::from_error)).
 ///
 /// ```
-/// use taskrunner::{CancellationToken, Interrupted};
+/// use taskrunner::cancel::{CancellationToken, Interrupted};
 /// let t = CancellationToken::new();
 /// assert_eq!(t.check(), Ok(()));
 /// t.cancel();
@@ -192,7 +192,7 @@ impl Drop for Inner {
 /// cancels its token.
 ///
 /// ```
-/// use taskrunner::{CancellationToken, Interrupted};
+/// use taskrunner::cancel::{CancellationToken, Interrupted};
 /// let parent = CancellationToken::new();
 /// let child = parent.child();
 /// assert!(!child.is_cancelled());
@@ -214,7 +214,7 @@ impl CancellationToken {
     /// A new, live token with no parent.
     ///
     /// ```
-    /// assert!(!taskrunner::CancellationToken::new().is_cancelled());
+    /// assert!(!taskrunner::cancel::CancellationToken::new().is_cancelled());
     /// ```
     pub fn new() -> Self {
         CancellationToken {
@@ -226,7 +226,7 @@ impl CancellationToken {
     /// cancelled on its own without affecting this one.
     ///
     /// ```
-    /// let parent = taskrunner::CancellationToken::new();
+    /// let parent = taskrunner::cancel::CancellationToken::new();
     /// let child = parent.child();
     /// child.cancel();
     /// assert!(child.is_cancelled());
@@ -257,7 +257,7 @@ impl CancellationToken {
     /// call cancelled it, `false` if it already was.
     ///
     /// ```
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// assert!(t.cancel());
     /// assert!(!t.cancel());
     /// ```
@@ -268,7 +268,7 @@ impl CancellationToken {
     /// Cancels the token with a given reason. `true` if this call cancelled it.
     ///
     /// ```
-    /// use taskrunner::{CancellationToken, Interrupted};
+    /// use taskrunner::cancel::{CancellationToken, Interrupted};
     /// let t = CancellationToken::new();
     /// t.cancel_with(Interrupted::DeadlineExceeded);
     /// assert_eq!(t.reason(), Some(Interrupted::DeadlineExceeded));
@@ -280,7 +280,7 @@ impl CancellationToken {
     /// `true` once the token (or an ancestor) is cancelled.
     ///
     /// ```
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// t.cancel();
     /// assert!(t.is_cancelled());
     /// ```
@@ -291,7 +291,7 @@ impl CancellationToken {
     /// Why the token was cancelled, or `None` while it is live.
     ///
     /// ```
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// assert_eq!(t.reason(), None);
     /// ```
     pub fn reason(&self) -> Option<Interrupted> {
@@ -301,11 +301,11 @@ impl CancellationToken {
     /// `Err(reason)` once cancelled, for `?` in a task that gives up.
     ///
     /// ```
-    /// fn step(t: &taskrunner::CancellationToken) -> Result<u32, taskrunner::Interrupted> {
+    /// fn step(t: &taskrunner::cancel::CancellationToken) -> Result<u32, taskrunner::cancel::Interrupted> {
     ///     t.check()?;
     ///     Ok(1)
     /// }
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// assert_eq!(step(&t), Ok(1));
     /// t.cancel();
     /// assert!(step(&t).is_err());
@@ -323,7 +323,7 @@ impl CancellationToken {
     ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// let seen = Arc::new(AtomicBool::new(false));
     /// let s = seen.clone();
     /// t.on_cancel(move |_why| s.store(true, Ordering::SeqCst));
@@ -355,7 +355,8 @@ impl CancellationToken {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{CancellationToken, Interrupted, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::cancel::{CancellationToken, Interrupted};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let t = CancellationToken::new();
     /// assert!(t.cancel_after(&pool, Duration::from_millis(1)));
@@ -410,7 +411,7 @@ impl CancellationToken {
     /// pool.
     ///
     /// ```
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// let t2 = t.clone();
     /// std::thread::spawn(move || t2.cancel());
     /// t.wait();
@@ -426,7 +427,7 @@ impl CancellationToken {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = taskrunner::CancellationToken::new();
+    /// let t = taskrunner::cancel::CancellationToken::new();
     /// assert!(!t.wait_timeout(Duration::from_millis(1)));
     /// t.cancel();
     /// assert!(t.wait_timeout(Duration::MAX)); // cancelled: returns at once
@@ -525,15 +526,15 @@ thread_local! {
 }
 
 /// What an orchestrated task knows about itself: its cancellation token and which attempt this
-/// is. Tasks of the [`Executor`](crate::Executor), fork/join ([`invoke_all`](crate::invoke_all),
-/// [`consume`](crate::consume)) and [`retry`](crate::retry) run inside one; plain posted tasks do
+/// is. Tasks of the [`Executor`](crate::executor::Executor), fork/join ([`invoke_all`](crate::fork_join::invoke_all),
+/// [`consume`](crate::fork_join::consume)) and [`retry`](crate::retry::retry) run inside one; plain posted tasks do
 /// not. Reach it with [`TaskContext::current`], or take it as an argument where an API offers
 /// that (`Executor::submit_with_context`).
 ///
 /// ```
-/// use taskrunner::TaskContext;
+/// use taskrunner::cancel::TaskContext;
 /// assert!(TaskContext::current().is_none()); // not inside an orchestrated task
-/// let ctx = TaskContext::new(taskrunner::CancellationToken::new());
+/// let ctx = TaskContext::new(taskrunner::cancel::CancellationToken::new());
 /// let seen = ctx.scope(|| TaskContext::current().unwrap().attempt());
 /// assert_eq!(seen, 1);
 /// ```
@@ -547,7 +548,7 @@ impl TaskContext {
     /// A context with `token`, at attempt 1.
     ///
     /// ```
-    /// let ctx = taskrunner::TaskContext::new(taskrunner::CancellationToken::new());
+    /// let ctx = taskrunner::cancel::TaskContext::new(taskrunner::cancel::CancellationToken::new());
     /// assert!(!ctx.is_cancelled());
     /// ```
     pub fn new(token: CancellationToken) -> Self {
@@ -586,7 +587,7 @@ impl TaskContext {
     /// The task's cancellation token.
     ///
     /// ```
-    /// let ctx = taskrunner::TaskContext::new(taskrunner::CancellationToken::new());
+    /// let ctx = taskrunner::cancel::TaskContext::new(taskrunner::cancel::CancellationToken::new());
     /// ctx.token().cancel();
     /// assert!(ctx.is_cancelled());
     /// ```
@@ -605,7 +606,7 @@ impl TaskContext {
     /// it as cancelled or deadline-exceeded.
     ///
     /// ```
-    /// let ctx = taskrunner::TaskContext::new(taskrunner::CancellationToken::new());
+    /// let ctx = taskrunner::cancel::TaskContext::new(taskrunner::cancel::CancellationToken::new());
     /// assert!(ctx.check().is_ok());
     /// ```
     pub fn check(&self) -> Result<(), Interrupted> {

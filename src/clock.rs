@@ -56,7 +56,7 @@ pub type ClockWaker = StdArc<dyn Fn() + Send + Sync + 'static>;
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use taskrunner::{Clock, SystemClock};
+/// use taskrunner::time::{Clock, SystemClock};
 /// let c = SystemClock;
 /// let a = c.now();
 /// assert!(c.now() >= a);
@@ -85,7 +85,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// The real monotonic clock (`Instant::now()`). The default clock of every pool.
 ///
 /// ```
-/// use taskrunner::{Clock, SystemClock};
+/// use taskrunner::time::{Clock, SystemClock};
 /// let before = std::time::Instant::now();
 /// assert!(SystemClock.now() >= before);
 /// ```
@@ -113,7 +113,8 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{Clock, ManualClock};
+/// use taskrunner::testing::ManualClock;
+/// use taskrunner::time::Clock;
 /// let clock = ManualClock::new();
 /// let t0 = clock.now();
 /// clock.advance(Duration::from_secs(3600));
@@ -141,8 +142,8 @@ impl ManualClock {
     /// A manual clock reading the current real time, frozen.
     ///
     /// ```
-    /// let c = taskrunner::ManualClock::new();
-    /// # use taskrunner::Clock;
+    /// let c = taskrunner::testing::ManualClock::new();
+    /// # use taskrunner::time::Clock;
     /// assert_eq!(c.now(), c.now());
     /// ```
     pub fn new() -> Self {
@@ -167,7 +168,8 @@ impl ManualClock {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{Clock, ManualClock};
+    /// # use taskrunner::testing::ManualClock;
+    /// # use taskrunner::time::Clock;
     /// let c = ManualClock::new();
     /// let t0 = c.now();
     /// c.advance(Duration::from_millis(5));
@@ -194,7 +196,8 @@ impl ManualClock {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{Clock, ManualClock};
+    /// # use taskrunner::testing::ManualClock;
+    /// # use taskrunner::time::Clock;
     /// let c = ManualClock::new();
     /// let t = c.now() + Duration::from_secs(1);
     /// c.advance_to(t);

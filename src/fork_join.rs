@@ -56,6 +56,10 @@
 //! consumer) runs on could never end, since its drivers are queued behind the caller: it
 //! panics at once instead.
 
+pub use crate::group::TaskGroup;
+pub use crate::scope::{scope, Scope, ScopedHandle};
+pub use crate::wait::{as_completed, wait, AsCompleted, WaitStrategy, Waited};
+
 use std::error::Error;
 use std::fmt;
 use std::panic::Location;
@@ -263,7 +267,8 @@ impl Drop for Driver {
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use taskrunner::{invoke_all, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::fork_join::invoke_all;
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let running = Arc::new(AtomicUsize::new(0));
@@ -312,7 +317,8 @@ where
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use taskrunner::{invoke_all_fail_fast, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::fork_join::invoke_all_fail_fast;
 ///
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let ran = Arc::new(AtomicUsize::new(0));
@@ -438,7 +444,8 @@ where
 /// [`TaskHandle`]). Call [`cancel`](Self::cancel) first to stop them.
 ///
 /// ```
-/// use taskrunner::{invoke_all, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::fork_join::invoke_all;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let batch = invoke_all(&pool, (1..=4).map(|i| move || Ok::<_, std::convert::Infallible>(i * i)), None);
 /// assert_eq!(batch.len(), 4);
@@ -464,7 +471,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// `.await` the handles ([`into_handles`](Self::into_handles)) in a future.
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let tasks: Vec<Box<dyn FnOnce() -> Result<u32, String> + Send>> = vec![
     ///     Box::new(|| Ok(1)),
@@ -496,7 +504,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// Blocks and panics as [`join`](Self::join) does.
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let tasks = (0..10).map(|i| move || if i == 4 { Err(format!("item {i} is broken")) } else { Ok(i) });
     /// let err = invoke_all(&pool, tasks, 3).join_fail_fast().unwrap_err();
@@ -546,7 +555,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// [`token`](Self::token).
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
     /// let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
@@ -575,9 +585,11 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// started then end with the token's reason (cancelled or deadline exceeded).
     ///
     /// ```
-    /// use taskrunner::{invoke_all, TaskContext, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::cancel::TaskContext;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let batch = invoke_all(&pool, [|| Ok::<_, taskrunner::Interrupted>(TaskContext::current().is_some())], None);
+    /// let batch = invoke_all(&pool, [|| Ok::<_, taskrunner::cancel::Interrupted>(TaskContext::current().is_some())], None);
     /// assert!(!batch.token().is_cancelled());
     /// assert_eq!(batch.join_fail_fast().unwrap(), vec![true]);
     /// ```
@@ -588,7 +600,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// The tasks' handles, in input order (to inspect or cancel one task).
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let batch = invoke_all(&pool, (0..2).map(|i| move || if i == 0 { Ok(1) } else { Err("no") }), None);
     /// assert_eq!(batch.handles().len(), 2);
@@ -600,11 +613,12 @@ impl<T: Send + 'static> InvokeAll<T> {
     }
 
     /// The tasks' handles, in input order, to wait for them any other way
-    /// ([`as_completed`](crate::as_completed), [`wait`](crate::wait), `.await`). The batch keeps
+    /// ([`as_completed`], [`wait`], `.await`). The batch keeps
     /// running.
     ///
     /// ```
-    /// use taskrunner::{as_completed, invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::{as_completed, invoke_all};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let batch = invoke_all(&pool, (0..3).map(|i| move || Ok::<_, std::convert::Infallible>(i)), None);
     /// let mut seen: Vec<usize> = as_completed(batch.into_handles()).map(|(i, r)| { assert_eq!(r.unwrap(), i); i }).collect();
@@ -625,7 +639,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// `true` for a batch of no tasks (it is finished at once).
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let none: Vec<fn() -> Result<(), std::io::Error>> = Vec::new();
     /// let batch = invoke_all(&pool, none, 4);
@@ -640,7 +655,8 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// blocks.
     ///
     /// ```
-    /// use taskrunner::{invoke_all, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let batch = invoke_all(&pool, [|| Ok::<_, std::convert::Infallible>(())], None);
     /// while !batch.is_finished() { std::thread::yield_now(); }
@@ -868,7 +884,8 @@ impl Drop for ConsumeDriver {
 /// the consumer carries on.
 ///
 /// ```
-/// use taskrunner::{consume, Deferred, ThreadPool};
+/// use taskrunner::{Deferred, ThreadPool};
+/// use taskrunner::fork_join::consume;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (tx, rx) = crossbeam_channel::unbounded();
 /// let mut handles = Vec::new();
@@ -936,7 +953,8 @@ where
 /// channel or [`cancel`](Self::cancel) it to stop it).
 ///
 /// ```
-/// use taskrunner::{consume, Deferred, ThreadPool};
+/// use taskrunner::{Deferred, ThreadPool};
+/// use taskrunner::fork_join::consume;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (tx, rx) = crossbeam_channel::unbounded::<Deferred>();
 /// let consumer = consume(&pool, rx, 2);
@@ -959,7 +977,7 @@ pub struct Consumer {
 /// tasks' own outcomes (value, failure, panic) are in their handles.
 ///
 /// ```
-/// let r = taskrunner::ConsumeReport::default();
+/// let r = taskrunner::fork_join::ConsumeReport::default();
 /// assert_eq!(r.ran + r.cancelled + r.not_run, 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -981,7 +999,8 @@ impl Consumer {
     /// if this call cancelled it.
     ///
     /// ```
-    /// use taskrunner::{consume, Deferred, ThreadPool};
+    /// use taskrunner::{Deferred, ThreadPool};
+    /// use taskrunner::fork_join::consume;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let (tx, rx) = crossbeam_channel::unbounded();
     /// let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
@@ -1036,7 +1055,8 @@ impl Consumer {
     /// it cancels the consumer (so can a deadline, [`CancellationToken::cancel_after`]).
     ///
     /// ```
-    /// use taskrunner::{consume, Deferred, ThreadPool};
+    /// use taskrunner::{Deferred, ThreadPool};
+    /// use taskrunner::fork_join::consume;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let (_tx, rx) = crossbeam_channel::unbounded::<Deferred>();
     /// let consumer = consume(&pool, rx, 1);
@@ -1076,7 +1096,8 @@ impl fmt::Debug for Consumer {
 /// blocking scope: the pool runs one more worker while it blocks.
 ///
 /// ```
-/// use taskrunner::{wait_all, TaskState, ThreadPool, TaskTraits};
+/// use taskrunner::{TaskState, ThreadPool, TaskTraits};
+/// use taskrunner::fork_join::wait_all;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let handles = vec![
 ///     pool.post_task_with_result(TaskTraits::default(), || 1).unwrap(),
@@ -1117,7 +1138,8 @@ pub fn wait_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> Result<(), Wait
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{cancel_all, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::fork_join::cancel_all;
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let handles: Vec<_> = (0..3)
 ///     .map(|i| pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), move || i).unwrap())
@@ -1135,7 +1157,8 @@ pub fn cancel_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> usize {
 /// It is an [`Error`] (`Send + Sync + 'static`), so `?` works with it.
 ///
 /// ```
-/// use taskrunner::{wait_all, TaskHandle, TaskError, TaskState};
+/// use taskrunner::{TaskHandle, TaskError, TaskState};
+/// use taskrunner::fork_join::wait_all;
 /// let handles = vec![TaskHandle::ready(1), TaskHandle::failed(TaskError::new("x"))];
 /// let err = wait_all(&handles).unwrap_err();
 /// assert_eq!(err.failures(), &[(1, TaskState::Failed)]);

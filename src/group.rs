@@ -120,7 +120,8 @@ struct WgInner {
 ///   [`blocking`](crate::blocking)), so waiting for tasks of the same pool cannot deadlock it.
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits, WaitGroup};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::sync::WaitGroup;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let wg = WaitGroup::new();
 /// let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -150,7 +151,7 @@ impl WaitGroup {
     /// A wait group with the counter at zero.
     ///
     /// ```
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// assert_eq!(wg.count(), 0);
     /// wg.wait(); // returns at once
     /// ```
@@ -170,7 +171,7 @@ impl WaitGroup {
     /// Adds `n` to the counter. Panics if the counter would overflow.
     ///
     /// ```
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// wg.add(2);
     /// assert_eq!(wg.count(), 2);
     /// ```
@@ -186,7 +187,7 @@ impl WaitGroup {
     /// is already zero (more `done` than `add`).
     ///
     /// ```
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// wg.add(1);
     /// wg.done();
     /// assert_eq!(wg.count(), 0);
@@ -224,7 +225,7 @@ impl WaitGroup {
     /// dropped, also when the work panics.
     ///
     /// ```
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// let guard = wg.guard();
     /// assert_eq!(wg.count(), 1);
     /// std::thread::spawn(move || { let _g = guard; /* work */ });
@@ -249,7 +250,7 @@ impl WaitGroup {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// wg.add(1);
     /// assert!(!wg.wait_timeout(Duration::from_millis(1)));
     /// wg.done();
@@ -294,7 +295,7 @@ impl WaitGroup {
     /// does not block a thread: pending futures are woken when the counter reaches zero.
     ///
     /// ```
-    /// let wg = taskrunner::WaitGroup::new();
+    /// let wg = taskrunner::sync::WaitGroup::new();
     /// wg.add(1);
     /// let fut = wg.wait_async();
     /// let wg2 = wg.clone();
@@ -323,7 +324,7 @@ impl fmt::Debug for WaitGroup {
 /// Calls [`WaitGroup::done`] when dropped; made by [`WaitGroup::guard`].
 ///
 /// ```
-/// let wg = taskrunner::WaitGroup::new();
+/// let wg = taskrunner::sync::WaitGroup::new();
 /// drop(wg.guard());
 /// assert_eq!(wg.count(), 0);
 /// ```
@@ -347,7 +348,7 @@ impl fmt::Debug for WaitGroupGuard {
 /// The future of [`WaitGroup::wait_async`].
 ///
 /// ```
-/// let wg = taskrunner::WaitGroup::new();
+/// let wg = taskrunner::sync::WaitGroup::new();
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// rt.block_on(wg.wait_async()); // already zero
 /// ```
@@ -505,12 +506,13 @@ impl Drop for Ticket {
 ///   while the rest wait.
 ///
 /// ```
-/// use taskrunner::{TaskGroup, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::fork_join::TaskGroup;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let group = TaskGroup::new(&pool);
 /// group.spawn(|_ctx| Ok::<(), std::io::Error>(()));
 /// group.spawn(|_ctx| Err("disk full"));
-/// group.spawn(|ctx| { ctx.token().wait(); ctx.check()?; Ok::<_, taskrunner::Interrupted>(()) });
+/// group.spawn(|ctx| { ctx.token().wait(); ctx.check()?; Ok::<_, taskrunner::cancel::Interrupted>(()) });
 /// let err = group.wait().unwrap_err();
 /// assert_eq!(err.to_string(), "task failed: disk full");
 /// assert!(group.token().is_cancelled());
@@ -530,7 +532,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// assert!(group.wait().is_ok()); // nothing spawned
     /// ```
     pub fn new(runner: &R) -> Self {
@@ -541,7 +543,9 @@ where
     /// tasks (never the reverse).
     ///
     /// ```
-    /// use taskrunner::{CancellationToken, TaskGroup, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::cancel::CancellationToken;
+    /// use taskrunner::fork_join::TaskGroup;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let parent = CancellationToken::new();
     /// let group = TaskGroup::with_token(&pool, &parent);
@@ -573,7 +577,7 @@ where
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(4).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool).limit(2);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool).limit(2);
     /// let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     /// for _ in 0..8 {
     ///     let (now, max) = (now.clone(), max.clone());
@@ -598,7 +602,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// group.spawn(|ctx| { assert!(!ctx.is_cancelled()); Ok::<(), std::fmt::Error>(()) });
     /// assert!(group.wait().is_ok());
     /// ```
@@ -674,7 +678,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// let (release, gate) = std::sync::mpsc::channel::<()>();
     /// group.spawn(move |_| { let _ = gate.recv(); Ok::<(), std::io::Error>(()) });
     /// assert!(group.wait_timeout(std::time::Duration::from_millis(1)).is_none());
@@ -698,7 +702,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// group.spawn(|_| Err("nope"));
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let err = rt.block_on(group.wait_async()).unwrap_err();
@@ -717,7 +721,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// assert!(!group.token().is_cancelled());
     /// ```
     pub fn token(&self) -> &CancellationToken {
@@ -730,7 +734,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// assert!(group.cancel());
     /// group.spawn(|_| Ok::<(), std::io::Error>(()));
     /// assert!(group.wait().unwrap_err().is_cancelled());
@@ -743,7 +747,7 @@ where
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let group = taskrunner::TaskGroup::new(&pool);
+    /// let group = taskrunner::fork_join::TaskGroup::new(&pool);
     /// group.spawn(|_| Ok::<(), std::io::Error>(()));
     /// group.wait().unwrap();
     /// assert_eq!(group.pending(), 0);

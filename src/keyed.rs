@@ -376,21 +376,22 @@ where
     /// A view of `key` as a runner of its own: a [`KeyRunner`] that posts to the key's
     /// sequence exactly as [`post_task(key, ..)`](Self::post_task) does, and implements
     /// [`PostTask`], so everything generic over `PostTask` works per key: [`retry`],
-    /// [`repeat`](crate::repeat), [`spawn_future`](crate::spawn_future),
-    /// [`invoke_all`](crate::invoke_all), [`TaskGroup`](crate::TaskGroup), an
-    /// [`Executor`](crate::Executor) built on it, [`TaskHandle::then`]. Posts through the view
+    /// [`repeat`](crate::time::repeat), [`spawn_future`](crate::spawn_future),
+    /// [`invoke_all`](crate::fork_join::invoke_all), [`TaskGroup`](crate::fork_join::TaskGroup), an
+    /// [`Executor`](crate::executor::Executor) built on it, [`TaskHandle::then`]. Posts through the view
     /// and through this runner share one FIFO per key.
     ///
     /// The view does not keep the key live: the key is still retired when idle and recreated by
     /// the next post, through the view or not.
     ///
-    /// [`retry`]: crate::retry
+    /// [`retry`]: crate::retry::retry
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use taskrunner::{retry, RetryPolicy, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::retry::{retry, RetryPolicy};
     ///
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let per_host = pool.create_keyed_task_runner::<String>(TaskTraits::default());
@@ -493,10 +494,10 @@ impl<K> KeyedTaskRunner<K> {
 /// [`KeyedTaskRunner::runner`]: every post goes to that key's sequence through the keyed
 /// runner, exactly as [`KeyedTaskRunner::post_task`] with the key does, so posts through the
 /// view and through the keyed runner form one FIFO per key, one task at a time. It implements
-/// [`PostTask`], so the crate's orchestration ([`retry`](crate::retry),
-/// [`repeat`](crate::repeat), [`spawn_future`](crate::spawn_future),
-/// [`invoke_all`](crate::invoke_all), [`TaskGroup`](crate::TaskGroup),
-/// [`Executor`](crate::Executor), [`TaskHandle::then`], [`Deferred::run_on`](crate::Deferred::run_on), ...)
+/// [`PostTask`], so the crate's orchestration ([`retry`](crate::retry::retry),
+/// [`repeat`](crate::time::repeat), [`spawn_future`](crate::spawn_future),
+/// [`invoke_all`](crate::fork_join::invoke_all), [`TaskGroup`](crate::fork_join::TaskGroup),
+/// [`Executor`](crate::executor::Executor), [`TaskHandle::then`], [`Deferred::run_on`](crate::Deferred::run_on), ...)
 /// works per key.
 ///
 /// * [`max_concurrency`](PostTask::max_concurrency) is 1, [`now`](PostTask::now) is the

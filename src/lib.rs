@@ -46,6 +46,32 @@
 //! The free functions ([`post_task`], [`create_sequenced_task_runner`], ...) use the global
 //! pool ([`ThreadPool::global`]); install a configured one first with
 //! [`ThreadPoolBuilder::build_global`].
+//!
+//! ## Where things are
+//!
+//! The crate root holds the core: [`ThreadPool`] and its builder, [`TaskTraits`], the runners
+//! ([`TaskRunner`], [`SequencedTaskRunner`], [`SingleThreadTaskRunner`],
+//! [`UpdateableSequencedTaskRunner`], [`KeyedTaskRunner`], all [`PostTask`]), sequence-bound
+//! state ([`SequenceBound`], [`SequenceLocal`], [`SequenceChecker`]), handles ([`TaskHandle`],
+//! [`Deferred`]), errors and the free functions. What is built on it lives in modules:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`time`] | clocks, one-shot and repeating timers, repeating tasks |
+//! | [`executor`] | a bounded executor: submit, map, limits, timeouts, shutdown modes |
+//! | [`fork_join`] | run many tasks and join them: `invoke_all`, `scope`, `TaskGroup`, `wait`, `consume` |
+//! | [`retry`] | retries with backoff on any runner |
+//! | [`cancel`] | cancellation tokens and the context orchestrated tasks run with |
+//! | [`sync`] | an async mutex, a semaphore, wait groups, single-flight calls |
+//! | `batch` | batched I/O (feature `batch`, on by default) |
+//! | `registry` | task handles by numeric id, for script hosts and FFI (feature `registry`, on by default) |
+//! | `testing` | mock time and seeded deterministic runs (feature `test-util`) |
+//!
+//! The guides in the repository's `docs/` folder explain each part with examples that run as
+//! tests: `handles-and-ownership.md`, `timers.md`, `keyed.md`, `orchestration.md`,
+//! `async-and-batching.md`, `runner-policies.md`, `shutdown.md`, `waiting-panics-and-time.md`,
+//! `testing.md`; `DESIGN.md` describes the architecture and `docs/performance.md` the
+//! measurements against rayon, tokio and threadpool.
 
 #![warn(missing_docs)]
 // `deny`, not `forbid`: two modules allow `unsafe_code` (module-level), each for one
@@ -56,18 +82,18 @@
 
 mod async_mutex;
 #[cfg(feature = "batch")]
-mod batch;
+pub mod batch;
 mod blocking;
 mod bound;
-mod cancel;
+pub mod cancel;
 mod checker;
 mod clock;
 mod current;
 mod deadline;
 mod delay;
 mod error;
-mod executor;
-mod fork_join;
+pub mod executor;
+pub mod fork_join;
 mod future_task;
 mod group;
 mod handle;
@@ -76,9 +102,9 @@ mod local;
 mod location_cell;
 mod pool;
 #[cfg(feature = "registry")]
-mod registry;
+pub mod registry;
 mod repeat;
-mod retry;
+pub mod retry;
 mod runner;
 mod scheduler;
 mod scope;
@@ -102,50 +128,93 @@ use crate::pool::Inner;
 use std::panic::Location;
 use std::time::Duration;
 
-pub use async_mutex::{AsyncMutex, AsyncMutexGuard, AsyncMutexLock};
-#[cfg(feature = "batch")]
-pub use batch::{BatchError, BatchStats, Batcher, BatcherBuilder, DispatchRunner};
+// The core, at the root: the pool, task traits, runners, handles, errors and the free
+// functions. Everything built on top lives in the modules below.
 pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
-pub use cancel::{CancellationToken, Interrupted, TaskContext};
 pub use checker::SequenceChecker;
-#[cfg(feature = "test-util")]
-pub use clock::ManualClock;
-pub use clock::{Clock, ClockWaker, SystemClock};
 pub use error::{BuildError, PostError, PostRefusal};
-pub use executor::{
-    Executor, ExecutorBuildError, ExecutorBuilder, MapIter, ShutdownMode, SubmitError,
-    SubmitOptions, SubmitRefusal,
-};
-pub use fork_join::{
-    cancel_all, consume, invoke_all, invoke_all_fail_fast, wait_all, ConsumeReport, Consumer,
-    InvokeAll, WaitAllError,
-};
 pub use future_task::spawn_future;
-pub use group::{TaskGroup, WaitGroup, WaitGroupFuture, WaitGroupGuard};
 pub use handle::{AbortHandle, Deferred, TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
 pub use local::SequenceLocal;
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
-#[cfg(feature = "registry")]
-pub use registry::{HandleId, HandleRegistry, HandleRegistryBuilder, RegistryError, RegistryFull};
-pub use repeat::{repeat, Repeat, RepeatHandle, RepeatMode};
-pub use retry::{retry, RetryPolicy};
 pub use runner::{
     PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
     UpdateableSequencedTaskRunner,
 };
-pub use scope::{scope, Scope, ScopedHandle};
-pub use semaphore::{Permit, Semaphore};
-pub use single_flight::SingleFlight;
-#[cfg(feature = "test-util")]
-pub use test_util::{GlobalPoolGuard, TestEnvironment, TestEnvironmentBuilder};
-pub use timer::{
-    post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
-};
 pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
-pub use wait::{as_completed, wait, AsCompleted, WaitStrategy, Waited};
 pub use worker::RunningTask;
+
+/// Clocks and timers: the [`Clock`](time::Clock) every delay is measured on, one-shot and
+/// repeating timers owned by a sequence, and repeating tasks.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::time::OneShotTimer;
+/// use taskrunner::{TaskTraits, ThreadPool};
+///
+/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+/// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let timer = OneShotTimer::new(&seq);
+/// timer.start(Duration::from_millis(1), move || tx.send("fired").unwrap()).unwrap();
+/// assert_eq!(rx.recv().unwrap(), "fired");
+/// ```
+pub mod time {
+    pub use crate::clock::{Clock, ClockWaker, SystemClock};
+    pub use crate::repeat::{repeat, Repeat, RepeatHandle, RepeatMode};
+    pub use crate::timer::{
+        post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer,
+        RetainingOneShotTimer,
+    };
+}
+
+/// Synchronisation for tasks: an async mutex, a semaphore whose waits hold no worker, wait
+/// groups and single-flight calls.
+///
+/// ```
+/// use taskrunner::sync::WaitGroup;
+/// use taskrunner::{TaskTraits, ThreadPool};
+///
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let runner = pool.create_task_runner(TaskTraits::default());
+/// let wg = WaitGroup::new();
+/// wg.add(3);
+/// for _ in 0..3 {
+///     let wg = wg.clone();
+///     runner.post_task(move || wg.done()).unwrap();
+/// }
+/// wg.wait();
+/// assert_eq!(wg.count(), 0);
+/// ```
+pub mod sync {
+    pub use crate::async_mutex::{AsyncMutex, AsyncMutexGuard, AsyncMutexLock};
+    pub use crate::group::{WaitGroup, WaitGroupFuture, WaitGroupGuard};
+    pub use crate::semaphore::{Permit, Semaphore};
+    pub use crate::single_flight::SingleFlight;
+}
+
+/// Deterministic testing of code that uses the pool: mock time over a whole pool, seeded
+/// single-thread runs that replay exactly, and a guard that installs a test pool as the
+/// global one (feature `test-util`).
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::testing::TestEnvironment;
+///
+/// let env = TestEnvironment::new();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let seq = env.pool().create_sequenced_task_runner(Default::default());
+/// seq.post_delayed_task(Duration::from_secs(3600), move || tx.send(()).unwrap()).unwrap();
+/// env.fast_forward_by(Duration::from_secs(3600)); // an hour, at once
+/// rx.try_recv().unwrap();
+/// ```
+#[cfg(feature = "test-util")]
+pub mod testing {
+    pub use crate::clock::ManualClock;
+    pub use crate::test_util::{GlobalPoolGuard, TestEnvironment, TestEnvironmentBuilder};
+}
 
 use pool::PostDest;
 

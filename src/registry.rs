@@ -72,7 +72,7 @@ const MAX_EXACT_F64: u64 = 1 << 53;
 /// would not round-trip.
 ///
 /// ```
-/// use taskrunner::HandleId;
+/// use taskrunner::registry::HandleId;
 /// let id = HandleId::from_u64(42);
 /// assert_eq!(id.as_u64(), 42);
 /// assert_eq!(HandleId::from_f64(id.to_f64().unwrap()), Some(id));
@@ -86,7 +86,7 @@ impl HandleId {
     /// The id with this number (for ids received from a host as integers).
     ///
     /// ```
-    /// assert_eq!(taskrunner::HandleId::from_u64(7).as_u64(), 7);
+    /// assert_eq!(taskrunner::registry::HandleId::from_u64(7).as_u64(), 7);
     /// ```
     pub const fn from_u64(n: u64) -> Self {
         HandleId(n)
@@ -95,7 +95,7 @@ impl HandleId {
     /// The id as a number.
     ///
     /// ```
-    /// assert_eq!(taskrunner::HandleId::from_u64(3).as_u64(), 3);
+    /// assert_eq!(taskrunner::registry::HandleId::from_u64(3).as_u64(), 3);
     /// ```
     pub const fn as_u64(self) -> u64 {
         self.0
@@ -105,7 +105,7 @@ impl HandleId {
     /// integer, so the script would get a different id back).
     ///
     /// ```
-    /// use taskrunner::HandleId;
+    /// use taskrunner::registry::HandleId;
     /// assert_eq!(HandleId::from_u64(1 << 53).to_f64(), Some(9007199254740992.0));
     /// assert_eq!(HandleId::from_u64((1 << 53) + 1).to_f64(), None);
     /// ```
@@ -117,7 +117,7 @@ impl HandleId {
     /// `0..=2^53` (negative, fractional, NaN, infinite or larger values are refused).
     ///
     /// ```
-    /// use taskrunner::HandleId;
+    /// use taskrunner::registry::HandleId;
     /// assert_eq!(HandleId::from_f64(5.0), Some(HandleId::from_u64(5)));
     /// assert_eq!(HandleId::from_f64(5.5), None);
     /// assert_eq!(HandleId::from_f64(-1.0), None);
@@ -144,7 +144,7 @@ impl fmt::Display for HandleId {
 /// The messages follow wren.go's script API ("future not found", "future not ready").
 ///
 /// ```
-/// use taskrunner::{HandleId, HandleRegistry, RegistryError};
+/// use taskrunner::registry::{HandleId, HandleRegistry, RegistryError};
 /// let reg: HandleRegistry<u8> = HandleRegistry::new(8);
 /// let err = reg.get(HandleId::from_u64(99)).unwrap_err();
 /// assert_eq!(err, RegistryError::NotFound);
@@ -166,7 +166,8 @@ impl RegistryError {
     /// The task's error, for [`Failed`](Self::Failed).
     ///
     /// ```
-    /// use taskrunner::{RegistryError, TaskError};
+    /// use taskrunner::TaskError;
+    /// use taskrunner::registry::RegistryError;
     /// let e = RegistryError::Failed(TaskError::new("boom"));
     /// assert!(e.task_error().unwrap().is_failed());
     /// assert_eq!(e.task_error().unwrap().to_string(), "task failed: boom");
@@ -205,7 +206,8 @@ impl Error for RegistryError {
 /// 'static`), so `?` works with it.
 ///
 /// ```
-/// use taskrunner::{HandleRegistry, TaskHandle};
+/// use taskrunner::TaskHandle;
+/// use taskrunner::registry::HandleRegistry;
 /// let reg = HandleRegistry::new(1);
 /// reg.insert(TaskHandle::ready(1)).unwrap();
 /// let full = reg.insert(TaskHandle::ready(2)).unwrap_err();
@@ -367,7 +369,7 @@ struct Inner<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::HandleRegistry;
+/// use taskrunner::registry::HandleRegistry;
 /// let reg: HandleRegistry<String> = HandleRegistry::builder()
 ///     .capacity(100)
 ///     .retain_collected_for(Duration::from_secs(5))
@@ -409,7 +411,9 @@ impl HandleRegistryBuilder {
     /// ```
     /// # #[cfg(feature = "test-util")] {
     /// use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, ManualClock, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
+    /// use taskrunner::testing::ManualClock;
     /// let clock = ManualClock::new();
     /// let reg = HandleRegistry::builder()
     ///     .retain_collected_for(Duration::from_secs(60))
@@ -474,12 +478,13 @@ impl HandleRegistryBuilder {
 ///   [`TaskState`].
 ///
 /// ```
-/// use taskrunner::{HandleRegistry, RegistryError, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::registry::{HandleRegistry, RegistryError};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let reg = HandleRegistry::new(1000);
 /// let id = reg.insert(pool.post_task_with_result(TaskTraits::default(), || 6 * 7).unwrap()).unwrap();
 /// let script_id = id.to_f64().unwrap(); // what the script holds
-/// let id = taskrunner::HandleId::from_f64(script_id).unwrap();
+/// let id = taskrunner::registry::HandleId::from_f64(script_id).unwrap();
 /// assert_eq!(reg.wait(id), Ok(42));
 /// assert_eq!(reg.get(id), Ok(42)); // read again
 /// assert_eq!(reg.state_code(id), Ok(1));
@@ -530,7 +535,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// If `capacity` is zero.
     ///
     /// ```
-    /// let reg: taskrunner::HandleRegistry<u32> = taskrunner::HandleRegistry::new(16);
+    /// let reg: taskrunner::registry::HandleRegistry<u32> = taskrunner::registry::HandleRegistry::new(16);
     /// assert_eq!(reg.capacity(), 16);
     /// assert!(reg.is_empty());
     /// ```
@@ -542,7 +547,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// expired entries are purged first; if it is still full the handle is handed back.
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(2);
     /// let a = reg.insert(TaskHandle::ready('a')).unwrap();
     /// let b = reg.insert(TaskHandle::ready('b')).unwrap();
@@ -603,7 +609,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let slow = reg.insert(pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap()).unwrap();
@@ -624,7 +631,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// The task's state now.
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskError, TaskHandle, TaskState};
+    /// use taskrunner::{TaskError, TaskHandle, TaskState};
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(TaskHandle::<u8>::failed(TaskError::new("boom"))).unwrap();
     /// assert_eq!(reg.state(id), Ok(TaskState::Failed));
@@ -644,7 +652,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// deadline exceeded).
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskError, TaskHandle};
+    /// use taskrunner::{TaskError, TaskHandle};
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(8);
     /// let ok = reg.insert(TaskHandle::ready(1)).unwrap();
     /// let bad = reg.insert(TaskHandle::failed(TaskError::new("x"))).unwrap();
@@ -655,14 +664,15 @@ impl<T: Send + 'static> HandleRegistry<T> {
     }
 
     /// Cancels the task: one that has not started never runs (state 3). One that is running
-    /// has its [`CancellationToken`](crate::CancellationToken) cancelled if it runs with one
+    /// has its [`CancellationToken`](crate::cancel::CancellationToken) cancelled if it runs with one
     /// (executor, fork/join, retry tasks) and keeps whatever it returns. `Ok(true)` if this
     /// call cancelled it; `Ok(false)` if it had already started or ended. Safe against a
     /// completion racing it: the result of a task that finished first is kept.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap()).unwrap();
@@ -710,7 +720,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// ```
     /// # use std::time::Duration;
     /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-    /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let ran = Arc::new(AtomicBool::new(false));
@@ -739,7 +750,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// ended. `NotReady` (the entry stays) while it runs. Never blocks.
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, RegistryError, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::{HandleRegistry, RegistryError};
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(TaskHandle::ready(vec![1, 2, 3])).unwrap(); // Vec: no Clone needed
     /// assert_eq!(reg.take(id), Ok(vec![1, 2, 3]));
@@ -771,7 +783,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// such entry.
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(TaskHandle::ready(5)).unwrap();
     /// assert!(reg.is_ready(id).unwrap()); // the outcome moved into the registry
@@ -820,7 +833,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::builder().retain_collected_for(Duration::ZERO).build();
     /// let id = reg.insert(TaskHandle::ready(1)).unwrap();
     /// assert_eq!(reg.purge_expired(), 0); // never read: kept
@@ -864,7 +878,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// The number of entries (after purging expired ones).
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(8);
     /// reg.insert(TaskHandle::ready(())).unwrap();
     /// assert_eq!(reg.len(), 1);
@@ -877,7 +892,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// `true` if there are no entries (after purging expired ones).
     ///
     /// ```
-    /// let reg: taskrunner::HandleRegistry<()> = taskrunner::HandleRegistry::new(8);
+    /// let reg: taskrunner::registry::HandleRegistry<()> = taskrunner::registry::HandleRegistry::new(8);
     /// assert!(reg.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -887,7 +902,8 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// The ids of the entries, in ascending order (after purging expired ones).
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::registry::HandleRegistry;
     /// let reg = HandleRegistry::new(8);
     /// let a = reg.insert(TaskHandle::ready(1)).unwrap();
     /// let b = reg.insert(TaskHandle::ready(2)).unwrap();
@@ -950,7 +966,8 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, RegistryError, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::{HandleRegistry, RegistryError};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap()).unwrap();
@@ -983,7 +1000,8 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     /// time.
     ///
     /// ```
-    /// use taskrunner::{HandleRegistry, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(pool.post_task_with_result(TaskTraits::default(), || "hello".to_string()).unwrap()).unwrap();
@@ -1002,7 +1020,8 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{HandleRegistry, RegistryError, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::registry::{HandleRegistry, RegistryError};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
     /// let id = reg.insert(pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap()).unwrap();

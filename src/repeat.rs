@@ -7,7 +7,7 @@
 //! returns. [`RepeatHandle::wait`] returns as soon as it has ended, no run is in progress and
 //! the closure has been dropped; waiting after a cancel never hangs.
 //!
-//! Unlike [`post_repeating_task`](crate::post_repeating_task) (sequences only, start-to-start),
+//! Unlike [`post_repeating_task`](crate::time::post_repeating_task) (sequences only, start-to-start),
 //! this works on anything that implements [`PostTask`] — the pool, a parallel runner, a
 //! sequence, a single-thread runner — and offers both schedules of [`RepeatMode`].
 //!
@@ -79,7 +79,7 @@ use crate::unwind::{catch, drop_quietly, report_task_panic};
 ///   `MissedTickBehavior::Skip`.
 ///
 /// ```
-/// use taskrunner::RepeatMode;
+/// use taskrunner::time::RepeatMode;
 /// assert_eq!(RepeatMode::default(), RepeatMode::FixedDelay);
 /// assert_ne!(RepeatMode::FixedDelay, RepeatMode::FixedRate);
 /// ```
@@ -128,7 +128,9 @@ impl<F: FnMut() -> ControlFlow<()> + Send + 'static> RepeatFn for Flow<F> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{CancellationToken, Repeat, RepeatMode, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::cancel::CancellationToken;
+/// use taskrunner::time::{Repeat, RepeatMode};
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let stop_all = CancellationToken::new();
@@ -158,7 +160,7 @@ impl Repeat {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Repeat, RepeatMode};
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// let r = Repeat::new(Duration::from_secs(1), RepeatMode::FixedRate);
     /// assert_eq!(r.get_interval(), Duration::from_secs(1));
     /// assert_eq!(r.get_mode(), RepeatMode::FixedRate);
@@ -178,7 +180,7 @@ impl Repeat {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Repeat, RepeatMode};
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// let r = Repeat::new(Duration::from_secs(1), RepeatMode::FixedDelay).initial_delay(Duration::ZERO);
     /// assert_eq!(r.get_initial_delay(), Duration::ZERO);
     /// ```
@@ -194,7 +196,9 @@ impl Repeat {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{CancellationToken, Repeat, RepeatMode, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::cancel::CancellationToken;
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let parent = CancellationToken::new();
     /// let h = Repeat::new(Duration::from_secs(60), RepeatMode::FixedDelay)
@@ -228,7 +232,7 @@ impl Repeat {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Repeat, RepeatMode};
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// assert_eq!(Repeat::new(Duration::from_secs(2), RepeatMode::FixedDelay).get_initial_delay(), Duration::from_secs(2));
     /// ```
     pub fn get_initial_delay(&self) -> Duration {
@@ -252,7 +256,8 @@ impl Repeat {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Repeat, RepeatMode, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -286,7 +291,8 @@ impl Repeat {
     /// ```
     /// use std::ops::ControlFlow;
     /// use std::time::Duration;
-    /// use taskrunner::{Repeat, RepeatMode, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::time::{Repeat, RepeatMode};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let mut left = 3;
     /// let h = Repeat::new(Duration::from_millis(1), RepeatMode::FixedRate)
@@ -406,7 +412,8 @@ impl Repeat {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{repeat, RepeatMode, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::time::{repeat, RepeatMode};
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (tx, rx) = std::sync::mpsc::channel();
@@ -722,7 +729,7 @@ fn tick_time(first: Instant, index: u64, interval: Duration) -> Deadline {
 ///   [`PanicPolicy::Poison`](crate::PanicPolicy). Stopping for any reason cancels
 ///   [`token`](Self::token).
 /// * **Dropping the handle does not stop it** (as for
-///   [`RepeatingTaskHandle`](crate::RepeatingTaskHandle) and
+///   [`RepeatingTaskHandle`](crate::time::RepeatingTaskHandle) and
 ///   [`TaskHandle`](crate::TaskHandle)), unless it was made
 ///   [`cancel_on_drop`](Self::cancel_on_drop). A repetition keeps a clone of its runner until
 ///   it stops, so while it repeats it keeps the pool alive: cancel it, or shut the pool down.
@@ -733,7 +740,8 @@ fn tick_time(first: Instant, index: u64, interval: Duration) -> Deadline {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{repeat, RepeatMode, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::time::{repeat, RepeatMode};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let h = repeat(&pool, Duration::from_secs(3600), RepeatMode::FixedRate, || ()).unwrap();
 /// assert!(h.is_running());
@@ -757,7 +765,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap();
     /// assert!(h.cancel());
@@ -773,7 +782,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap();
     /// assert!(h.is_running());
@@ -790,7 +800,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap();
     /// assert!(!h.is_finished());
@@ -805,7 +816,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let h = repeat(&pool, Duration::from_millis(1), RepeatMode::FixedDelay, move || { let _ = tx.send(()); }).unwrap();
@@ -830,7 +842,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_millis(1), RepeatMode::FixedRate, || ()).unwrap();
     /// h.cancel();
@@ -846,7 +859,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap();
     /// assert!(!h.wait_timeout(Duration::from_millis(1)));
@@ -859,12 +873,13 @@ impl RepeatHandle {
 
     /// The repetition's token: cancelling it stops the repetition, and it is cancelled when
     /// the repetition stops for any reason. Runs see it as
-    /// [`TaskContext::current()`](crate::TaskContext::current)'s token, so a run can stop its
+    /// [`TaskContext::current()`](crate::cancel::TaskContext::current)'s token, so a run can stop its
     /// own repetition with `TaskContext::current().unwrap().token().cancel()`.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap();
     /// h.token().cancel();
@@ -878,7 +893,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(5), RepeatMode::FixedRate, || ()).unwrap().cancel_on_drop();
     /// assert_eq!((h.interval(), h.mode()), (Duration::from_secs(5), RepeatMode::FixedRate));
@@ -898,7 +914,8 @@ impl RepeatHandle {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{repeat, RepeatMode, ThreadPool};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{repeat, RepeatMode};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = repeat(&pool, Duration::from_secs(60), RepeatMode::FixedDelay, || ()).unwrap().cancel_on_drop();
     /// let token = h.token();

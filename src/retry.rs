@@ -20,9 +20,9 @@
 //! worker: the next attempt is a delayed post, so the backoff is timed by the delay manager
 //! (and by the mock clock in a `TestEnvironment`).
 //!
-//! This is also the engine behind every [`Executor`](crate::Executor) submission (one attempt
+//! This is also the engine behind every [`Executor`](crate::executor::Executor) submission (one attempt
 //! unless a policy says more). A panicking attempt is caught and reported exactly as the worker
-//! reports a plain task's panic ([`report_task_panic`]: the runner's panic policy, then the
+//! reports a plain task's panic (`report_task_panic`: the runner's panic policy, then the
 //! pool's panic handler, with the location of the user's call), *before* the handle resolves.
 
 use std::error::Error;
@@ -52,12 +52,12 @@ use crate::unwind::{catch, report_task_panic};
 /// Panics are not retried (a panic is a bug, not a transient failure): the handle resolves as
 /// panicked at once, after the panic was reported like a plain task's (the runner's
 /// [`PanicPolicy`](crate::PanicPolicy), the pool's panic handler). An
-/// [`Interrupted`](crate::Interrupted) error (the task saw its token cancelled) is not retried
+/// [`Interrupted`] error (the task saw its token cancelled) is not retried
 /// either.
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::RetryPolicy;
+/// use taskrunner::retry::RetryPolicy;
 /// let p = RetryPolicy {
 ///     max_attempts: 5,
 ///     base_delay: Duration::from_millis(100),
@@ -101,7 +101,7 @@ impl RetryPolicy {
     /// 30 s, no jitter).
     ///
     /// ```
-    /// assert_eq!(taskrunner::RetryPolicy::attempts(4).max_attempts, 4);
+    /// assert_eq!(taskrunner::retry::RetryPolicy::attempts(4).max_attempts, 4);
     /// ```
     pub fn attempts(max_attempts: u32) -> Self {
         RetryPolicy {
@@ -113,7 +113,7 @@ impl RetryPolicy {
     /// A policy that never retries (one attempt).
     ///
     /// ```
-    /// assert_eq!(taskrunner::RetryPolicy::never().max_attempts, 1);
+    /// assert_eq!(taskrunner::retry::RetryPolicy::never().max_attempts, 1);
     /// ```
     pub fn never() -> Self {
         Self::attempts(1)
@@ -123,7 +123,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = taskrunner::RetryPolicy::attempts(2).base_delay(Duration::from_millis(5));
+    /// let p = taskrunner::retry::RetryPolicy::attempts(2).base_delay(Duration::from_millis(5));
     /// assert_eq!(p.delay_after(1), Duration::from_millis(5));
     /// ```
     pub fn base_delay(mut self, d: Duration) -> Self {
@@ -135,7 +135,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::from_millis(10)).factor(3.0);
+    /// let p = taskrunner::retry::RetryPolicy::attempts(3).base_delay(Duration::from_millis(10)).factor(3.0);
     /// assert_eq!(p.delay_after(2), Duration::from_millis(30));
     /// ```
     pub fn factor(mut self, f: f64) -> Self {
@@ -147,7 +147,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = taskrunner::RetryPolicy::attempts(9).max_delay(Duration::from_millis(150));
+    /// let p = taskrunner::retry::RetryPolicy::attempts(9).max_delay(Duration::from_millis(150));
     /// assert_eq!(p.delay_after(8), Duration::from_millis(150));
     /// ```
     pub fn max_delay(mut self, d: Duration) -> Self {
@@ -159,7 +159,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = taskrunner::RetryPolicy::attempts(2).jitter(0.5);
+    /// let p = taskrunner::retry::RetryPolicy::attempts(2).jitter(0.5);
     /// let d = p.backoff(1);
     /// assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(150));
     /// ```
@@ -175,7 +175,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let huge = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX);
+    /// let huge = taskrunner::retry::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX);
     /// assert_eq!(huge.delay_after(2), Duration::MAX);
     /// ```
     pub fn delay_after(&self, attempt: u32) -> Duration {
@@ -203,7 +203,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX).jitter(0.5);
+    /// let p = taskrunner::retry::RetryPolicy::attempts(3).base_delay(Duration::MAX).max_delay(Duration::MAX).jitter(0.5);
     /// assert!(p.backoff(1) <= Duration::MAX); // no "cannot convert float seconds" panic
     /// ```
     pub fn backoff(&self, attempt: u32) -> Duration {
@@ -462,7 +462,8 @@ where
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use taskrunner::{retry, RetryPolicy, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::retry::{retry, RetryPolicy};
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let calls = Arc::new(AtomicU32::new(0));
@@ -487,7 +488,8 @@ where
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use taskrunner::{retry, RetryPolicy, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::retry::{retry, RetryPolicy};
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let s = seen.clone();
 /// let pool = ThreadPool::builder()

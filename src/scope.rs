@@ -28,8 +28,8 @@
 //! duration, exactly like [`blocking`](crate::blocking) does (Chromium's
 //! `ScopedBlockingCall`), but without `blocking`'s may-block debug check: a scope waits for
 //! its own tasks, which is not the open-ended blocking that check is about
-//! ([`wait_compensated`]). The groups ([`WaitGroup`](crate::WaitGroup),
-//! [`TaskGroup`](crate::TaskGroup), [`SingleFlight`](crate::SingleFlight)) wait the same way.
+//! ([`wait_compensated`]). The groups ([`WaitGroup`](crate::sync::WaitGroup),
+//! [`TaskGroup`](crate::fork_join::TaskGroup), [`SingleFlight`](crate::sync::SingleFlight)) wait the same way.
 //!
 //! A scope opened by a task of a sequence cannot post to that same sequence: the task would be
 //! queued behind the scope's owner, which waits for it. [`Scope`]'s post methods refuse that
@@ -722,7 +722,7 @@ impl ThreadPool {
 ///
 /// ```
 /// let mut v = vec![0; 8];
-/// taskrunner::scope(|s| {
+/// taskrunner::fork_join::scope(|s| {
 ///     for (i, x) in v.iter_mut().enumerate() {
 ///         s.post_task(move || *x = i * i).unwrap();
 ///     }

@@ -30,9 +30,9 @@ struct Inner {
 }
 
 /// A counting semaphore for limiting how many tasks do something at once (open connections,
-/// requests to one host), shared across runners and [`Executor`](crate::Executor)s.
+/// requests to one host), shared across runners and [`Executor`](crate::executor::Executor)s.
 ///
-/// Unlike a blocking semaphore inside a task, [`Executor::submit_with_limit`](crate::Executor)
+/// Unlike a blocking semaphore inside a task, [`Executor::submit_with_limit`](crate::executor::Executor)
 /// does not hold a worker while it waits: the task is posted only once a permit is free
 /// ([`acquire_then`](Self::acquire_then)). A [`Permit`] returns itself on drop, and hands
 /// itself directly to the oldest queued waiter: a permit is either handed over or returned,
@@ -45,7 +45,7 @@ struct Inner {
 /// release it, even on a one-worker pool. An acquire that finds a free permit does not block.
 ///
 /// ```
-/// use taskrunner::Semaphore;
+/// use taskrunner::sync::Semaphore;
 /// let s = Semaphore::new(2);
 /// let a = s.acquire();
 /// let b = s.try_acquire().unwrap();
@@ -71,7 +71,7 @@ impl Semaphore {
     /// A semaphore with `permits` units. Panics if `permits` is 0 (nothing could ever run).
     ///
     /// ```
-    /// assert_eq!(taskrunner::Semaphore::new(3).available(), 3);
+    /// assert_eq!(taskrunner::sync::Semaphore::new(3).available(), 3);
     /// ```
     pub fn new(permits: usize) -> Self {
         assert!(
@@ -101,7 +101,7 @@ impl Semaphore {
     /// The number of permits the semaphore was made with.
     ///
     /// ```
-    /// assert_eq!(taskrunner::Semaphore::new(4).capacity(), 4);
+    /// assert_eq!(taskrunner::sync::Semaphore::new(4).capacity(), 4);
     /// ```
     pub fn capacity(&self) -> usize {
         self.inner.total
@@ -136,7 +136,7 @@ impl Semaphore {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let s = taskrunner::Semaphore::new(1);
+    /// let s = taskrunner::sync::Semaphore::new(1);
     /// let held = s.acquire();
     /// assert!(s.acquire_timeout(Duration::from_millis(1)).is_none());
     /// drop(held);
@@ -178,7 +178,7 @@ impl Semaphore {
     ///
     /// ```
     /// use std::sync::mpsc::channel;
-    /// let s = taskrunner::Semaphore::new(1);
+    /// let s = taskrunner::sync::Semaphore::new(1);
     /// let held = s.acquire();
     /// let (tx, rx) = channel();
     /// s.acquire_then(move |permit| tx.send(permit).unwrap());

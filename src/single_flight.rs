@@ -80,7 +80,7 @@ enum Role<V> {
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// let flights = taskrunner::SingleFlight::<&str, u64>::new();
+/// let flights = taskrunner::sync::SingleFlight::<&str, u64>::new();
 /// let runs = Arc::new(AtomicUsize::new(0));
 /// let (started_tx, started) = std::sync::mpsc::channel();
 /// let (release, gate) = std::sync::mpsc::channel::<()>();
@@ -113,7 +113,7 @@ where
     /// An empty group.
     ///
     /// ```
-    /// let f = taskrunner::SingleFlight::<u32, String>::new();
+    /// let f = taskrunner::sync::SingleFlight::<u32, String>::new();
     /// assert_eq!(f.in_flight(), 0);
     /// ```
     pub fn new() -> Self {
@@ -134,7 +134,7 @@ where
     /// called back with the same key): it would wait for itself.
     ///
     /// ```
-    /// let f = taskrunner::SingleFlight::new();
+    /// let f = taskrunner::sync::SingleFlight::new();
     /// assert_eq!(f.call("k", || 1).unwrap(), (1, false)); // nobody else asked
     /// let err = f.call("k", || -> i32 { panic!("backend down") }).unwrap_err();
     /// assert_eq!(err.panic_message(), Some("backend down"));
@@ -153,7 +153,7 @@ where
     /// and can be downcast). Panics as `call` does when it would wait for itself.
     ///
     /// ```
-    /// let f = taskrunner::SingleFlight::<&str, Vec<u8>>::new();
+    /// let f = taskrunner::sync::SingleFlight::<&str, Vec<u8>>::new();
     /// let err = f
     ///     .try_call("config", || std::fs::read("/definitely/not/here"))
     ///     .unwrap_err();
@@ -176,7 +176,7 @@ where
     /// a cancelled [`TaskError`] and the key is removed.
     ///
     /// ```
-    /// let f = taskrunner::SingleFlight::<u8, &str>::new();
+    /// let f = taskrunner::sync::SingleFlight::<u8, &str>::new();
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let (a, b) = rt.block_on(async {
     ///     tokio::join!(

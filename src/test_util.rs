@@ -37,7 +37,7 @@ use crate::worker::WorkerShared;
 ///
 /// **Mock-time rules.** A duration too large to add to the clock (`Duration::MAX`) never
 /// overflows: advancing by it moves the clock as far as it can go (see
-/// [`ManualClock`](crate::ManualClock)), so every deadline that can be represented passes, and
+/// [`ManualClock`](crate::testing::ManualClock)), so every deadline that can be represented passes, and
 /// a deadline that cannot (a delay of `Duration::MAX`: "no limit") never comes. The
 /// fast-forwards that have no end in time ([`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain),
 /// `fast_forward_by(Duration::MAX)`) stop with a panic as soon as work is evidently
@@ -46,7 +46,8 @@ use crate::worker::WorkerShared;
 /// ```
 /// use std::time::Duration;
 /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
-/// use taskrunner::{TaskTraits, TestEnvironment};
+/// use taskrunner::TaskTraits;
+/// use taskrunner::testing::TestEnvironment;
 ///
 /// let env = TestEnvironment::new();
 /// let seq = env.pool().create_sequenced_task_runner(TaskTraits::default());
@@ -92,7 +93,7 @@ struct Seeded {
 /// Configures a [`TestEnvironment`].
 ///
 /// ```
-/// let env = taskrunner::TestEnvironment::builder().workers(4).build();
+/// let env = taskrunner::testing::TestEnvironment::builder().workers(4).build();
 /// assert_eq!(env.pool().max_workers(), 4);
 /// ```
 #[derive(Debug)]
@@ -105,7 +106,7 @@ impl TestEnvironmentBuilder {
     /// Worker threads of the pool (default 2).
     ///
     /// ```
-    /// let env = taskrunner::TestEnvironment::builder().workers(1).build();
+    /// let env = taskrunner::testing::TestEnvironment::builder().workers(1).build();
     /// assert_eq!(env.pool().max_workers(), 1);
     /// ```
     #[must_use]
@@ -128,7 +129,8 @@ impl TestEnvironmentBuilder {
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
-    /// use taskrunner::{TaskTraits, TestEnvironment};
+    /// use taskrunner::TaskTraits;
+    /// use taskrunner::testing::TestEnvironment;
     /// let run = |seed| {
     ///     let env = TestEnvironment::builder().seed(seed).build();
     ///     let log = Arc::new(Mutex::new(Vec::new()));
@@ -160,7 +162,7 @@ impl TestEnvironmentBuilder {
     /// Builds the environment.
     ///
     /// ```
-    /// let env = taskrunner::TestEnvironment::builder().build();
+    /// let env = taskrunner::testing::TestEnvironment::builder().build();
     /// assert_eq!(env.pending_task_count(), 0);
     /// ```
     pub fn build(self) -> TestEnvironment {
@@ -223,7 +225,7 @@ impl TestEnvironment {
     /// The pool to post to (create runners from it).
     ///
     /// ```
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let r = env.pool().create_task_runner(Default::default());
     /// let h = r.post_task_with_result(|| 1).unwrap();
     /// env.run_until_idle();
@@ -236,8 +238,8 @@ impl TestEnvironment {
     /// The environment's clock (shared with the pool).
     ///
     /// ```
-    /// # use taskrunner::Clock;
-    /// let env = taskrunner::TestEnvironment::new();
+    /// # use taskrunner::time::Clock;
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// assert_eq!(env.clock().now(), env.now());
     /// ```
     pub fn clock(&self) -> &ManualClock {
@@ -247,7 +249,7 @@ impl TestEnvironment {
     /// "Now" by the mock clock.
     ///
     /// ```
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let t0 = env.now();
     /// env.advance_clock(std::time::Duration::from_secs(1));
     /// assert_eq!(env.now() - t0, std::time::Duration::from_secs(1));
@@ -277,7 +279,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(1), || 5).unwrap();
     /// env.advance_clock(Duration::from_secs(2));
     /// assert!(!h.is_finished()); // due, but not run yet
@@ -297,7 +299,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let seq = env.pool().create_sequenced_task_runner(Default::default());
     /// let n = Arc::new(AtomicU32::new(0));
     /// let (n2, s2) = (n.clone(), seq.clone());
@@ -353,7 +355,8 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{TaskTraits, TestEnvironment};
+    /// use taskrunner::TaskTraits;
+    /// use taskrunner::testing::TestEnvironment;
     /// // Code under test that uses the global pool:
     /// fn schedule_cleanup() -> taskrunner::TaskHandle<&'static str> {
     ///     let seq = taskrunner::create_sequenced_task_runner(TaskTraits::default());
@@ -393,9 +396,9 @@ impl TestEnvironment {
     /// The seed of a seeded single-thread environment.
     ///
     /// ```
-    /// let env = taskrunner::TestEnvironment::builder().seed(42).build();
+    /// let env = taskrunner::testing::TestEnvironment::builder().seed(42).build();
     /// assert_eq!(env.seed(), Some(42));
-    /// assert_eq!(taskrunner::TestEnvironment::new().seed(), None);
+    /// assert_eq!(taskrunner::testing::TestEnvironment::new().seed(), None);
     /// ```
     pub fn seed(&self) -> Option<u64> {
         self.seeded.as_ref().map(|s| s.seed)
@@ -447,14 +450,14 @@ impl TestEnvironment {
     /// it. `fast_forward_by(Duration::ZERO)` runs what is due without moving time.
     ///
     /// A `d` too large for the clock (`Duration::MAX`) runs every task that will ever be due and
-    /// leaves the clock as far as it can go (see [`ManualClock`](crate::ManualClock)); work
+    /// leaves the clock as far as it can go (see [`ManualClock`](crate::testing::ManualClock)); work
     /// that would never end there (a repeating timer) panics as in
     /// [`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain).
     ///
     /// ```
     /// use std::time::Duration;
     /// use std::sync::{Arc, Mutex};
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let seq = env.pool().create_sequenced_task_runner(Default::default());
     /// let log = Arc::new(Mutex::new(Vec::new()));
     /// let (l, s) = (log.clone(), seq.clone());
@@ -505,7 +508,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(86_400), || "tomorrow").unwrap();
     /// env.fast_forward_until_no_tasks_remain();
     /// assert_eq!(h.join().unwrap(), "tomorrow");
@@ -567,7 +570,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// assert_eq!(env.next_pending_delay(), None);
     /// env.pool().post_delayed_task(Default::default(), Duration::from_millis(30), || ()).unwrap();
     /// assert_eq!(env.next_pending_delay(), Some(Duration::from_millis(30)));
@@ -586,7 +589,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let env = taskrunner::TestEnvironment::new();
+    /// let env = taskrunner::testing::TestEnvironment::new();
     /// env.pool().post_delayed_task(Default::default(), Duration::from_secs(1), || ()).unwrap();
     /// env.pool().post_delayed_task(Default::default(), Duration::from_secs(2), || ()).unwrap();
     /// env.run_until_idle();
@@ -608,7 +611,7 @@ impl TestEnvironment {
 ///
 /// ```
 /// use std::time::Duration;
-/// let env = taskrunner::TestEnvironment::new();
+/// let env = taskrunner::testing::TestEnvironment::new();
 /// let guard = env.install_as_global();
 /// taskrunner::post_delayed_task(Default::default(), Duration::from_secs(1), || ()).unwrap();
 /// assert_eq!(env.pending_task_count(), 1); // went to env's pool

@@ -140,7 +140,8 @@ fn deadline_after(timeout: Duration) -> Deadline {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{as_completed, TaskHandle};
+/// use taskrunner::TaskHandle;
+/// use taskrunner::fork_join::as_completed;
 /// let mut it = as_completed(vec![TaskHandle::ready(1), TaskHandle::ready(2)]).timeout(Duration::from_secs(10));
 /// assert_eq!(it.remaining(), 2);
 /// let mut sum = 0;
@@ -166,7 +167,8 @@ pub struct AsCompleted<T> {
 /// worker meanwhile).
 ///
 /// ```
-/// use taskrunner::{as_completed, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::fork_join::as_completed;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
 /// let slow = pool.post_task_with_result(TaskTraits::default(), move || { release_rx.recv().unwrap(); "slow" }).unwrap();
@@ -201,7 +203,8 @@ impl<T: Send + 'static> AsCompleted<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{as_completed, ThreadPool, TaskTraits};
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::fork_join::as_completed;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let never = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), || 0).unwrap();
     /// let mut it = as_completed(vec![taskrunner::TaskHandle::ready(7), never]).timeout(Duration::ZERO);
@@ -223,7 +226,8 @@ impl<T: Send + 'static> AsCompleted<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use taskrunner::{as_completed, TaskHandle};
+    /// use taskrunner::TaskHandle;
+    /// use taskrunner::fork_join::as_completed;
     /// let it = as_completed(vec![TaskHandle::ready(())]).deadline(Instant::now() + Duration::from_secs(5));
     /// assert_eq!(it.count(), 1);
     /// ```
@@ -303,7 +307,7 @@ impl<T> fmt::Debug for AsCompleted<T> {
 /// When [`wait`] returns (besides its timeout).
 ///
 /// ```
-/// assert_eq!(taskrunner::WaitStrategy::default(), taskrunner::WaitStrategy::AllCompleted);
+/// assert_eq!(taskrunner::fork_join::WaitStrategy::default(), taskrunner::fork_join::WaitStrategy::AllCompleted);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WaitStrategy {
@@ -321,7 +325,8 @@ pub enum WaitStrategy {
 /// index in the input, in index order. No result is taken: join the handles for them.
 ///
 /// ```
-/// use taskrunner::{wait, TaskHandle, WaitStrategy, Waited};
+/// use taskrunner::TaskHandle;
+/// use taskrunner::fork_join::{wait, WaitStrategy, Waited};
 /// let Waited { done, pending } = wait(vec![TaskHandle::ready(1)], WaitStrategy::AllCompleted, None);
 /// assert_eq!(done.len(), 1);
 /// assert!(pending.is_empty());
@@ -356,7 +361,8 @@ impl<T> fmt::Debug for Waited<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{wait, ThreadPool, TaskTraits, WaitStrategy};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::fork_join::{wait, WaitStrategy};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
 /// let handles = vec![

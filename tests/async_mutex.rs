@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use support::{wait_until, TIMEOUT};
-use taskrunner::{AsyncMutex, AsyncMutexGuard, TaskError, TaskHandle, TaskTraits, ThreadPool};
+use taskrunner::sync::{AsyncMutex, AsyncMutexGuard};
+use taskrunner::{TaskError, TaskHandle, TaskTraits, ThreadPool};
 
 /// A waker that records that it was woken.
 #[derive(Default)]

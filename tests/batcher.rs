@@ -17,10 +17,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use support::{must_return, wait_until, Blocker, TIMEOUT};
-use taskrunner::{
-    BatchError, Batcher, SequencedTaskRunner, TaskError, TaskHandle, TaskState, TaskTraits,
-    ThreadPool,
-};
+use taskrunner::batch::{BatchError, Batcher};
+use taskrunner::{SequencedTaskRunner, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 fn pool(workers: usize) -> ThreadPool {
     ThreadPool::builder().max_workers(workers).build().unwrap()
@@ -763,7 +761,7 @@ fn async_callers_waiting_at_shutdown_are_resolved() {
 #[cfg(feature = "test-util")]
 mod mock {
     use super::*;
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
 
     /// 10 children × 4 I/Os → 4 dispatches of 10, scaled up: with one
     /// thread running everything (seeded mode) the flush runs only once every task is waiting,

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use crossbeam_channel::unbounded;
 use support::{must_return, wait_until, DropCounter, TIMEOUT};
-use taskrunner::{
-    retry, CancellationToken, Interrupted, Permit, RetryPolicy, Semaphore, TaskContext, TaskTraits,
-    ThreadPool,
-};
+use taskrunner::cancel::{CancellationToken, Interrupted, TaskContext};
+use taskrunner::retry::{retry, RetryPolicy};
+use taskrunner::sync::{Permit, Semaphore};
+use taskrunner::{TaskTraits, ThreadPool};
 
 fn pool(workers: usize) -> ThreadPool {
     ThreadPool::builder().max_workers(workers).build().unwrap()
@@ -88,7 +88,7 @@ fn clones_share_one_state() {
 #[cfg(feature = "test-util")]
 #[test]
 fn cancel_after_on_mock_time_fires_at_the_deadline_not_a_nanosecond_before() {
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
     let env = TestEnvironment::new();
     let t = CancellationToken::new();
     let child = t.child();
@@ -119,7 +119,7 @@ fn cancel_after_on_mock_time_fires_at_the_deadline_not_a_nanosecond_before() {
 #[cfg(feature = "test-util")]
 #[test]
 fn a_dropped_token_with_a_pending_deadline_is_freed_and_the_deadline_is_harmless() {
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
     let env = TestEnvironment::new();
     let drops = DropCounter::new();
     let t = CancellationToken::new();

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded};
 use support::{must_return, Blocker, DropCounter, Latch, Recorder, TIMEOUT};
+use taskrunner::cancel::Interrupted;
 use taskrunner::{
-    Deferred, Interrupted, PostRefusal, SequencedTaskRunner, TaskError, TaskHandle, TaskState,
-    TaskTraits, ThreadPool,
+    Deferred, PostRefusal, SequencedTaskRunner, TaskError, TaskHandle, TaskState, TaskTraits,
+    ThreadPool,
 };
 
 fn pool(workers: usize) -> ThreadPool {
@@ -446,7 +447,7 @@ fn then_from_many_threads_each_continuation_runs_exactly_once() {
 #[cfg(feature = "test-util")]
 #[test]
 fn then_on_a_test_environment_runs_when_mock_time_reaches_the_predecessor() {
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
     let env = TestEnvironment::new();
     let seq = env
         .pool()
@@ -458,7 +459,7 @@ fn then_on_a_test_environment_runs_when_mock_time_reaches_the_predecessor() {
     let t0 = env.now();
     let s = seq.clone();
     let next = pred.then(&seq, move |r| {
-        use taskrunner::Clock;
+        use taskrunner::time::Clock;
         (
             r.unwrap(),
             clock.now() - t0,

@@ -7,7 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{Blocker, DropCounter, ManualClock, Recorder};
-use taskrunner::{Clock, TaskTraits, ThreadPool};
+use taskrunner::time::Clock;
+use taskrunner::{TaskTraits, ThreadPool};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

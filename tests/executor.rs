@@ -11,10 +11,10 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{
-    CancellationToken, Executor, Interrupted, Semaphore, ShutdownMode, SubmitOptions,
-    SubmitRefusal, TaskContext, TaskHandle, TaskState, TaskTraits, ThreadPool,
-};
+use taskrunner::cancel::{CancellationToken, Interrupted, TaskContext};
+use taskrunner::executor::{Executor, ShutdownMode, SubmitOptions, SubmitRefusal};
+use taskrunner::sync::Semaphore;
+use taskrunner::{TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -875,7 +875,7 @@ fn concurrent_submitters_cancels_and_a_shutdown_leave_no_handle_pending() {
 fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executor_busy() {
     let p = pool(2);
     let ex = exec(&p, 2, 10);
-    let policy = taskrunner::RetryPolicy::attempts(3).base_delay(Duration::from_secs(60));
+    let policy = taskrunner::retry::RetryPolicy::attempts(3).base_delay(Duration::from_secs(60));
     let (tx, first_failed) = channel();
     let h = ex
         .submit_with_retry(policy, move || {

@@ -9,10 +9,12 @@ use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskrunner::{
-    Clock, Executor, Interrupted, RetryPolicy, SubmitOptions, TaskContext, TaskState,
-    TestEnvironment,
-};
+use taskrunner::cancel::{Interrupted, TaskContext};
+use taskrunner::executor::{Executor, SubmitOptions};
+use taskrunner::retry::RetryPolicy;
+use taskrunner::testing::TestEnvironment;
+use taskrunner::time::Clock;
+use taskrunner::TaskState;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MS: Duration = Duration::from_millis(1);

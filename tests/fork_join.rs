@@ -12,10 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use taskrunner::{
-    cancel_all, consume, invoke_all, invoke_all_fail_fast, wait_all, ConsumeReport, Deferred,
-    Interrupted, TaskContext, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool,
+use taskrunner::cancel::{Interrupted, TaskContext};
+use taskrunner::fork_join::{
+    cancel_all, consume, invoke_all, invoke_all_fail_fast, wait_all, ConsumeReport,
 };
+use taskrunner::{Deferred, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 /// How long anything may take before the test calls it a hang.
 const HANG: Duration = Duration::from_secs(30);
@@ -1059,7 +1060,7 @@ fn tasks_trickled_by_several_senders_all_run() {
 #[cfg(feature = "test-util")]
 mod test_environment {
     use super::*;
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
 
     #[test]
     fn a_seeded_environment_runs_a_batch_and_a_consumer_on_the_test_thread() {

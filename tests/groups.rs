@@ -16,9 +16,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use taskrunner::{
-    CancellationToken, Interrupted, TaskContext, TaskGroup, TaskTraits, ThreadPool, WaitGroup,
-};
+use taskrunner::cancel::{CancellationToken, Interrupted, TaskContext};
+use taskrunner::fork_join::TaskGroup;
+use taskrunner::sync::WaitGroup;
+use taskrunner::{TaskTraits, ThreadPool};
 
 const HANG: Duration = Duration::from_secs(30);
 /// A short wait that nothing can release (only used to show something is still blocked).
@@ -578,7 +579,7 @@ fn a_group_waited_on_inside_the_only_worker_completes() {
 #[cfg(feature = "test-util")]
 #[test]
 fn group_waits_on_a_seeded_environments_driving_thread_panic_instead_of_hanging() {
-    use taskrunner::TestEnvironment;
+    use taskrunner::testing::TestEnvironment;
     let env = TestEnvironment::builder().seed(7).build();
     let wg = WaitGroup::new();
     wg.add(1);

@@ -13,10 +13,13 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use taskrunner::executor::Executor;
+use taskrunner::fork_join::{invoke_all, TaskGroup};
+use taskrunner::retry::{retry, RetryPolicy};
+use taskrunner::time::{repeat, RepeatMode};
 use taskrunner::{
-    invoke_all, repeat, retry, spawn_future, Deferred, Executor, KeyRunner, KeyedTaskRunner,
-    PanicPolicy, PostRefusal, PostTask, RepeatMode, RetryPolicy, SequencedTaskRunner,
-    ShutdownBehavior, TaskGroup, TaskTraits, ThreadPool,
+    spawn_future, Deferred, KeyRunner, KeyedTaskRunner, PanicPolicy, PostRefusal, PostTask,
+    SequencedTaskRunner, ShutdownBehavior, TaskTraits, ThreadPool,
 };
 
 /// Generous: only turns a hang into a failure.

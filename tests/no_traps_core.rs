@@ -429,7 +429,7 @@ fn durations_too_large_for_instant_mean_no_limit() {
 #[cfg(feature = "test-util")]
 #[test]
 fn mock_time_a_fifty_year_task_runs_after_fifty_years_and_a_max_one_never() {
-    let env = taskrunner::TestEnvironment::new();
+    let env = taskrunner::testing::TestEnvironment::new();
     let seq = env
         .pool()
         .create_sequenced_task_runner(TaskTraits::default());
@@ -464,7 +464,9 @@ fn tasks_ripe_at_the_same_mock_instant_run_in_priority_order() {
     let rounds = (20.0 * support::scale()) as usize + 5;
     const BEST_EFFORT: usize = 2000;
     for _ in 0..rounds {
-        let env = taskrunner::TestEnvironment::builder().workers(1).build();
+        let env = taskrunner::testing::TestEnvironment::builder()
+            .workers(1)
+            .build();
         // Start the worker first, so that it is parked (not starting) when the tasks ripen.
         env.pool().post_task(TaskTraits::default(), || ()).unwrap();
         env.run_until_idle();
@@ -496,7 +498,7 @@ fn tasks_ripe_at_the_same_mock_instant_run_in_priority_order() {
 #[cfg(feature = "test-util")]
 #[test]
 fn join_timeout_on_the_driving_thread_waits_for_a_task_that_needs_no_mock_time() {
-    let env = taskrunner::TestEnvironment::new();
+    let env = taskrunner::testing::TestEnvironment::new();
     let mut h = env
         .pool()
         .post_task_with_result(TaskTraits::default(), || {

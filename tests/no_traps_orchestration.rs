@@ -23,12 +23,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use taskrunner::executor::{
+    Executor, ExecutorBuildError, ShutdownMode, SubmitError, SubmitOptions, SubmitRefusal,
+};
+use taskrunner::fork_join::{
+    as_completed, consume, invoke_all, invoke_all_fail_fast, wait, wait_all, TaskGroup,
+    WaitAllError, WaitStrategy,
+};
+use taskrunner::registry::{HandleRegistry, RegistryError, RegistryFull};
+use taskrunner::retry::{retry, RetryPolicy};
+use taskrunner::sync::{AsyncMutex, Semaphore, SingleFlight, WaitGroup};
+use taskrunner::testing::TestEnvironment;
+use taskrunner::time::{repeat, Repeat, RepeatMode};
 use taskrunner::{
-    as_completed, consume, invoke_all, invoke_all_fail_fast, repeat, retry, wait, wait_all,
-    AsyncMutex, Deferred, Executor, ExecutorBuildError, HandleRegistry, PanicPolicy, PostRefusal,
-    PostTask, RegistryError, RegistryFull, Repeat, RepeatMode, RetryPolicy, Semaphore,
-    ShutdownMode, SingleFlight, SubmitError, SubmitOptions, SubmitRefusal, TaskError, TaskGroup,
-    TaskHandle, TaskTraits, TestEnvironment, ThreadPool, WaitAllError, WaitGroup, WaitStrategy,
+    Deferred, PanicPolicy, PostRefusal, PostTask, TaskError, TaskHandle, TaskTraits, ThreadPool,
 };
 
 /// How long a scenario may take before it counts as hung.

@@ -15,10 +15,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use taskrunner::batch::{BatchError, Batcher};
+use taskrunner::cancel::{CancellationToken, Interrupted};
+use taskrunner::time::{OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer};
 use taskrunner::{
-    BatchError, Batcher, CancellationToken, Interrupted, KeyedTaskRunner, OneShotTimer,
-    PanicPolicy, PostRefusal, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
-    SequencedTaskRunner, TaskError, TaskHandle, TaskPanic, TaskTraits, ThreadPool,
+    KeyedTaskRunner, PanicPolicy, PostRefusal, SequencedTaskRunner, TaskError, TaskHandle,
+    TaskPanic, TaskTraits, ThreadPool,
 };
 
 /// Turns a hang into a failure.
@@ -778,7 +780,8 @@ fn public_errors_are_std_errors() {
 #[cfg(feature = "test-util")]
 mod mock {
     use super::*;
-    use taskrunner::{Clock, ManualClock, TestEnvironment};
+    use taskrunner::testing::{ManualClock, TestEnvironment};
+    use taskrunner::time::Clock;
 
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 

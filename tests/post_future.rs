@@ -832,7 +832,7 @@ fn a_handle_of_a_post_future_can_be_awaited_by_a_tokio_runtime() {
 #[cfg(feature = "test-util")]
 #[test]
 fn a_future_awaits_a_delayed_task_on_mock_time() {
-    let env = taskrunner::TestEnvironment::new();
+    let env = taskrunner::testing::TestEnvironment::new();
     let seq = env
         .pool()
         .create_sequenced_task_runner(TaskTraits::default());

@@ -10,10 +10,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use taskrunner::{
-    Deferred, HandleId, HandleRegistry, ManualClock, RegistryError, TaskError, TaskHandle,
-    TaskState, TaskTraits, ThreadPool,
-};
+use taskrunner::registry::{HandleId, HandleRegistry, RegistryError};
+use taskrunner::testing::ManualClock;
+use taskrunner::{Deferred, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 /// Turns a hang into a failure; never a timing assertion.
 const HANG: Duration = Duration::from_secs(20);

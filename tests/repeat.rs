@@ -12,10 +12,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskrunner::{
-    repeat, CancellationToken, Clock, ManualClock, PanicPolicy, Repeat, RepeatHandle, RepeatMode,
-    TaskContext, TaskTraits, TestEnvironment, ThreadPool,
-};
+use taskrunner::cancel::{CancellationToken, TaskContext};
+use taskrunner::testing::{ManualClock, TestEnvironment};
+use taskrunner::time::{repeat, Clock, Repeat, RepeatHandle, RepeatMode};
+use taskrunner::{PanicPolicy, TaskTraits, ThreadPool};
 
 /// Turns a hang into a failure; never a timing assertion.
 const HANG: Duration = Duration::from_secs(20);

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use crossbeam_channel::unbounded;
 use support::{must_return, wait_until, Blocker, Counter, TIMEOUT};
-use taskrunner::{
-    retry, Interrupted, RetryPolicy, TaskContext, TaskError, TaskHandle, TaskState, TaskTraits,
-    ThreadPool,
-};
+use taskrunner::cancel::{Interrupted, TaskContext};
+use taskrunner::retry::{retry, RetryPolicy};
+use taskrunner::{TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 fn pool(workers: usize) -> ThreadPool {
     ThreadPool::builder().max_workers(workers).build().unwrap()
@@ -147,7 +146,8 @@ fn policy_constructors_and_builders() {
 #[cfg(feature = "test-util")]
 mod mock_time {
     use super::*;
-    use taskrunner::{Clock, TestEnvironment};
+    use taskrunner::testing::TestEnvironment;
+    use taskrunner::time::Clock;
 
     /// A retry whose attempts record the mock time they ran at (relative to the start) and
     /// fail until `succeed_at` (never if 0).

@@ -106,7 +106,7 @@ fn the_scope_returns_the_bodys_value_and_handles_join_borrowed_results() {
 fn tasks_post_more_tasks_into_the_same_scope() {
     // rayon-style recursion: each task splits its slice and posts the halves.
     fn sum_into<'scope>(
-        s: &'scope taskrunner::Scope<'scope, '_>,
+        s: &'scope taskrunner::fork_join::Scope<'scope, '_>,
         xs: &'scope [u64],
         total: &'scope AtomicUsize,
     ) {
@@ -394,7 +394,7 @@ fn a_refused_post_hands_the_borrowing_closure_back() {
 #[test]
 fn the_free_scope_uses_the_global_pool() {
     let mut v = vec![1, 2, 3];
-    let n = taskrunner::scope(|s| {
+    let n = taskrunner::fork_join::scope(|s| {
         for x in v.iter_mut() {
             s.post_task(move || *x += 1).unwrap();
         }

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use support::{
     must_return, wait_until, Blocker, Counter, DropCounter, ManualClock, Recorder, ThreadExitProbe,
 };
-use taskrunner::{Clock, PostRefusal, ShutdownBehavior, TaskTraits, ThreadPool};
+use taskrunner::time::Clock;
+use taskrunner::{PostRefusal, ShutdownBehavior, TaskTraits, ThreadPool};
 
 use ShutdownBehavior::{BlockShutdown, ContinueOnShutdown, SkipOnShutdown};
 

@@ -12,7 +12,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use taskrunner::{SingleFlight, TaskTraits, ThreadPool};
+use taskrunner::sync::SingleFlight;
+use taskrunner::{TaskTraits, ThreadPool};
 
 const HANG: Duration = Duration::from_secs(30);
 

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{Clock, RepeatingTimer, TaskPriority, TaskTraits, TestEnvironment};
+use taskrunner::testing::TestEnvironment;
+use taskrunner::time::{Clock, RepeatingTimer};
+use taskrunner::{TaskPriority, TaskTraits};
 
 #[test]
 fn equal_deadlines_across_many_sequences_run_in_post_order() {

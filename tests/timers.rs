@@ -9,10 +9,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{
+use taskrunner::time::{
     Clock, ClockWaker, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
-    SequencedTaskRunner, TaskState, TaskTraits, ThreadPool,
 };
+use taskrunner::{SequencedTaskRunner, TaskState, TaskTraits, ThreadPool};
 
 // ---- helpers ----------------------------------------------------------------------------------
 

@@ -10,10 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
-use taskrunner::{
-    as_completed, invoke_all, wait, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool,
-    WaitStrategy, Waited,
-};
+use taskrunner::fork_join::{as_completed, invoke_all, wait, WaitStrategy, Waited};
+use taskrunner::{TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 /// How long anything may take before the test calls it a hang.
 const HANG: Duration = Duration::from_secs(30);

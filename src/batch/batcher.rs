@@ -82,7 +82,7 @@ use super::stats::{BatchStats, Closed, Counters};
 /// triggers do nothing (the timer is cancelled). [`Batcher::flush`] closes it explicitly.
 ///
 /// A closed batch waits for one of [`max_in_flight`](BatcherBuilder::max_in_flight) slots
-/// (default 128) without holding a worker ([`Semaphore::acquire_then`](crate::Semaphore)),
+/// (default 128) without holding a worker ([`Semaphore::acquire_then`](crate::sync::Semaphore)),
 /// then runs as one dispatch task: a blocking dispatcher as a may-block task inside
 /// [`blocking`](crate::blocking), an async one as a `post_future` future. Requests cancelled
 /// through their handle before that moment are left out. Response `i` goes to request `i`.
@@ -90,7 +90,7 @@ use super::stats::{BatchStats, Closed, Counters};
 /// # Failures
 ///
 /// A dispatcher error, a dispatcher panic, or a wrong number of responses
-/// ([`BatchError::WrongResponseCount`](crate::BatchError::WrongResponseCount)) reaches every
+/// ([`BatchError::WrongResponseCount`](crate::batch::BatchError::WrongResponseCount)) reaches every
 /// request of that batch, and only of that batch: the error as
 /// [`TaskError::from_error`](crate::TaskError::from_error) with one shared original (every
 /// request's [`downcast_ref`](crate::TaskError::downcast_ref) sees the same value), a panic as a
@@ -119,7 +119,8 @@ use super::stats::{BatchStats, Closed, Counters};
 ///   in time (`Duration::MAX`) is no limit, and never panics.
 ///
 /// ```
-/// use taskrunner::{Batcher, TaskTraits, ThreadPool};
+/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::batch::Batcher;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let db = Batcher::builder()
 ///     .pool(&pool)
@@ -479,7 +480,7 @@ impl Batcher<(), ()> {
     /// A builder with the defaults (see [`BatcherBuilder`]).
     ///
     /// ```
-    /// let b = taskrunner::Batcher::builder()
+    /// let b = taskrunner::batch::Batcher::builder()
     ///     .build(|reqs: Vec<i32>| Ok::<_, std::convert::Infallible>(reqs.iter().map(|x| -x).collect()));
     /// assert_eq!(b.call(5).join().unwrap(), -5);
     /// ```
@@ -510,7 +511,8 @@ where
     /// is bounded by [`BatcherBuilder::timeout`].
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).build(|xs: Vec<u64>| Ok::<_, String>(xs.iter().map(|x| x * x).collect()));
     /// let squares = pool.post_future(Default::default(), {
@@ -575,7 +577,8 @@ where
     /// for a trigger: for a caller that knows no more requests are coming.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -602,7 +605,8 @@ where
     /// How many times the dispatcher has been called.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// assert_eq!(b.dispatches(), 0);
@@ -616,7 +620,8 @@ where
     /// The sizes of the batches handed to the dispatcher, oldest first (the last 4096).
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -635,7 +640,8 @@ where
     /// Requests waiting in the open batch (not yet closed).
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -654,7 +660,8 @@ where
     /// Dispatcher calls running now (at most `max_in_flight`).
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// assert_eq!(b.in_flight(), 0);

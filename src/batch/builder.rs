@@ -31,7 +31,8 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{Batcher, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::batch::Batcher;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let b = Batcher::builder()
 ///     .pool(&pool)
@@ -63,7 +64,7 @@ impl BatcherBuilder {
     /// A builder with the defaults (the same as [`Batcher::builder`]).
     ///
     /// ```
-    /// let b = taskrunner::BatcherBuilder::new().build(|xs: Vec<u8>| Ok::<_, String>(xs));
+    /// let b = taskrunner::batch::BatcherBuilder::new().build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// assert_eq!(b.call(9).join().unwrap(), 9);
     /// ```
     pub fn new() -> Self {
@@ -84,7 +85,8 @@ impl BatcherBuilder {
     /// still counts until the batch is dispatched (it is left out then). Panics if `n` is 0.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).max_batch_size(1).build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// let hs: Vec<_> = (0..3).map(|i| b.call(i)).collect();
@@ -112,7 +114,8 @@ impl BatcherBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -133,7 +136,8 @@ impl BatcherBuilder {
     /// worker. Panics if `n` is 0.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).max_in_flight(1).build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// assert_eq!(b.call(3).join().unwrap(), 3);
@@ -156,7 +160,8 @@ impl BatcherBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -182,7 +187,8 @@ impl BatcherBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -209,7 +215,8 @@ impl BatcherBuilder {
     /// parallel tasks with the builder's [`traits`](Self::traits).
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).build(|xs: Vec<u8>| Ok::<_, String>(xs));
     /// assert_eq!(b.call(2).join().unwrap(), 2);
@@ -226,7 +233,8 @@ impl BatcherBuilder {
     /// [`blocking`](crate::blocking), so the pool keeps its CPU workers while it waits.
     ///
     /// ```
-    /// use taskrunner::{Batcher, TaskPriority, TaskTraits, ThreadPool};
+    /// use taskrunner::{TaskPriority, TaskTraits, ThreadPool};
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -285,7 +293,8 @@ impl BatcherBuilder {
     /// [`downcast_ref`](TaskError::downcast_ref) works on each.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)
@@ -321,7 +330,8 @@ impl BatcherBuilder {
     /// use [`build`](Self::build) for a blocking client). Results and errors as for `build`.
     ///
     /// ```
-    /// use taskrunner::{Batcher, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let b = Batcher::builder()
     ///     .pool(&pool)

@@ -8,7 +8,8 @@ use std::fmt;
 /// (downcast it with [`TaskError::downcast_ref`](crate::TaskError::downcast_ref)).
 ///
 /// ```
-/// use taskrunner::{BatchError, Batcher, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::batch::{BatchError, Batcher};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// // A broken dispatcher: one response short.
 /// let batcher = Batcher::builder()

@@ -63,13 +63,14 @@ impl Place {
     }
 }
 
-/// A runner a [`Batcher`](crate::Batcher) can run its dispatches on (see
-/// [`BatcherBuilder::runner`](crate::BatcherBuilder::runner)): a [`TaskRunner`] (dispatches in
+/// A runner a [`Batcher`](crate::batch::Batcher) can run its dispatches on (see
+/// [`BatcherBuilder::runner`](crate::batch::BatcherBuilder::runner)): a [`TaskRunner`] (dispatches in
 /// parallel, up to `max_in_flight`), a [`SequencedTaskRunner`] (one dispatch at a time, in
 /// order) or a [`SingleThreadTaskRunner`] (one at a time, on its own thread). Sealed.
 ///
 /// ```
-/// use taskrunner::{Batcher, TaskTraits, ThreadPool};
+/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::batch::Batcher;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let io = pool.create_task_runner(TaskTraits::new().may_block(true));
 /// let batcher = Batcher::builder()

@@ -4,14 +4,15 @@ use std::collections::VecDeque;
 
 use crate::shim::{AtomicU64, Mutex, Ordering};
 
-/// How many dispatched batch sizes [`Batcher::batch_sizes`](crate::Batcher::batch_sizes) keeps.
+/// How many dispatched batch sizes [`Batcher::batch_sizes`](crate::batch::Batcher::batch_sizes) keeps.
 pub(crate) const SIZE_LOG: usize = 4096;
 
-/// A snapshot of a [`Batcher`](crate::Batcher)'s counters, from
-/// [`Batcher::stats`](crate::Batcher::stats). Every counter only grows.
+/// A snapshot of a [`Batcher`](crate::batch::Batcher)'s counters, from
+/// [`Batcher::stats`](crate::batch::Batcher::stats). Every counter only grows.
 ///
 /// ```
-/// use taskrunner::{Batcher, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::batch::Batcher;
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let b = Batcher::builder()
 ///     .pool(&pool)
@@ -28,7 +29,7 @@ pub(crate) const SIZE_LOG: usize = 4096;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchStats {
-    /// Requests made ([`call`](crate::Batcher::call)).
+    /// Requests made ([`call`](crate::batch::Batcher::call)).
     pub requests: u64,
     /// Dispatcher calls made.
     pub dispatches: u64,
@@ -42,12 +43,12 @@ pub struct BatchStats {
     pub closed_idle: u64,
     /// Batches closed because `max_wait` passed since their first request.
     pub closed_max_wait: u64,
-    /// Batches closed by [`Batcher::flush`](crate::Batcher::flush).
+    /// Batches closed by [`Batcher::flush`](crate::batch::Batcher::flush).
     pub closed_explicitly: u64,
     /// Requests cancelled before their batch was dispatched (removed from it).
     pub cancelled: u64,
     /// Batches whose dispatcher had not answered within the batcher's
-    /// [`timeout`](crate::BatcherBuilder::timeout).
+    /// [`timeout`](crate::batch::BatcherBuilder::timeout).
     pub timed_out: u64,
 }
 

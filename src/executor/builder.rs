@@ -19,7 +19,8 @@ use super::Executor;
 /// executor drains it ([`ShutdownMode::DRAIN`]).
 ///
 /// ```
-/// use taskrunner::{Executor, ShutdownMode, TaskPriority, TaskTraits, ThreadPool};
+/// use taskrunner::{TaskPriority, TaskTraits, ThreadPool};
+/// use taskrunner::executor::{Executor, ShutdownMode};
 /// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
 /// let exec = Executor::builder()
 ///     .pool(&pool)
@@ -74,7 +75,7 @@ impl ExecutorBuilder<TaskRunner> {
     /// A builder with the defaults.
     ///
     /// ```
-    /// let exec = taskrunner::ExecutorBuilder::new().max_workers(3).build().unwrap();
+    /// let exec = taskrunner::executor::ExecutorBuilder::new().max_workers(3).build().unwrap();
     /// assert_eq!(exec.max_workers(), 3);
     /// ```
     pub fn new() -> Self {
@@ -86,7 +87,7 @@ impl ExecutorBuilder<TaskRunner> {
     ///
     /// ```
     /// let pool = taskrunner::ThreadPool::builder().max_workers(3).build().unwrap();
-    /// let exec = taskrunner::Executor::builder().pool(&pool).build().unwrap();
+    /// let exec = taskrunner::executor::Executor::builder().pool(&pool).build().unwrap();
     /// assert_eq!(exec.max_workers(), 3);
     /// ```
     #[must_use]
@@ -98,7 +99,8 @@ impl ExecutorBuilder<TaskRunner> {
     /// The traits of the tasks (priority, shutdown behaviour, may-block).
     ///
     /// ```
-    /// use taskrunner::{Executor, TaskTraits};
+    /// use taskrunner::TaskTraits;
+    /// use taskrunner::executor::Executor;
     /// let io = TaskTraits::new().may_block(true);
     /// let exec = Executor::builder().traits(io).max_workers(1).build().unwrap();
     /// assert_eq!(exec.submit(|| taskrunner::blocking(|| 7)).unwrap().join().unwrap(), 7);
@@ -142,7 +144,7 @@ impl<R> ExecutorBuilder<R> {
     /// that. Must be at least 1: 0 is an error, not "unbounded".
     ///
     /// ```
-    /// let exec = taskrunner::Executor::builder().max_workers(1).queue_capacity(5).build().unwrap();
+    /// let exec = taskrunner::executor::Executor::builder().max_workers(1).queue_capacity(5).build().unwrap();
     /// assert_eq!(exec.queue_capacity(), 5);
     /// ```
     #[must_use]

@@ -13,7 +13,7 @@
 //!   *slot* (`running < max_workers`) and goes to the runner, or waits in `queue`. The slot is
 //!   held by a [`SlotGuard`] captured by the posted closure: when the closure is dropped (run
 //!   or not), the guard hands the slot to the next queued attempt, or frees it. A task in
-//!   retry backoff or waiting for a [`Semaphore`](crate::Semaphore) permit holds no slot.
+//!   retry backoff or waiting for a [`Semaphore`](crate::sync::Semaphore) permit holds no slot.
 //! * The reservation is given back when the task's first attempt takes a slot, or when the
 //!   task ends without one.
 //!

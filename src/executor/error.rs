@@ -11,7 +11,7 @@ use crate::error::SyncCell;
 /// closure dropped), so `?` works either way.
 ///
 /// ```
-/// use taskrunner::{Executor, SubmitRefusal};
+/// use taskrunner::executor::{Executor, SubmitRefusal};
 /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
 /// let exec = Executor::builder().pool(&pool).build().unwrap();
 /// exec.shutdown(Default::default());
@@ -42,7 +42,7 @@ pub enum SubmitRefusal {
 ///
 /// ```
 /// use std::error::Error;
-/// use taskrunner::Executor;
+/// use taskrunner::executor::Executor;
 /// fn run(exec: &Executor) -> Result<u32, Box<dyn Error + Send + Sync>> {
 ///     let (tx, rx) = std::sync::mpsc::channel::<u32>(); // a Receiver is not Sync
 ///     tx.send(7)?;
@@ -56,7 +56,7 @@ pub enum SubmitRefusal {
 /// ```
 ///
 /// ```
-/// use taskrunner::{Executor, SubmitRefusal};
+/// use taskrunner::executor::{Executor, SubmitRefusal};
 /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
 /// let exec = Executor::builder().pool(&pool).build().unwrap();
 /// exec.shutdown(Default::default());
@@ -134,9 +134,9 @@ impl Error for SubmitRefusal {}
 /// An [`ExecutorBuilder`](super::ExecutorBuilder) setting was invalid.
 ///
 /// ```
-/// let err = taskrunner::Executor::builder().max_workers(0).build().unwrap_err();
+/// let err = taskrunner::executor::Executor::builder().max_workers(0).build().unwrap_err();
 /// assert!(err.to_string().contains("max_workers"));
-/// let err = taskrunner::Executor::builder().queue_capacity(0).build().unwrap_err();
+/// let err = taskrunner::executor::Executor::builder().queue_capacity(0).build().unwrap_err();
 /// assert!(err.to_string().contains("queue_capacity"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -122,7 +122,7 @@ fn current_context() -> TaskContext {
 ///   hand-off ([`Semaphore::acquire_then`]).
 /// * **Queue**: at most [`queue_capacity`](Self::queue_capacity) tasks wait to start;
 ///   [`submit`](Self::submit) blocks beyond that, [`try_submit`](Self::try_submit) refuses
-///   with [`SubmitRefusal::Full`](crate::SubmitRefusal::Full) and hands the closure back,
+///   with [`SubmitRefusal::Full`](crate::executor::SubmitRefusal::Full) and hands the closure back,
 ///   [`submit_timeout`](Self::submit_timeout) gives up after a while. A blocking `submit` from
 ///   inside one of the executor's own tasks is admitted over capacity instead of blocking (the
 ///   task blocked on the full queue could be the one that must finish to make room).
@@ -150,7 +150,8 @@ fn current_context() -> TaskContext {
 ///   its [`TaskContext`]. Cancel racing completion ends in exactly one terminal state.
 ///
 /// ```
-/// use taskrunner::{Executor, ThreadPool};
+/// use taskrunner::ThreadPool;
+/// use taskrunner::executor::Executor;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let exec = Executor::builder().pool(&pool).max_workers(2).build().unwrap();
 /// let h = exec.submit(|| 6 * 7).unwrap();
@@ -173,7 +174,7 @@ impl Executor<TaskRunner> {
     /// [`builder`](Self::builder) to handle that as an error).
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(4);
+    /// let exec = taskrunner::executor::Executor::new(4);
     /// assert_eq!(exec.max_workers(), 4);
     /// assert_eq!(exec.queue_capacity(), 40);
     /// assert_eq!(exec.submit(|| "ran").unwrap().join().unwrap(), "ran");
@@ -188,7 +189,7 @@ impl Executor<TaskRunner> {
     /// A builder; see [`ExecutorBuilder`].
     ///
     /// ```
-    /// let exec = taskrunner::Executor::builder().max_workers(2).queue_capacity(8).build().unwrap();
+    /// let exec = taskrunner::executor::Executor::builder().max_workers(2).queue_capacity(8).build().unwrap();
     /// assert_eq!(exec.queue_capacity(), 8);
     /// ```
     pub fn builder() -> ExecutorBuilder<TaskRunner> {
@@ -297,7 +298,7 @@ where
     /// `submit_with`, and `submit_timeout` without a representable limit).
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let h = exec.submit(|| 1 + 1).unwrap();
     /// assert_eq!(h.join().unwrap(), 2);
     /// ```
@@ -311,11 +312,12 @@ where
     }
 
     /// Submits `f` if the queue has room; otherwise refuses at once with
-    /// [`SubmitRefusal::Full`](crate::SubmitRefusal::Full) and hands `f` back.
+    /// [`SubmitRefusal::Full`](crate::executor::SubmitRefusal::Full) and hands `f` back.
     ///
     /// ```
     /// use std::sync::mpsc::channel;
-    /// use taskrunner::{Executor, SubmitRefusal, ThreadPool};
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::executor::{Executor, SubmitRefusal};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let exec = Executor::builder().pool(&pool).max_workers(1).queue_capacity(1).build().unwrap();
     /// let (release, gate) = channel::<()>();
@@ -340,13 +342,13 @@ where
     }
 
     /// Submits `f`, waiting at most `timeout` (real time) for room in the queue; then refuses
-    /// with [`SubmitRefusal::TimedOut`](crate::SubmitRefusal::TimedOut) and hands `f` back. A
+    /// with [`SubmitRefusal::TimedOut`](crate::executor::SubmitRefusal::TimedOut) and hands `f` back. A
     /// timeout too large to represent (`Duration::MAX`) means no limit: it waits as
     /// [`submit`](Self::submit) does.
     ///
     /// ```
     /// use std::time::Duration;
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// let h = exec.submit_timeout(|| 5, Duration::from_secs(1)).unwrap();
     /// assert_eq!(h.join().unwrap(), 5);
     /// ```
@@ -372,7 +374,7 @@ where
     ///
     /// ```
     /// use taskrunner::TaskState;
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// let h = exec.submit_fallible(|| "x".parse::<u32>()).unwrap();
     /// exec.wait_idle();
     /// assert_eq!(h.state(), TaskState::Failed);
@@ -394,7 +396,8 @@ where
     /// exceeded.
     ///
     /// ```
-    /// use taskrunner::{Executor, Interrupted};
+    /// use taskrunner::cancel::Interrupted;
+    /// use taskrunner::executor::Executor;
     /// let exec = Executor::new(1);
     /// let h = exec.submit_with_context(|ctx| {
     ///     ctx.check()?;
@@ -422,7 +425,8 @@ where
     /// host). The task waits for the permit without holding a worker or a slot.
     ///
     /// ```
-    /// use taskrunner::{Executor, Semaphore};
+    /// use taskrunner::executor::Executor;
+    /// use taskrunner::sync::Semaphore;
     /// let exec = Executor::new(4);
     /// let host = Semaphore::new(1);
     /// let hs: Vec<_> = (0..3).map(|i| exec.submit_with_limit(&host, move || i).unwrap()).collect();
@@ -451,7 +455,8 @@ where
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use taskrunner::{Executor, RetryPolicy};
+    /// use taskrunner::executor::Executor;
+    /// use taskrunner::retry::RetryPolicy;
     /// let exec = Executor::new(2);
     /// let calls = Arc::new(AtomicU32::new(0));
     /// let c = calls.clone();
@@ -488,7 +493,10 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{CancellationToken, Executor, RetryPolicy, Semaphore, SubmitOptions};
+    /// use taskrunner::cancel::CancellationToken;
+    /// use taskrunner::executor::{Executor, SubmitOptions};
+    /// use taskrunner::retry::RetryPolicy;
+    /// use taskrunner::sync::Semaphore;
     /// let exec = Executor::new(2);
     /// let stop = CancellationToken::new();
     /// let opts = SubmitOptions::new()
@@ -536,7 +544,7 @@ where
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use std::sync::Arc;
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let n = Arc::new(AtomicU32::new(0));
     /// for _ in 0..10 {
     ///     let n = n.clone();
@@ -558,7 +566,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// exec.submit(|| ()).unwrap();
     /// assert!(exec.wait_idle_timeout(Duration::from_secs(10)));
     /// ```
@@ -572,7 +580,7 @@ where
 
     /// Stops accepting submissions and ends the executor as `mode` says (see
     /// [`ShutdownMode`]): blocked submitters wake with
-    /// [`SubmitRefusal::Shutdown`](crate::SubmitRefusal::Shutdown); `cancel_pending` resolves
+    /// [`SubmitRefusal::Shutdown`](crate::executor::SubmitRefusal::Shutdown); `cancel_pending` resolves
     /// every queued handle as cancelled and cancels the executor's token; `drain` waits for
     /// the tasks to end (a blocking scope on a pool worker), otherwise the call returns at once
     /// and queued tasks still run in the background. Every handle ends; none stays pending.
@@ -588,7 +596,7 @@ where
     /// [`Drop`]).
     ///
     /// ```
-    /// use taskrunner::{Executor, ShutdownMode, SubmitRefusal};
+    /// use taskrunner::executor::{Executor, ShutdownMode, SubmitRefusal};
     /// let exec = Executor::new(2);
     /// let h = exec.submit(|| 1).unwrap();
     /// exec.shutdown(ShutdownMode::DRAIN);
@@ -637,8 +645,8 @@ where
     /// `cancel_pending` to also stop accepting work.
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(1);
-    /// let h = exec.submit_with_context(|ctx| Ok::<_, taskrunner::Interrupted>(ctx.is_cancelled())).unwrap();
+    /// let exec = taskrunner::executor::Executor::new(1);
+    /// let h = exec.submit_with_context(|ctx| Ok::<_, taskrunner::cancel::Interrupted>(ctx.is_cancelled())).unwrap();
     /// assert_eq!(h.join().unwrap(), false);
     /// exec.token().cancel();
     /// assert!(exec.submit(|| ()).unwrap().join().unwrap_err().is_cancelled());
@@ -650,7 +658,7 @@ where
     /// How many tasks run at once, at most.
     ///
     /// ```
-    /// assert_eq!(taskrunner::Executor::new(3).max_workers(), 3);
+    /// assert_eq!(taskrunner::executor::Executor::new(3).max_workers(), 3);
     /// ```
     pub fn max_workers(&self) -> usize {
         self.core.max_workers
@@ -659,7 +667,7 @@ where
     /// How many tasks may wait to start before [`submit`](Self::submit) blocks.
     ///
     /// ```
-    /// assert_eq!(taskrunner::Executor::new(3).queue_capacity(), 30);
+    /// assert_eq!(taskrunner::executor::Executor::new(3).queue_capacity(), 30);
     /// ```
     pub fn queue_capacity(&self) -> usize {
         self.core.capacity
@@ -669,7 +677,7 @@ where
     /// permit before their first attempt). A snapshot.
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// exec.submit(|| ()).unwrap();
     /// exec.wait_idle();
     /// assert_eq!(exec.queued(), 0);
@@ -682,7 +690,7 @@ where
     /// [`max_workers`](Self::max_workers)). A snapshot.
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// let h = exec.submit(|| ()).unwrap();
     /// h.join().unwrap();
     /// exec.wait_idle();
@@ -696,7 +704,7 @@ where
     /// a permit. A snapshot.
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(1);
+    /// let exec = taskrunner::executor::Executor::new(1);
     /// exec.submit(|| ()).unwrap();
     /// exec.wait_idle();
     /// assert_eq!(exec.in_flight(), 0);

@@ -134,7 +134,7 @@ where
     /// [`map_timeout`](Self::map_timeout) and [`map_iter`](Self::map_iter)'s `next`.
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(4);
+    /// let exec = taskrunner::executor::Executor::new(4);
     /// let out = exec.map(vec!["a", "bb", "ccc"], |s: &str| s.len());
     /// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![1, 2, 3]);
     ///
@@ -171,7 +171,7 @@ where
     /// before it are waited for (one of them might fail too, and it would come first).
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let ok = exec.try_map(vec!["1", "2"], |s: &str| s.parse::<u32>());
     /// assert_eq!(ok.unwrap(), vec![1, 2]);
     /// let err = exec.try_map(vec!["1", "x", "3"], |s: &str| s.parse::<u32>()).unwrap_err();
@@ -222,7 +222,9 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Executor, RetryPolicy, TaskContext};
+    /// use taskrunner::cancel::TaskContext;
+    /// use taskrunner::executor::Executor;
+    /// use taskrunner::retry::RetryPolicy;
     /// let exec = Executor::new(2);
     /// let policy = RetryPolicy::attempts(3).base_delay(Duration::ZERO);
     /// let out = exec.map_with_retry(vec![1u32, 2], policy, |x| {
@@ -248,7 +250,7 @@ where
     }
 
     /// The general map: a fallible `f` per item with [`SubmitOptions`] applied to every item
-    /// (retries, a shared [`Semaphore`](crate::Semaphore) limit). Here the `timeout` /
+    /// (retries, a shared [`Semaphore`](crate::sync::Semaphore) limit). Here the `timeout` /
     /// `deadline` is the map's **total** time: when it passes, every item not done is
     /// cancelled (not started: never runs; running: its token is cancelled) and reported as
     /// [`is_deadline_exceeded`](TaskError::is_deadline_exceeded), and the map returns without
@@ -256,7 +258,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Executor, SubmitOptions};
+    /// use taskrunner::executor::{Executor, SubmitOptions};
     /// let exec = Executor::new(2);
     /// let opts = SubmitOptions::new().timeout(Duration::from_secs(30));
     /// let out = exec.map_with(vec![3u64, 4], opts, |x| Ok::<_, std::io::Error>(x * x));
@@ -296,7 +298,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let out = exec.map_timeout(0..3, Duration::from_secs(30), |x: i32| x + 1);
     /// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![1, 2, 3]);
     /// ```
@@ -356,7 +358,7 @@ where
     /// submitted but not consumed (not started: never run; running: token cancelled).
     ///
     /// ```
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let mut it = exec.map_iter(1.., |x: u64| x * 2).window(4); // an endless input
     /// assert_eq!(it.next().unwrap().unwrap(), 2);
     /// assert_eq!(it.next().unwrap().unwrap(), 4);
@@ -415,7 +417,7 @@ enum Pulled<T> {
 /// it, and the iteration ends.
 ///
 /// ```
-/// let exec = taskrunner::Executor::new(2);
+/// let exec = taskrunner::executor::Executor::new(2);
 /// let out: Vec<u32> = exec.map_iter(vec![1, 2, 3], |x: u32| x + 1).map(Result::unwrap).collect();
 /// assert_eq!(out, vec![2, 3, 4]);
 /// ```
@@ -434,7 +436,7 @@ impl<T: Send + 'static> MapIter<'_, T> {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// let exec = taskrunner::Executor::new(2);
+    /// let exec = taskrunner::executor::Executor::new(2);
     /// let pulled = AtomicUsize::new(0);
     /// let input = (0..100).inspect(|_| { pulled.fetch_add(1, Ordering::SeqCst); });
     /// let mut it = exec.map_iter(input, |x: i32| x).window(3);

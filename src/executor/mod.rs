@@ -11,18 +11,18 @@
 //!
 //! # Data flow
 //!
-//! `submit` → [`Core::admit`](core::Core) (a reservation in the bounded queue; blocks, refuses
-//! or times out) → the retry engine ([`crate::retry`], one attempt unless a policy says more)
-//! → each attempt goes through [`ExecRunner`](core::ExecRunner): it takes one of
+//! `submit` → `Core::admit` (a reservation in the bounded queue; blocks, refuses
+//! or times out) → the retry engine ([`crate::retry::retry`], one attempt unless a policy says more)
+//! → each attempt goes through `ExecRunner`: it takes one of
 //! `max_workers` slots and is posted to the runner, or waits in the executor's queue until a
 //! finishing attempt hands its slot over. Backoff waits are delayed posts on the runner and
-//! semaphore waits are hand-offs ([`Semaphore::acquire_then`](crate::Semaphore)): neither
+//! semaphore waits are hand-offs ([`Semaphore::acquire_then`](crate::sync::Semaphore)): neither
 //! holds a worker or a slot.
 //!
-//! The retry engine owns the handle's [`Promise`](crate::handle) and resolves it, for every
+//! The retry engine owns the handle's `Promise` and resolves it, for every
 //! variant (plain, fallible, with context, limited, retried, with deadline): there is one
 //! engine. The executor adds admission, slots, the queue, deadlines, token links, and the
-//! bookkeeping for `wait_idle` and draining (see [`core`]).
+//! bookkeeping for `wait_idle` and draining (see `core.rs`).
 //!
 //! # Cancellation and deadlines
 //!

@@ -14,7 +14,7 @@ use crate::semaphore::Semaphore;
 ///
 /// * `cancel_pending`: every queued (not started) task ends as cancelled and never runs, and
 ///   the executor's [`token`](super::Executor::token) is cancelled, which running tasks see
-///   through their [`TaskContext`](crate::TaskContext).
+///   through their [`TaskContext`](crate::cancel::TaskContext).
 /// * `drain`: wait until every task (queued, unless cancelled, and running) has ended.
 ///   Without it the call returns at once; queued tasks still run in the background (unless
 ///   cancelled), and every handle still ends (completed, failed or cancelled).
@@ -22,7 +22,7 @@ use crate::semaphore::Semaphore;
 /// The default is [`DRAIN`](Self::DRAIN), Python's `with ThreadPoolExecutor(..)` exit.
 ///
 /// ```
-/// use taskrunner::ShutdownMode;
+/// use taskrunner::executor::ShutdownMode;
 /// assert_eq!(ShutdownMode::default(), ShutdownMode::DRAIN);
 /// assert_eq!(ShutdownMode::CANCEL, ShutdownMode { drain: true, cancel_pending: true });
 /// assert!(!ShutdownMode::NO_WAIT.drain);
@@ -60,7 +60,7 @@ impl ShutdownMode {
     /// Cancel what has not started, signal what runs; return at once.
     ///
     /// ```
-    /// assert!(taskrunner::ShutdownMode::CANCEL_NO_WAIT.cancel_pending);
+    /// assert!(taskrunner::executor::ShutdownMode::CANCEL_NO_WAIT.cancel_pending);
     /// ```
     pub const CANCEL_NO_WAIT: ShutdownMode = ShutdownMode {
         drain: false,
@@ -81,7 +81,10 @@ impl Default for ShutdownMode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{CancellationToken, RetryPolicy, Semaphore, SubmitOptions};
+/// use taskrunner::cancel::CancellationToken;
+/// use taskrunner::executor::SubmitOptions;
+/// use taskrunner::retry::RetryPolicy;
+/// use taskrunner::sync::Semaphore;
 /// let opts = SubmitOptions::new()
 ///     .retry(RetryPolicy::attempts(3))
 ///     .limit(&Semaphore::new(4))
@@ -128,11 +131,11 @@ impl SubmitOptions {
     }
 
     /// A deadline `timeout` after submission, on the runner's clock (a mock clock in a
-    /// [`TestEnvironment`](crate::TestEnvironment)). If it passes before the task starts, the
+    /// [`TestEnvironment`](crate::testing::TestEnvironment)). If it passes before the task starts, the
     /// task never runs and its handle ends with
     /// [`is_deadline_exceeded`](crate::TaskError::is_deadline_exceeded); if it passes while
     /// the task runs, the task's token is cancelled with
-    /// [`Interrupted::DeadlineExceeded`](crate::Interrupted) and the task decides (a value it
+    /// [`Interrupted::DeadlineExceeded`](crate::cancel::Interrupted) and the task decides (a value it
     /// returns anyway is kept).
     ///
     /// In [`Executor::map_with`](super::Executor::map_with) it is the **total** time of the
@@ -152,7 +155,8 @@ impl SubmitOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{Executor, PostTask, SubmitOptions, ThreadPool};
+    /// use taskrunner::{PostTask, ThreadPool};
+    /// use taskrunner::executor::{Executor, SubmitOptions};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let exec = Executor::builder().pool(&pool).build().unwrap();
     /// let past = pool.now() - Duration::from_millis(1);
@@ -167,7 +171,7 @@ impl SubmitOptions {
 
     /// Cancelling `token` cancels the task (as [`TaskHandle::cancel`](crate::TaskHandle::cancel)
     /// does). The task's own token, which it sees through its
-    /// [`TaskContext`](crate::TaskContext), is cancelled by this token, by the executor's
+    /// [`TaskContext`](crate::cancel::TaskContext), is cancelled by this token, by the executor's
     /// token (shutdown with `cancel_pending`), by its deadline, and by its handle.
     ///
     /// See [`SubmitOptions`] for an example.

@@ -11,7 +11,7 @@ use crate::runner::PostTask;
 
 /// A task that exists (with its [`TaskHandle`]) before it runs: run it here with
 /// [`run`](Self::run), post it with [`run_on`](Self::run_on), or send it through a channel to
-/// [`consume`](crate::consume). It runs at most once.
+/// [`consume`](crate::fork_join::consume). It runs at most once.
 ///
 /// Every way a `Deferred` can end resolves its handle: run (completed, failed or panicked),
 /// [`cancel`](Self::cancel) (cancelled), or dropped unrun (not run). A waiter never hangs on a

@@ -59,7 +59,7 @@ impl Eq for Kind {}
 
 /// Why a [`TaskHandle`](crate::TaskHandle) resolved without a value: the task panicked, was
 /// cancelled before it started, missed its deadline, returned an error (fallible tasks of the
-/// [`Executor`](crate::Executor), fork/join and retries), or was dropped unrun (shutdown skipped
+/// [`Executor`](crate::executor::Executor), fork/join and retries), or was dropped unrun (shutdown skipped
 /// it, or the pool wound down). Opaque, with predicates, like `tokio::task::JoinError`.
 ///
 /// Equality compares the kind and the message; two `Failed` errors are equal only if they share
@@ -168,7 +168,8 @@ impl TaskError {
     /// [`is_cancelled`](Self::is_cancelled).
     ///
     /// ```
-    /// use taskrunner::{Interrupted, TaskError};
+    /// use taskrunner::TaskError;
+    /// use taskrunner::cancel::Interrupted;
     /// let e = TaskError::from_error(Interrupted::DeadlineExceeded);
     /// assert!(e.is_deadline_exceeded());
     /// assert!(!e.is_cancelled());
@@ -192,7 +193,7 @@ impl TaskError {
     }
 
     /// How many times the task was attempted: 1, or more when a
-    /// [`RetryPolicy`](crate::RetryPolicy) retried it (the error is then the last attempt's).
+    /// [`RetryPolicy`](crate::retry::RetryPolicy) retried it (the error is then the last attempt's).
     ///
     /// ```
     /// assert_eq!(taskrunner::TaskError::from_error("x").attempts(), 1);
@@ -277,7 +278,7 @@ impl TaskError {
     }
 
     /// `true` if the task was cancelled: through its handle before it started, or (tasks with
-    /// a [`CancellationToken`](crate::CancellationToken): executor, fork/join, retries) by its
+    /// a [`CancellationToken`](crate::cancel::CancellationToken): executor, fork/join, retries) by its
     /// token — before it started, during a retry backoff, or because it returned
     /// [`Interrupted::Cancelled`]. Not for a passed deadline (see
     /// [`is_deadline_exceeded`](Self::is_deadline_exceeded)).

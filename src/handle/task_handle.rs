@@ -26,7 +26,7 @@ pub enum TaskState {
     Completed,
     /// Finished by panicking.
     Panicked,
-    /// Finished by returning an error: a fallible task of the [`Executor`](crate::Executor),
+    /// Finished by returning an error: a fallible task of the [`Executor`](crate::executor::Executor),
     /// fork/join or a retry (see [`TaskError::is_failed`]).
     Failed,
     /// Ended without a value because of a cancellation: cancelled before it started, dropped
@@ -501,9 +501,9 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// cancelled it; `false` if it had already started or ended (a running task finishes and
     /// keeps its value).
     ///
-    /// A task that runs with a [`CancellationToken`](crate::CancellationToken) (executor,
+    /// A task that runs with a [`CancellationToken`](crate::cancel::CancellationToken) (executor,
     /// fork/join and retry tasks) also has its token cancelled, whether or not it started: a
-    /// running task sees it through its [`TaskContext`](crate::TaskContext) and may stop early;
+    /// running task sees it through its [`TaskContext`](crate::cancel::TaskContext) and may stop early;
     /// whatever it returns is its result.
     ///
     /// A future posted with `post_future` is different, as dropping a future is how async Rust

@@ -161,7 +161,8 @@ impl ThreadPoolBuilder {
     /// The clock every delayed task of this pool ripens against (default [`SystemClock`]).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, SystemClock};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::SystemClock;
     /// let pool = ThreadPool::builder().clock(SystemClock).build().unwrap();
     /// # drop(pool);
     /// ```
@@ -175,7 +176,8 @@ impl ThreadPoolBuilder {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use taskrunner::{ThreadPool, SystemClock, Clock};
+    /// # use taskrunner::ThreadPool;
+    /// # use taskrunner::time::{SystemClock, Clock};
     /// let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     /// let pool = ThreadPool::builder().clock_arc(clock.clone()).build().unwrap();
     /// assert!(pool.now() <= clock.now());

@@ -237,7 +237,7 @@ impl fmt::Debug for PoolRef {
 /// reference count); all clones and all runners created from the pool share it.
 ///
 /// **Lifetime.** [`shutdown`](ThreadPool::shutdown) applies Chromium's contract (see
-/// [`ShutdownBehavior`]). Without it, when the last `ThreadPool` clone and the last runner of a
+/// [`ShutdownBehavior`](crate::ShutdownBehavior)). Without it, when the last `ThreadPool` clone and the last runner of a
 /// non-global pool are dropped, the pool winds down like rayon's: tasks already queued still
 /// run, pending delayed tasks are dropped unrun, and the threads exit once idle.
 ///

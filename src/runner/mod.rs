@@ -23,7 +23,7 @@ use crate::error::PostError;
 use crate::pool::ThreadPool;
 
 /// Anything tasks can be posted to: the pool and every runner. Orchestration helpers
-/// ([`Executor`](crate::Executor), [`invoke_all`](crate::invoke_all), [`retry`](crate::retry),
+/// ([`Executor`](crate::executor::Executor), [`invoke_all`](crate::fork_join::invoke_all), [`retry`](crate::retry::retry),
 /// [`TaskHandle::then`](crate::TaskHandle::then), ...) are generic over it, so they work on the
 /// pool, on a parallel runner, and on sequences alike.
 ///

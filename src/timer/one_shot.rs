@@ -15,13 +15,14 @@ use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 /// The timer belongs to the [`SequencedTaskRunner`] it was created with: its task always runs
 /// there. Its methods may be called from any thread. Starting again replaces the task and the
 /// deadline; [`stop`](Self::stop) (or dropping the timer) cancels the pending run, removes it
-/// from the delay manager and frees the task at once. Time is the pool's [`Clock`](crate::Clock).
+/// from the delay manager and frees the task at once. Time is the pool's [`Clock`](crate::time::Clock).
 /// Like every delayed task, a pending run never blocks shutdown and never starts once shutdown
 /// has started.
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::time::OneShotTimer;
 ///
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -42,7 +43,8 @@ impl OneShotTimer {
     /// sequence it was started on".
     ///
     /// ```
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -74,7 +76,8 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -111,7 +114,8 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -130,7 +134,8 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -157,7 +162,8 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -187,7 +193,8 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = OneShotTimer::new(&seq);
@@ -202,7 +209,8 @@ impl OneShotTimer {
     /// The runner whose sequence the task runs on.
     ///
     /// ```
-    /// # use taskrunner::{OneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// assert!(OneShotTimer::new(&seq).runner().is_same_sequence(&seq));

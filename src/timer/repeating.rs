@@ -25,7 +25,8 @@ use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::time::RepeatingTimer;
 ///
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -46,7 +47,8 @@ impl RepeatingTimer {
     /// A stopped timer whose task will run on `runner`'s sequence.
     ///
     /// ```
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// assert!(!RepeatingTimer::new(&seq).is_running());
@@ -65,7 +67,7 @@ impl RepeatingTimer {
 
     /// Starts (or restarts, replacing the task and the period) the timer: `task` runs every
     /// `period`, the first time one period from now. Refusals as for
-    /// [`OneShotTimer::start`](crate::OneShotTimer::start).
+    /// [`OneShotTimer::start`](crate::time::OneShotTimer::start).
     ///
     /// A `period` too large to represent as a point in time (`Duration::MAX`) means the first
     /// run never comes (the timer is running until stopped).
@@ -76,7 +78,8 @@ impl RepeatingTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RepeatingTimer::new(&seq);
@@ -107,7 +110,8 @@ impl RepeatingTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RepeatingTimer::new(&seq);
@@ -125,7 +129,8 @@ impl RepeatingTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RepeatingTimer::new(&seq);
@@ -143,7 +148,8 @@ impl RepeatingTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RepeatingTimer::new(&seq);
@@ -159,7 +165,8 @@ impl RepeatingTimer {
     /// The runner whose sequence the task runs on.
     ///
     /// ```
-    /// # use taskrunner::{RepeatingTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RepeatingTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// assert!(RepeatingTimer::new(&seq).runner().is_same_sequence(&seq));

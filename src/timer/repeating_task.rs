@@ -148,7 +148,7 @@ where
 impl SequencedTaskRunner {
     /// Runs `f` on this sequence every `interval` (start to start, the first run one interval
     /// from now) until the returned handle's [`stop`](RepeatingTaskHandle::stop). Same
-    /// schedule as a [`RepeatingTimer`](crate::RepeatingTimer); runs are delayed tasks, so they
+    /// schedule as a [`RepeatingTimer`](crate::time::RepeatingTimer); runs are delayed tasks, so they
     /// never block shutdown, and shutdown ends the repetition. Refused like
     /// [`post_delayed_task`](Self::post_delayed_task), with `f` handed back.
     ///
@@ -232,7 +232,7 @@ impl ThreadPool {
 /// ```
 /// # use std::time::Duration;
 /// let (tx, rx) = std::sync::mpsc::channel();
-/// let h = taskrunner::post_repeating_task(Default::default(), Duration::from_millis(1), move || { let _ = tx.send(()); })
+/// let h = taskrunner::time::post_repeating_task(Default::default(), Duration::from_millis(1), move || { let _ = tx.send(()); })
 ///     .unwrap();
 /// rx.recv().unwrap();
 /// assert!(h.stop());

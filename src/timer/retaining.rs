@@ -15,11 +15,12 @@ use crate::timer::timer_core::{Kind, TimerCore, UserTask};
 ///
 /// The task is `FnMut` since it may run many times, one run per arming, always on the
 /// timer's sequence. Dropping the timer stops it and frees the task. Everything else is as
-/// for [`OneShotTimer`](crate::OneShotTimer).
+/// for [`OneShotTimer`](crate::time::OneShotTimer).
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::time::RetainingOneShotTimer;
 ///
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -40,7 +41,8 @@ impl RetainingOneShotTimer {
     /// A stopped timer with no task, whose task will run on `runner`'s sequence.
     ///
     /// ```
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RetainingOneShotTimer::new(&seq);
@@ -60,11 +62,12 @@ impl RetainingOneShotTimer {
     }
 
     /// Arms the timer with a new task and delay, replacing (and dropping) the old task.
-    /// Refusals as for [`OneShotTimer::start`](crate::OneShotTimer::start).
+    /// Refusals as for [`OneShotTimer::start`](crate::time::OneShotTimer::start).
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RetainingOneShotTimer::new(&seq);
@@ -95,7 +98,8 @@ impl RetainingOneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RetainingOneShotTimer::new(&seq);
@@ -115,7 +119,8 @@ impl RetainingOneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RetainingOneShotTimer::new(&seq);
@@ -133,7 +138,8 @@ impl RetainingOneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let timer = RetainingOneShotTimer::new(&seq);
@@ -149,7 +155,8 @@ impl RetainingOneShotTimer {
     /// The runner whose sequence the task runs on.
     ///
     /// ```
-    /// # use taskrunner::{RetainingOneShotTimer, ThreadPool, TaskTraits};
+    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::time::RetainingOneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// assert!(RetainingOneShotTimer::new(&seq).runner().is_same_sequence(&seq));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::{Clock, ClockWaker};
+use taskrunner::time::{Clock, ClockWaker};
 
 /// How long any wait may take before the test fails as hung.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
