@@ -56,9 +56,9 @@
 //! consumer) runs on could never end, since its drivers are queued behind the caller: it
 //! panics at once instead.
 
-pub use crate::group::TaskGroup;
 pub use crate::scope::{scope, Scope, ScopedHandle};
 pub use crate::wait::{as_completed, wait, AsCompleted, WaitStrategy, Waited};
+pub use crate::wait_group::TaskGroup;
 
 use std::error::Error;
 use std::fmt;

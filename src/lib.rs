@@ -95,7 +95,6 @@ mod error;
 pub mod executor;
 pub mod fork_join;
 mod future_task;
-mod group;
 mod handle;
 mod keyed;
 mod local;
@@ -119,6 +118,7 @@ mod tracker;
 mod traits;
 mod unwind;
 mod wait;
+mod wait_group;
 mod worker;
 
 #[cfg(all(test, loom))]
@@ -190,9 +190,9 @@ pub mod time {
 /// ```
 pub mod sync {
     pub use crate::async_mutex::{AsyncMutex, AsyncMutexGuard, AsyncMutexLock};
-    pub use crate::group::{WaitGroup, WaitGroupFuture, WaitGroupGuard};
     pub use crate::semaphore::{Permit, Semaphore};
     pub use crate::single_flight::SingleFlight;
+    pub use crate::wait_group::{WaitGroup, WaitGroupFuture, WaitGroupGuard};
 }
 
 /// Deterministic testing of code that uses the pool: mock time over a whole pool, seeded

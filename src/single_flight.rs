@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
-use crate::group::WakerList;
 use crate::handle::TaskError;
 use crate::scope::wait_compensated;
 use crate::shim::{AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind::catch;
+use crate::wait_group::WakerList;
 
 struct CallState<V> {
     /// Set once, by the leader, if anyone else joined.
