@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use common::{tokio_runtime, workers, Latch};
 use criterion::{BenchmarkGroup, SamplingMode};
+use taskrunner::PostTask;
 use taskrunner::{TaskTraits, ThreadPool};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 

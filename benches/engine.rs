@@ -57,6 +57,7 @@ use common::{
     TokioActors, TokioSleep, TokioSpawn, XorShift,
 };
 use parking_lot::Mutex;
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskPriority, TaskTraits, ThreadPool};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 

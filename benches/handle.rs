@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use common::{env_usize, rayon_pool, tokio_runtime, workers};
 use criterion::{Criterion, Throughput};
+use taskrunner::PostTask;
 use taskrunner::{TaskTraits, ThreadPool};
 
 // ---- counting allocator ---------------------------------------------------------------------

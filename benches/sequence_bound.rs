@@ -27,6 +27,7 @@ use std::sync::Arc;
 use common::{env_usize, rayon_pool, tokio_runtime, workers};
 use criterion::{Criterion, Throughput};
 use parking_lot::Mutex;
+use taskrunner::PostTask;
 use taskrunner::{SequenceBound, TaskTraits, ThreadPool};
 use tokio::sync::{mpsc, oneshot};
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskrunner::batch::Batcher;
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
 const USERS: u32 = 1000;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use taskrunner::PostTask;
 use taskrunner::{
     PostRefusal, SequencedTaskRunner, ShutdownBehavior, TaskPriority, TaskTraits, ThreadPool,
     ThreadPoolBuilder,

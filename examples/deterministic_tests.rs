@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use taskrunner::testing::TestEnvironment;
 use taskrunner::time::{Clock, RetainingOneShotTimer};
+use taskrunner::PostTask;
 use taskrunner::{PostRefusal, SequencedTaskRunner, TaskTraits};
 
 // ---------------------------------------------------------------------------------------------

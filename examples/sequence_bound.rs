@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskrunner::PostTask;
 use taskrunner::{SequenceBound, SequencedTaskRunner, TaskTraits, ThreadPool};
 
 const CLIENTS: u64 = 4;

@@ -12,6 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use taskrunner::time::{OneShotTimer, RepeatingTimer, RetainingOneShotTimer};
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
 fn ms(n: u64) -> Duration {

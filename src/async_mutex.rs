@@ -64,7 +64,7 @@ use crate::shim::Mutex;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::{PostTask, TaskTraits, ThreadPool};
 /// use taskrunner::sync::AsyncMutex;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let log = Arc::new(AsyncMutex::new(Vec::new()));
@@ -147,7 +147,7 @@ impl<T> AsyncMutex<T> {
     /// lock on), so a cancelled locker never keeps the lock.
     ///
     /// ```
-    /// use taskrunner::{TaskTraits, ThreadPool};
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
     /// use taskrunner::sync::AsyncMutex;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let m = std::sync::Arc::new(AsyncMutex::new(0));

@@ -15,7 +15,7 @@ use crate::shim::Arc;
 /// debug builds).
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let io = TaskTraits::new().may_block(true);
 /// let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();

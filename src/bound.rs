@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::PostError;
 use crate::handle::TaskHandle;
 use crate::pool::{Inner, PostDest};
+use crate::runner::PostTask;
 use crate::runner::SequencedTaskRunner;
 use crate::shim::{Arc, Mutex};
 
@@ -161,7 +162,7 @@ impl<T: Send + 'static> SequenceBound<T> {
     /// [`then`](AsyncCall::then). Chromium's `AsyncCall(..).Then(..)`.
     ///
     /// ```
-    /// # use taskrunner::{SequenceBound, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, SequenceBound, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let cache = SequenceBound::new(pool.create_sequenced_task_runner(TaskTraits::default()), || vec![7u8]).unwrap();
     /// let ui = pool.create_sequenced_task_runner(TaskTraits::default());

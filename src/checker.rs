@@ -17,7 +17,7 @@ mod imp {
     /// zero-sized no-op.
     ///
     /// ```
-    /// use taskrunner::{SequenceChecker, ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, SequenceChecker, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let mut checker = SequenceChecker::new(); // bound to this (main) thread

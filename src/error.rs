@@ -57,7 +57,7 @@ pub enum PostRefusal {
 /// captures; it also converts into its [`PostRefusal`] reason.
 ///
 /// ```
-/// # use taskrunner::{ThreadPool, TaskTraits};
+/// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// fn post(pool: &ThreadPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 ///     let (tx, rx) = std::sync::mpsc::channel::<u8>();
 ///     pool.post_task(TaskTraits::default(), move || { let _ = rx.recv(); })?; // `rx` is not Sync
@@ -70,7 +70,7 @@ pub enum PostRefusal {
 /// ```
 ///
 /// ```
-/// use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, PostRefusal, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// pool.shutdown();
 /// let (tx, rx) = std::sync::mpsc::channel();
@@ -97,7 +97,7 @@ impl<F> PostError<F> {
     /// Why the post was refused.
     ///
     /// ```
-    /// # use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, PostRefusal, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.shutdown();
     /// let err = pool.post_task(TaskTraits::default(), || ()).unwrap_err();
@@ -110,7 +110,7 @@ impl<F> PostError<F> {
     /// `true` if the post was refused because of shutdown (started or completed).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.shutdown();
     /// assert!(pool.post_task(TaskTraits::default(), || ()).unwrap_err().is_shutdown());
@@ -130,7 +130,7 @@ impl<F> PostError<F> {
     /// Gives back the closure that was not posted.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.shutdown();
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -163,7 +163,7 @@ impl<F> From<PostError<F>> for PostRefusal {
     /// The reason of a refusal (the closure is dropped).
     ///
     /// ```
-    /// # use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, PostRefusal, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.shutdown();
     /// let reason: PostRefusal = pool.post_task(TaskTraits::default(), || ()).unwrap_err().into();

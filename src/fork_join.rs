@@ -1096,7 +1096,7 @@ impl fmt::Debug for Consumer {
 /// blocking scope: the pool runs one more worker while it blocks.
 ///
 /// ```
-/// use taskrunner::{TaskState, ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, TaskState, ThreadPool, TaskTraits};
 /// use taskrunner::fork_join::wait_all;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let handles = vec![
@@ -1138,7 +1138,7 @@ pub fn wait_all<T: Send + 'static>(handles: &[TaskHandle<T>]) -> Result<(), Wait
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// use taskrunner::fork_join::cancel_all;
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let handles: Vec<_> = (0..3)

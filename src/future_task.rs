@@ -97,7 +97,7 @@ use crate::handle::cell::{
 };
 use crate::handle::{TaskError, TaskHandle};
 use crate::pool::ThreadPool;
-use crate::runner::{PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
+use crate::runner::{PostTask, SingleThreadTaskRunner};
 use crate::shim::{AtomicU8, Mutex, Ordering};
 use crate::traits::TaskTraits;
 use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
@@ -617,25 +617,11 @@ pub(crate) fn with_tokio_advice(payload: Payload) -> Payload {
 
 // ---- the API --------------------------------------------------------------------------------
 
-/// Polls `fut` as tasks of `runner` (any [`PostTask`]: the pool, a runner, an executor's
-/// runner) and returns a handle to its output. The generic form of
-/// [`SequencedTaskRunner::post_future`]; see there for the semantics.
-///
-/// Each poll is one task posted to `runner`; a wake-up posts the next one, and a future woken
-/// many times before it is polled is polled once. On a parallel runner polls may run on any
-/// worker but never two at once. The first poll is always posted, never run inside the call.
-/// Refused (future handed back) if the first post is.
-///
-/// ```
-/// use taskrunner::{spawn_future, ThreadPool, TaskTraits};
-/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-/// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
-/// let a = seq.post_task_with_result(|| 20).unwrap();
-/// let h = spawn_future(&seq, async move { a.await.unwrap() + 1 }).unwrap();
-/// assert_eq!(h.join().unwrap(), 21);
-/// ```
+/// Polls `fut` as tasks of `runner` and returns a handle to its output: the body of
+/// [`PostTask::post_future`], which documents the semantics. Each poll is one task posted to
+/// `runner`; a wake-up posts the next one.
 #[track_caller]
-pub fn spawn_future<R, F>(runner: &R, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
+pub(crate) fn spawn_future<R, F>(runner: &R, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
 where
     R: PostTask + Clone + Send + Sync + 'static,
     F: Future + Send + 'static,
@@ -644,140 +630,21 @@ where
     FutureTask::new(runner.clone(), SendSlot::new(fut)).start()
 }
 
-impl SequencedTaskRunner {
-    /// Runs `fut` on this sequence and returns a [`TaskHandle`] to its output (join, `.await`,
-    /// cancel). The future is polled **as tasks of the sequence**: each poll is one task posted
-    /// to it, so the sequence's guarantees hold for every poll (posting order, never two at
-    /// once, each sees the effects of the previous task), and between two awaits the other
-    /// tasks posted to the sequence run. State owned by the sequence can be used from the future
-    /// without a lock: the sequence is an async actor.
-    ///
-    /// * A waker re-posts the future to the back of the sequence; wakes that arrive before the
-    ///   next poll (from any number of threads) cause one poll.
-    /// * The first poll is posted, never run inside this call; refused (the future handed back
-    ///   in the [`PostError`]) like [`post_task`](Self::post_task).
-    /// * [`TaskHandle::state`] is `Pending` before the first poll, `Running` after it.
-    /// * [`TaskHandle::cancel`] drops the future on the sequence at the next opportunity (at
-    ///   once through a posted task if it is waiting for a wake-up) and the handle then resolves
-    ///   cancelled; `true` iff it will end cancelled. A value produced before the cancel is kept.
-    /// * A panic inside `poll` is reported like a panic of any task of the sequence, before
-    ///   the handle resolves: its [`PanicPolicy`](crate::PanicPolicy) applies (under `Poison`
-    ///   later posts are refused with
-    ///   [`PostRefusal::SequencePoisoned`](crate::PostRefusal::SequencePoisoned)) and the pool's
-    ///   panic handler sees it, with this call's location as
-    ///   [`posted_from`](crate::TaskPanic::posted_from). The future is dropped and the handle
-    ///   resolves as panicked, keeping the payload. The sequence carries on under the default
-    ///   policy.
-    /// * **tokio**: with the `tokio` feature and a pool built with
-    ///   `ThreadPoolBuilder::tokio_handle(handle)`, every poll runs inside that runtime, so `tokio::time::sleep` and tokio's I/O work. Without it,
-    ///   tokio's "no reactor running" panic resolves the handle with a message that says so.
-    /// * A wake-up after shutdown started is refused like any post: the future is dropped by the
-    ///   waking thread and the handle resolves as not run. A future waiting for a wake-up keeps
-    ///   the runner alive, as a queued task does.
-    ///
-    /// ```
-    /// use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
-    /// static BALANCE: SequenceLocal<i64> = SequenceLocal::new();
-    ///
-    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let account = pool.create_sequenced_task_runner(TaskTraits::default());
-    /// let (tx, rx) = tokio::sync::oneshot::channel::<i64>();
-    /// let actor = account
-    ///     .post_future(async move {
-    ///         BALANCE.set(100); // the sequence's own state: no lock
-    ///         let deposit = rx.await.unwrap(); // other tasks of the sequence run meanwhile
-    ///         BALANCE.with(|b| {
-    ///             let b = b.unwrap();
-    ///             *b += deposit;
-    ///             *b
-    ///         })
-    ///     })
-    ///     .unwrap();
-    /// // A plain task of the same sequence, between the two polls: it sees the first one's write.
-    /// let seen = account.post_task_with_result(|| BALANCE.with(|b| *b.unwrap())).unwrap();
-    /// assert_eq!(seen.join().unwrap(), 100);
-    /// tx.send(5).unwrap();
-    /// assert_eq!(actor.join().unwrap(), 105);
-    /// ```
-    #[track_caller]
-    pub fn post_future<F>(&self, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_future(self, fut)
-    }
-}
-
-impl TaskRunner {
-    /// Runs `fut` on this parallel runner: each poll is a one-off task with the runner's traits,
-    /// on any worker, and two polls of the future never run at once. Otherwise as
-    /// [`SequencedTaskRunner::post_future`].
-    ///
-    /// ```
-    /// use taskrunner::{ThreadPool, TaskTraits};
-    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let runner = pool.create_task_runner(TaskTraits::default());
-    /// let parts: Vec<_> = (1..=3)
-    ///     .map(|i| runner.post_task_with_result(move || i * 10).unwrap())
-    ///     .collect();
-    /// let sum = runner
-    ///     .post_future(async move {
-    ///         let mut sum = 0;
-    ///         for p in parts {
-    ///             sum += p.await.unwrap();
-    ///         }
-    ///         sum
-    ///     })
-    ///     .unwrap();
-    /// assert_eq!(sum.join().unwrap(), 60);
-    /// ```
-    #[track_caller]
-    pub fn post_future<F>(&self, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_future(self, fut)
-    }
-}
-
 impl SingleThreadTaskRunner {
-    /// Runs `fut` on this runner's dedicated thread, polled as tasks of its sequence. As
-    /// [`SequencedTaskRunner::post_future`]; for a future that is not `Send`, see
-    /// [`post_local_future`](Self::post_local_future).
-    ///
-    /// ```
-    /// use taskrunner::{ThreadPool, TaskTraits};
-    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
-    /// let st2 = st.clone();
-    /// let h = st.post_future(async move { st2.belongs_to_current_thread() }).unwrap();
-    /// assert!(h.join().unwrap());
-    /// ```
-    #[track_caller]
-    pub fn post_future<F>(&self, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_future(self, fut)
-    }
-
     /// Runs a future that need not be `Send` (it may hold an `Rc` or a `RefCell` across an
     /// await) on this runner's dedicated thread. `make` is sent to the thread and called there
     /// at the first poll; the future is then only ever polled and dropped on that thread (it
     /// lives in the thread's own storage; the waker, which any thread may use, carries only an
     /// id). Only the output must be `Send`.
     ///
-    /// Semantics as [`SequencedTaskRunner::post_future`], except where the future is dropped
+    /// Semantics as [`PostTask::post_future`], except where the future is dropped
     /// when that cannot happen on the thread (a wake-up refused after shutdown, a cancel whose
     /// task is refused): the handle resolves at once and the future is dropped when the thread
     /// exits. A refused first post hands `make` back.
     ///
     /// ```
     /// use std::{cell::RefCell, rc::Rc};
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
     /// let first = st.post_task_with_result(|| 1).unwrap();
@@ -808,10 +675,10 @@ impl SingleThreadTaskRunner {
 
 impl ThreadPool {
     /// Runs `fut` on the pool with `traits`: each poll is a one-off task with those traits and
-    /// two polls never run at once. As [`TaskRunner::post_future`].
+    /// two polls never run at once. As [`PostTask::post_future`].
     ///
     /// ```
-    /// use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskPriority};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let h = pool
     ///     .post_future(TaskTraits::new().priority(TaskPriority::BestEffort), async { 6 * 7 })

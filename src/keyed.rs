@@ -109,7 +109,7 @@ use crate::ThreadPool;
 ///
 /// ```
 /// use std::sync::mpsc;
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 ///
 /// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
 /// let per_user = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
@@ -166,7 +166,7 @@ impl ThreadPool {
     /// A runner that gives each key its own sequence on demand; see [`KeyedTaskRunner`].
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let by_account = pool.create_keyed_task_runner::<String>(TaskTraits::default());
     /// let h = by_account.post_task_with_result("alice".to_owned(), || 40 + 2).unwrap();
@@ -184,6 +184,7 @@ impl ThreadPool {
 /// A keyed runner on the global pool. See [`ThreadPool::create_keyed_task_runner`].
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let by_user = taskrunner::create_keyed_task_runner::<u64>(Default::default());
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// for i in 0..3 {
@@ -221,7 +222,7 @@ where
     /// [`SequencedTaskRunner::post_task`]: crate::SequencedTaskRunner::post_task
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<&'static str>(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -242,7 +243,7 @@ where
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
     /// keyed.post_delayed_task(1, Duration::from_secs(3600), || ()).unwrap();
@@ -262,7 +263,7 @@ where
     /// the handle before the task starts drops the closure at once and releases the key.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
     /// let h = keyed.post_task_with_result(9, || "done").unwrap();
@@ -281,7 +282,7 @@ where
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
     /// let h = keyed.post_delayed_task_with_result(3, Duration::from_secs(3600), || ()).unwrap();
@@ -306,7 +307,7 @@ where
     /// `true` if called from a task of `key`'s sequence.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
     /// assert!(!keyed.runs_tasks_in_current_sequence(&1));
@@ -350,7 +351,7 @@ where
     /// poisoned. Closures still held by the old sequence are dropped unrun.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits, PanicPolicy, PostRefusal};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits, PanicPolicy, PostRefusal};
     /// let pool = ThreadPool::builder().max_workers(1).panic_handler(|_| {}).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::new().panic_policy(PanicPolicy::Poison));
     /// let (gate, wait) = std::sync::mpsc::channel::<()>();
@@ -370,13 +371,15 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.map.unpin(key)
+        // A key whose sequence is poisoned counts as poisoned even if the panicking task has
+        // not finished yet (it pins the key at its end): its handle may already have resolved.
+        self.inner.map.unpin(key, |seq| seq.is_poisoned())
     }
 
     /// A view of `key` as a runner of its own: a [`KeyRunner`] that posts to the key's
     /// sequence exactly as [`post_task(key, ..)`](Self::post_task) does, and implements
     /// [`PostTask`], so everything generic over `PostTask` works per key: [`retry`],
-    /// [`repeat`](crate::time::repeat), [`spawn_future`](crate::spawn_future),
+    /// [`repeat`](crate::time::repeat), [`post_future`](PostTask::post_future),
     /// [`invoke_all`](crate::fork_join::invoke_all), [`TaskGroup`](crate::fork_join::TaskGroup), an
     /// [`Executor`](crate::executor::Executor) built on it, [`TaskHandle::then`]. Posts through the view
     /// and through this runner share one FIFO per key.
@@ -477,7 +480,7 @@ impl<K> KeyedTaskRunner<K> {
     /// is done. A snapshot.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
     /// let handles: Vec<_> = (0..100).map(|k| keyed.post_task_with_result(k, move || k).unwrap()).collect();
@@ -495,7 +498,7 @@ impl<K> KeyedTaskRunner<K> {
 /// runner, exactly as [`KeyedTaskRunner::post_task`] with the key does, so posts through the
 /// view and through the keyed runner form one FIFO per key, one task at a time. It implements
 /// [`PostTask`], so the crate's orchestration ([`retry`](crate::retry::retry),
-/// [`repeat`](crate::time::repeat), [`spawn_future`](crate::spawn_future),
+/// [`repeat`](crate::time::repeat), [`post_future`](PostTask::post_future),
 /// [`invoke_all`](crate::fork_join::invoke_all), [`TaskGroup`](crate::fork_join::TaskGroup),
 /// [`Executor`](crate::executor::Executor), [`TaskHandle::then`], [`Deferred::run_on`](crate::Deferred::run_on), ...)
 /// works per key.
@@ -507,6 +510,9 @@ impl<K> KeyedTaskRunner<K> {
 /// * The view does not keep its key live: an idle key is retired as usual, and the next post
 ///   through the view (or the keyed runner) starts a fresh sequence for it, after everything
 ///   of the old one has finished.
+/// * A future posted with [`post_future`](PostTask::post_future) is polled as tasks of the
+///   key; one waiting for a wake-up does not keep the key live either, so its next poll may
+///   run on a fresh sequence of the key, still after every earlier task of the key.
 /// * A wait that could never end (from a task of the key, for work queued to the key behind
 ///   it) panics with advice, as for a [`SequencedTaskRunner`](crate::SequencedTaskRunner).
 ///
@@ -581,7 +587,7 @@ where
     /// The keyed runner this view belongs to.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
     /// let view = keyed.runner(1);
@@ -592,128 +598,11 @@ where
         &self.keyed
     }
 
-    /// Posts `f` to the end of the key's sequence: [`KeyedTaskRunner::post_task`] with this
-    /// view's key.
-    ///
-    /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
-    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
-    /// let (tx, rx) = std::sync::mpsc::channel();
-    /// keyed.runner(3).post_task(move || tx.send("ran").unwrap()).unwrap();
-    /// assert_eq!(rx.recv().unwrap(), "ran");
-    /// ```
-    #[track_caller]
-    pub fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.keyed
-            .post_at(self.key.clone(), Duration::ZERO, f, Location::caller())
-    }
-
-    /// Posts `f` to be appended to the key's sequence no sooner than `delay` from now:
-    /// [`KeyedTaskRunner::post_delayed_task`] with this view's key (the key stays live while
-    /// the task waits).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
-    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
-    /// keyed.runner(1).post_delayed_task(Duration::from_secs(3600), || ()).unwrap();
-    /// assert!(keyed.is_live(&1));
-    /// pool.shutdown(); // drops the pending task, and releases the key
-    /// assert!(!keyed.is_live(&1));
-    /// ```
-    #[track_caller]
-    pub fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.keyed
-            .post_at(self.key.clone(), delay, f, Location::caller())
-    }
-
-    /// Posts `f` to the key's sequence and returns a [`TaskHandle`] to its result:
-    /// [`KeyedTaskRunner::post_task_with_result`] with this view's key.
-    ///
-    /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
-    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
-    /// let h = keyed.runner(9).post_task_with_result(|| 40 + 2).unwrap();
-    /// assert_eq!(h.join().unwrap(), 42);
-    /// ```
-    #[track_caller]
-    pub fn post_task_with_result<F, T>(&self, f: F) -> Result<TaskHandle<T>, PostError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.keyed
-            .post_with_result_at(self.key.clone(), Duration::ZERO, f, Location::caller())
-    }
-
-    /// Posts a delayed task to the key's sequence and returns a [`TaskHandle`] to its result:
-    /// [`KeyedTaskRunner::post_delayed_task_with_result`] with this view's key.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
-    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let keyed = pool.create_keyed_task_runner::<u64>(TaskTraits::default());
-    /// let view = keyed.runner(3);
-    /// let h = view.post_delayed_task_with_result(Duration::from_secs(3600), || ()).unwrap();
-    /// assert!(keyed.is_live(&3));
-    /// assert!(h.cancel()); // drops the closure now, and retires the key with it
-    /// assert!(!keyed.is_live(&3));
-    /// ```
-    #[track_caller]
-    pub fn post_delayed_task_with_result<F, T>(
-        &self,
-        delay: Duration,
-        f: F,
-    ) -> Result<TaskHandle<T>, PostError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.keyed
-            .post_with_result_at(self.key.clone(), delay, f, Location::caller())
-    }
-
-    /// Runs `fut` on the key's sequence, each poll a task of the key (posted through the keyed
-    /// runner, so a future waiting for a wake-up does not keep the key live: the next poll
-    /// may run on a fresh sequence of the key, still after every earlier task of the key).
-    /// Otherwise as [`SequencedTaskRunner::post_future`](crate::SequencedTaskRunner::post_future).
-    ///
-    /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
-    /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
-    /// let view = keyed.runner(5);
-    /// let first = view.post_task_with_result(|| 20).unwrap();
-    /// let probe = view.clone();
-    /// let h = view
-    ///     .post_future(async move { (first.await.unwrap() + 1, probe.runs_tasks_in_current_sequence()) })
-    ///     .unwrap();
-    /// assert_eq!(h.join().unwrap(), (21, true));
-    /// ```
-    #[track_caller]
-    pub fn post_future<Fut>(&self, fut: Fut) -> Result<TaskHandle<Fut::Output>, PostError<Fut>>
-    where
-        Fut: std::future::Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        crate::future_task::spawn_future(self, fut)
-    }
-
     /// `true` if called from a task of this key's sequence
     /// ([`KeyedTaskRunner::runs_tasks_in_current_sequence`] with this view's key).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
     /// let (one, two) = (keyed.runner(1), keyed.runner(2));
@@ -740,7 +629,7 @@ where
     where
         F: FnOnce() + Send + 'static,
     {
-        KeyRunner::post_task(self, f)
+        self.post_task_at(f, Location::caller())
     }
 
     #[track_caller]
@@ -748,7 +637,7 @@ where
     where
         F: FnOnce() + Send + 'static,
     {
-        KeyRunner::post_delayed_task(self, delay, f)
+        self.post_delayed_task_at(delay, f, Location::caller())
     }
 
     fn now(&self) -> Instant {
@@ -783,6 +672,19 @@ where
         self.keyed.post_at(self.key.clone(), delay, f, posted_from)
     }
 
+    fn post_with_result_at<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.keyed
+            .post_with_result_at(self.key.clone(), delay, f, posted_from)
+    }
     /// The token of the key's sequence while the key is live. A task of the key holds the
     /// key live, so asked from one (when a wait is checked), this is that task's sequence;
     /// asked while the key is idle, there is no sequence yet (`None`).
@@ -1037,7 +939,7 @@ impl<K: Hash + Eq, V> KeyMap<K, V> {
     }
 
     /// `Pinned → Absent`. Returns `false` if the key is not pinned.
-    fn unpin<Q>(&self, key: &Q) -> bool
+    fn unpin<Q>(&self, key: &Q, poisoned: impl Fn(&V) -> bool) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -1045,7 +947,9 @@ impl<K: Hash + Eq, V> KeyMap<K, V> {
         let removed = {
             let mut map = self.shard(key).lock();
             match map.get(key) {
-                Some(e) if e.pinned.load(Ordering::Relaxed) => map.remove_entry(key),
+                Some(e) if e.pinned.load(Ordering::Relaxed) || poisoned(&e.value) => {
+                    map.remove_entry(key)
+                }
                 _ => None,
             }
         };
@@ -1123,8 +1027,8 @@ mod tests {
         t.running = true; // as if its closure panicked
         drop(t);
         assert_eq!(map.len(), 1, "pinned");
-        assert!(map.unpin(&1));
-        assert!(!map.unpin(&1));
+        assert!(map.unpin(&1, |_| false));
+        assert!(!map.unpin(&1, |_| false));
         assert_eq!(map.len(), 0);
 
         let mut t = KeyMap::acquire(&map, 2, || ());

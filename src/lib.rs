@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+//! use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskPriority};
 //!
 //! let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 //! let ui = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserBlocking));
@@ -53,7 +53,9 @@
 //! ([`TaskRunner`], [`SequencedTaskRunner`], [`SingleThreadTaskRunner`],
 //! [`UpdateableSequencedTaskRunner`], [`KeyedTaskRunner`], all [`PostTask`]), sequence-bound
 //! state ([`SequenceBound`], [`SequenceLocal`], [`SequenceChecker`]), handles ([`TaskHandle`],
-//! [`Deferred`]), errors and the free functions. What is built on it lives in modules:
+//! [`Deferred`]), errors and the free functions. Every posting method (`post_task`, delayed,
+//! with a result, with a reply, `post_future`) comes from [`PostTask`], so bring it into scope
+//! with `use taskrunner::PostTask`. What is built on the core lives in modules:
 //!
 //! | module | what |
 //! |---|---|
@@ -134,7 +136,6 @@ pub use blocking::blocking;
 pub use bound::{AsyncCall, SequenceBound};
 pub use checker::SequenceChecker;
 pub use error::{BuildError, PostError, PostRefusal};
-pub use future_task::spawn_future;
 pub use handle::{AbortHandle, Deferred, TaskError, TaskHandle, TaskState};
 pub use keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
 pub use local::SequenceLocal;
@@ -175,7 +176,7 @@ pub mod time {
 ///
 /// ```
 /// use taskrunner::sync::WaitGroup;
-/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::{PostTask, TaskTraits, ThreadPool};
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let runner = pool.create_task_runner(TaskTraits::default());
@@ -200,6 +201,7 @@ pub mod sync {
 /// global one (feature `test-util`).
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// use std::time::Duration;
 /// use taskrunner::testing::TestEnvironment;
 ///
@@ -284,9 +286,126 @@ where
     )
 }
 
+/// Posts a delayed one-off task to the global pool and returns a handle to its result. See
+/// [`PostTask::post_delayed_task_with_result`].
+///
+/// ```
+/// use std::time::Duration;
+/// let h = taskrunner::post_delayed_task_with_result(Default::default(), Duration::from_millis(2), || "later").unwrap();
+/// assert_eq!(h.join().unwrap(), "later");
+/// ```
+#[track_caller]
+pub fn post_delayed_task_with_result<F, T>(
+    traits: TaskTraits,
+    delay: Duration,
+    f: F,
+) -> Result<TaskHandle<T>, PostError<F>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Inner::post_with_result(
+        pool::global::current().pool_ref().inner(),
+        PostDest::Parallel(traits),
+        delay,
+        f,
+        Location::caller(),
+    )
+}
+
+/// Runs `task` on the global pool, then `reply` on the sequence that called this. See
+/// [`PostTask::post_task_and_reply`].
+///
+/// ```
+/// use taskrunner::PostTask;
+/// let origin = taskrunner::create_sequenced_task_runner(Default::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let o2 = origin.clone();
+/// origin.post_task(move || {
+///     taskrunner::post_task_and_reply(Default::default(), || (), move || {
+///         tx.send(o2.runs_tasks_in_current_sequence()).unwrap()
+///     })
+///     .unwrap();
+/// }).unwrap();
+/// assert!(rx.recv().unwrap()); // the reply ran on the origin sequence
+/// ```
+#[track_caller]
+pub fn post_task_and_reply<F, R>(
+    traits: TaskTraits,
+    task: F,
+    reply: R,
+) -> Result<(), PostError<(F, R)>>
+where
+    F: FnOnce() + Send + 'static,
+    R: FnOnce() + Send + 'static,
+{
+    Inner::post_and_reply(
+        pool::global::current().pool_ref().inner(),
+        PostDest::Parallel(traits),
+        task,
+        |t| t,
+        handle::ReplyFn(reply),
+        Location::caller(),
+    )
+    .map_err(|e| e.map(|(t, r)| (t, r.0)))
+}
+
+/// Runs `task` on the global pool, then `reply(value)` on the sequence that called this. See
+/// [`PostTask::post_task_and_reply_with_result`].
+///
+/// ```
+/// use taskrunner::PostTask;
+/// let origin = taskrunner::create_sequenced_task_runner(Default::default());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// origin.post_task(move || {
+///     taskrunner::post_task_and_reply_with_result(Default::default(), || 6 * 7, move |v: i32| {
+///         tx.send(v).unwrap()
+///     })
+///     .unwrap();
+/// }).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+#[track_caller]
+pub fn post_task_and_reply_with_result<F, T, R>(
+    traits: TaskTraits,
+    task: F,
+    reply: R,
+) -> Result<(), PostError<(F, R)>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    R: FnOnce(T) + Send + 'static,
+{
+    Inner::post_and_reply(
+        pool::global::current().pool_ref().inner(),
+        PostDest::Parallel(traits),
+        task,
+        |t| t,
+        reply,
+        Location::caller(),
+    )
+}
+
+/// Polls `fut` as one-off tasks with `traits` on the global pool. See
+/// [`PostTask::post_future`].
+///
+/// ```
+/// let h = taskrunner::post_future(Default::default(), async { 20 + 1 }).unwrap();
+/// assert_eq!(h.join().unwrap(), 21);
+/// ```
+#[track_caller]
+pub fn post_future<F>(traits: TaskTraits, fut: F) -> Result<TaskHandle<F::Output>, PostError<F>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    pool::global::current().post_future(traits, fut)
+}
+
 /// A parallel runner on the global pool. See [`ThreadPool::create_task_runner`].
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let r = taskrunner::create_task_runner(Default::default());
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// r.post_task(move || tx.send(1).unwrap()).unwrap();
@@ -299,6 +418,7 @@ pub fn create_task_runner(traits: TaskTraits) -> TaskRunner {
 /// A sequenced runner on the global pool. See [`ThreadPool::create_sequenced_task_runner`].
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let seq = taskrunner::create_sequenced_task_runner(Default::default());
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// for i in 0..3 { let tx = tx.clone(); seq.post_task(move || tx.send(i).unwrap()).unwrap(); }
@@ -312,6 +432,7 @@ pub fn create_sequenced_task_runner(traits: TaskTraits) -> SequencedTaskRunner {
 /// [`ThreadPool::create_single_thread_task_runner`].
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let st = taskrunner::create_single_thread_task_runner(Default::default());
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// st.post_task(move || tx.send(()).unwrap()).unwrap();

@@ -15,7 +15,7 @@ use crate::current;
 /// with a message saying so. Usually a `static`:
 ///
 /// ```
-/// use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
 /// static VISITS: SequenceLocal<u32> = SequenceLocal::new();
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
@@ -74,7 +74,7 @@ impl<T: Send + 'static> SequenceLocal<T> {
     /// Sets this sequence's value, returning the previous one.
     ///
     /// ```
-    /// # use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
     /// static SLOT: SequenceLocal<&str> = SequenceLocal::new();
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -91,7 +91,7 @@ impl<T: Send + 'static> SequenceLocal<T> {
     /// Takes this sequence's value out, leaving the slot empty.
     ///
     /// ```
-    /// # use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
     /// static SLOT: SequenceLocal<u8> = SequenceLocal::new();
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -111,7 +111,7 @@ impl<T: Send + 'static> SequenceLocal<T> {
     /// when `f` returns. If `f` panics, the value is dropped.
     ///
     /// ```
-    /// # use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
     /// static SLOT: SequenceLocal<Vec<u8>> = SequenceLocal::new();
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -155,7 +155,7 @@ impl<T: Send + 'static> SequenceLocal<T> {
     /// `true` if this sequence has a value.
     ///
     /// ```
-    /// # use taskrunner::{SequenceLocal, ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
     /// static SLOT: SequenceLocal<()> = SequenceLocal::new();
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());

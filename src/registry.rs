@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use taskrunner::registry::HandleRegistry;
-//! use taskrunner::{TaskTraits, ThreadPool};
+//! use taskrunner::{PostTask, TaskTraits, ThreadPool};
 //!
 //! let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 //! let reg = HandleRegistry::new(100);
@@ -478,7 +478,7 @@ impl HandleRegistryBuilder {
 ///   [`TaskState`].
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// use taskrunner::registry::{HandleRegistry, RegistryError};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let reg = HandleRegistry::new(1000);
@@ -609,7 +609,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
@@ -671,7 +671,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
@@ -720,7 +720,7 @@ impl<T: Send + 'static> HandleRegistry<T> {
     /// ```
     /// # use std::time::Duration;
     /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
@@ -966,7 +966,7 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::{HandleRegistry, RegistryError};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);
@@ -1000,7 +1000,7 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     /// time.
     ///
     /// ```
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::HandleRegistry;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let reg = HandleRegistry::new(8);
@@ -1020,7 +1020,7 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::registry::{HandleRegistry, RegistryError};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let reg = HandleRegistry::new(8);

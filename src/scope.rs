@@ -343,7 +343,7 @@ impl<T> Drop for SlotWriter<T> {
 ///   `.await` a handle in a future.
 ///
 /// ```
-/// use taskrunner::ThreadPool;
+/// use taskrunner::{PostTask, ThreadPool};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let mut data = vec![1, 2, 3, 4];
 /// let total = std::sync::atomic::AtomicI32::new(0);
@@ -372,6 +372,7 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// is then resumed by the scope.
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
 /// let words = ["a", "bb", "ccc"];
 /// let total = pool.scope(|s| {
@@ -394,6 +395,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// else). `f` may borrow anything that outlives the scope. See [`Scope`] for the rules.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
     /// let mut hits = 0;
     /// pool.scope(|s| {
@@ -443,6 +445,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Posts `f` to the scope's pool and returns a handle to join its result inside the scope.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
     /// let text = String::from("borrowed");
     /// let n = pool.scope(|s| s.post_task_with_result(|| text.len()).unwrap().join().unwrap());
@@ -571,6 +574,7 @@ impl<T> ScopedHandle<'_, T> {
     /// worker while this waits.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.scope(|s| {
     ///     let h = s.post_task_with_result(|| -> u8 { panic!("bad") }).unwrap();
@@ -600,6 +604,7 @@ impl<T> ScopedHandle<'_, T> {
     /// `true` once the task has ended (ran, panicked, or was dropped unrun). Never blocks.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.scope(|s| {
     ///     let h = s.post_task_with_result(|| 1).unwrap();
@@ -701,6 +706,7 @@ impl ThreadPool {
     /// If `f` or a task panicked, the panic is resumed after that (see [`Scope`]).
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let pool = taskrunner::ThreadPool::builder().max_workers(2).build().unwrap();
     /// let mut chunks = [[1u32; 4]; 3];
     /// pool.scope(|s| {
@@ -721,6 +727,7 @@ impl ThreadPool {
 /// [`ThreadPool::scope`] on the global pool (the pool the crate's free functions use).
 ///
 /// ```
+/// # use taskrunner::PostTask;
 /// let mut v = vec![0; 8];
 /// taskrunner::fork_join::scope(|s| {
 ///     for (i, x) in v.iter_mut().enumerate() {

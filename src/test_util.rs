@@ -46,7 +46,7 @@ use crate::worker::WorkerShared;
 /// ```
 /// use std::time::Duration;
 /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
-/// use taskrunner::TaskTraits;
+/// use taskrunner::{PostTask, TaskTraits};
 /// use taskrunner::testing::TestEnvironment;
 ///
 /// let env = TestEnvironment::new();
@@ -129,7 +129,7 @@ impl TestEnvironmentBuilder {
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
-    /// use taskrunner::TaskTraits;
+    /// use taskrunner::{PostTask, TaskTraits};
     /// use taskrunner::testing::TestEnvironment;
     /// let run = |seed| {
     ///     let env = TestEnvironment::builder().seed(seed).build();
@@ -225,6 +225,7 @@ impl TestEnvironment {
     /// The pool to post to (create runners from it).
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// let r = env.pool().create_task_runner(Default::default());
     /// let h = r.post_task_with_result(|| 1).unwrap();
@@ -278,6 +279,7 @@ impl TestEnvironment {
     /// moves it as far as it can go, never panicking (see [`ManualClock::advance`]).
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::time::Duration;
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(1), || 5).unwrap();
@@ -298,6 +300,7 @@ impl TestEnvironment {
     /// does not move.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// let seq = env.pool().create_sequenced_task_runner(Default::default());
@@ -355,7 +358,7 @@ impl TestEnvironment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::TaskTraits;
+    /// use taskrunner::{PostTask, TaskTraits};
     /// use taskrunner::testing::TestEnvironment;
     /// // Code under test that uses the global pool:
     /// fn schedule_cleanup() -> taskrunner::TaskHandle<&'static str> {
@@ -455,6 +458,7 @@ impl TestEnvironment {
     /// [`fast_forward_until_no_tasks_remain`](Self::fast_forward_until_no_tasks_remain).
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::time::Duration;
     /// use std::sync::{Arc, Mutex};
     /// let env = taskrunner::testing::TestEnvironment::new();
@@ -507,6 +511,7 @@ impl TestEnvironment {
     /// as remaining.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::time::Duration;
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// let h = env.pool().post_delayed_task_with_result(Default::default(), Duration::from_secs(86_400), || "tomorrow").unwrap();
@@ -569,6 +574,7 @@ impl TestEnvironment {
     /// by a duration too large to represent).
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::time::Duration;
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// assert_eq!(env.next_pending_delay(), None);
@@ -588,6 +594,7 @@ impl TestEnvironment {
     /// [`run_until_idle`](Self::run_until_idle), when it is the number of delayed tasks.
     ///
     /// ```
+    /// # use taskrunner::PostTask;
     /// use std::time::Duration;
     /// let env = taskrunner::testing::TestEnvironment::new();
     /// env.pool().post_delayed_task(Default::default(), Duration::from_secs(1), || ()).unwrap();

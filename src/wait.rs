@@ -167,7 +167,7 @@ pub struct AsCompleted<T> {
 /// worker meanwhile).
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// use taskrunner::fork_join::as_completed;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
@@ -203,7 +203,7 @@ impl<T: Send + 'static> AsCompleted<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// use taskrunner::fork_join::as_completed;
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let never = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), || 0).unwrap();
@@ -361,7 +361,7 @@ impl<T> fmt::Debug for Waited<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// use taskrunner::fork_join::{wait, WaitStrategy};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);

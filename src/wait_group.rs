@@ -120,7 +120,7 @@ struct WgInner {
 ///   [`blocking`](crate::blocking)), so waiting for tasks of the same pool cannot deadlock it.
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// use taskrunner::sync::WaitGroup;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let wg = WaitGroup::new();

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use support::{wait_until, TIMEOUT};
 use taskrunner::sync::{AsyncMutex, AsyncMutexGuard};
+use taskrunner::PostTask;
 use taskrunner::{TaskError, TaskHandle, TaskTraits, ThreadPool};
 
 /// A waker that records that it was woken.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use support::{must_return, wait_until, Blocker, TIMEOUT};
 use taskrunner::batch::{BatchError, Batcher};
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 fn pool(workers: usize) -> ThreadPool {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded};
 use support::{must_return, Blocker, DropCounter, Latch, Recorder, TIMEOUT};
 use taskrunner::cancel::Interrupted;
+use taskrunner::PostTask;
 use taskrunner::{
     Deferred, PostRefusal, SequencedTaskRunner, TaskError, TaskHandle, TaskState, TaskTraits,
     ThreadPool,

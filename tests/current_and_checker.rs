@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{Recorder, TIMEOUT};
+use taskrunner::PostTask;
 use taskrunner::{SequenceChecker, SequencedTaskRunner, ShutdownBehavior, TaskTraits, ThreadPool};
 
 fn pool() -> ThreadPool {

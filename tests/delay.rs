@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::{Blocker, DropCounter, ManualClock, Recorder};
 use taskrunner::time::Clock;
+use taskrunner::PostTask;
 use taskrunner::{TaskTraits, ThreadPool};
 
 fn ms(n: u64) -> Duration {

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use taskrunner::PostTask;
 use taskrunner::{
     SequencedTaskRunner, ShutdownBehavior, TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool,
 };

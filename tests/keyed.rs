@@ -18,8 +18,8 @@ use taskrunner::fork_join::{invoke_all, TaskGroup};
 use taskrunner::retry::{retry, RetryPolicy};
 use taskrunner::time::{repeat, RepeatMode};
 use taskrunner::{
-    spawn_future, Deferred, KeyRunner, KeyedTaskRunner, PanicPolicy, PostRefusal, PostTask,
-    SequencedTaskRunner, ShutdownBehavior, TaskTraits, ThreadPool,
+    Deferred, KeyRunner, KeyedTaskRunner, PanicPolicy, PostRefusal, PostTask, SequencedTaskRunner,
+    ShutdownBehavior, TaskTraits, ThreadPool,
 };
 
 /// Generous: only turns a hang into a failure.
@@ -996,7 +996,7 @@ fn tasks_posted_through_the_view_on_a_callers_behalf_record_the_callers_line() {
     });
 }
 
-/// A future run through the view (`spawn_future`, `post_future`) is polled on the key's
+/// A future run through the view (`post_future`) is polled on the key's
 /// sequence, before and after it awaits, and its polls are ordered with the key's other tasks.
 #[test]
 fn a_future_on_the_view_is_polled_on_the_keys_sequence() {
@@ -1013,13 +1013,14 @@ fn a_future_on_the_view_is_polled_on_the_keys_sequence() {
         })
         .unwrap();
     let probe = keyed.clone();
-    let h = spawn_future(&view, async move {
-        let before = probe.runs_tasks_in_current_sequence(&4);
-        let v = elsewhere.await.unwrap();
-        let after = probe.runs_tasks_in_current_sequence(&4);
-        (before, v, after)
-    })
-    .unwrap();
+    let h = view
+        .post_future(async move {
+            let before = probe.runs_tasks_in_current_sequence(&4);
+            let v = elsewhere.await.unwrap();
+            let after = probe.runs_tasks_in_current_sequence(&4);
+            (before, v, after)
+        })
+        .unwrap();
     gate_tx.send(()).unwrap();
     assert_eq!(h.join().unwrap(), (true, 10, true));
 
@@ -1078,7 +1079,7 @@ fn the_view_refuses_after_shutdown_and_hands_the_closure_back() {
     assert_eq!(err.into_inner()(), 7);
     let err = view.post_future(async { 8 }).unwrap_err();
     assert!(err.is_shutdown());
-    let err = spawn_future(&view, async { 9 }).unwrap_err();
+    let err = view.post_future(async { 9 }).unwrap_err();
     assert!(err.is_shutdown());
     // retry resolves at once with "not run" (its first attempt was refused).
     let h = retry(&view, RetryPolicy::attempts(3), || Ok::<_, &str>(()));

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use support::{wait_until, Blocker, Latch};
+use taskrunner::PostTask;
 use taskrunner::{TaskTraits, ThreadPool};
 
 struct Counting;

@@ -15,6 +15,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use support::{must_return, Blocker, Latch};
+use taskrunner::PostTask;
 use taskrunner::{
     PostRefusal, SequenceBound, ShutdownBehavior, TaskError, TaskHandle, TaskPriority, TaskTraits,
     ThreadPool, ThreadPoolBuilder,

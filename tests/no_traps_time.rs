@@ -18,6 +18,7 @@ use std::time::Duration;
 use taskrunner::batch::{BatchError, Batcher};
 use taskrunner::cancel::{CancellationToken, Interrupted};
 use taskrunner::time::{OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer};
+use taskrunner::PostTask;
 use taskrunner::{
     KeyedTaskRunner, PanicPolicy, PostRefusal, SequencedTaskRunner, TaskError, TaskHandle,
     TaskPanic, TaskTraits, ThreadPool,
@@ -373,8 +374,9 @@ mod with_tokio {
             })
             .unwrap();
         assert_eq!(h.join_or_hang().unwrap(), 7);
-        let spawned =
-            taskrunner::spawn_future(&pool.create_task_runner(TaskTraits::default()), async {
+        let spawned = pool
+            .create_task_runner(TaskTraits::default())
+            .post_future(async {
                 tokio::time::timeout(Duration::from_secs(30), async { 8 })
                     .await
                     .unwrap()

@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::{Counter, DropCounter, Recorder};
+use taskrunner::PostTask;
 use taskrunner::{ShutdownBehavior, TaskPanic, TaskTraits, ThreadPool};
 
 /// What the panic handler saw: (message, file, line).

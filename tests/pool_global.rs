@@ -9,6 +9,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use support::{Recorder, TIMEOUT};
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskPriority, TaskTraits, ThreadPool};
 
 fn install() {

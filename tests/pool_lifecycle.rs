@@ -14,6 +14,7 @@ use support::{
     process_cpu_time, process_thread_count, threads_named, wait_until, Counter, DropCounter,
     Recorder,
 };
+use taskrunner::PostTask;
 use taskrunner::{
     PostError, SequenceChecker, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
     TaskTraits, ThreadPool,

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
+use taskrunner::PostTask;
 use taskrunner::{
     PostRefusal, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner, TaskTraits, ThreadPool,
 };

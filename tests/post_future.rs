@@ -1,4 +1,4 @@
-//! Async tasks on runners (`post_future`, `post_local_future`, `spawn_future`): polls are tasks
+//! Async tasks on runners (`post_future`, `post_local_future`): polls are tasks
 //! of the sequence (FIFO with plain tasks, never overlapping, across many workers), wake-ups
 //! are batched, `!Send` futures stay on their dedicated thread, cancellation drops the future on
 //! its sequence, panics in `poll` are isolated and reported, shutdown resolves every handle, and
@@ -19,9 +19,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use support::{wait_until, Blocker, TIMEOUT};
+use taskrunner::PostTask;
 use taskrunner::{
-    spawn_future, PanicPolicy, PostRefusal, SequenceLocal, SequencedTaskRunner, TaskError,
-    TaskHandle, TaskPriority, TaskState, TaskTraits, ThreadPool,
+    PanicPolicy, PostRefusal, SequenceLocal, SequencedTaskRunner, TaskError, TaskHandle,
+    TaskPriority, TaskState, TaskTraits, ThreadPool,
 };
 
 fn pool(workers: usize) -> ThreadPool {
@@ -800,7 +801,7 @@ fn futures_await_other_handles_and_are_joined_and_awaited_elsewhere() {
     assert_eq!(joiner.join().unwrap(), 90);
 
     // The generic form, on the pool itself.
-    let h = spawn_future(&pool, async { "pooled" }).unwrap();
+    let h = PostTask::post_future(&pool, async { "pooled" }).unwrap();
     assert_eq!(join(h).unwrap(), "pooled");
     let h = pool
         .post_future(TaskTraits::default(), async { 1 })

@@ -5,6 +5,7 @@
 mod support;
 
 use support::{Blocker, Counter, Latch, Recorder};
+use taskrunner::PostTask;
 use taskrunner::{TaskPriority, TaskTraits, ThreadPool};
 
 use TaskPriority::{BestEffort, UserBlocking, UserVisible};

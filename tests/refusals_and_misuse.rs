@@ -7,6 +7,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use support::{wait_until, Blocker, DropCounter, Recorder};
+use taskrunner::PostTask;
 use taskrunner::{PostError, PostRefusal, ShutdownBehavior, TaskTraits, ThreadPool};
 
 #[test]

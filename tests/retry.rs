@@ -20,6 +20,7 @@ use crossbeam_channel::unbounded;
 use support::{must_return, wait_until, Blocker, Counter, TIMEOUT};
 use taskrunner::cancel::{Interrupted, TaskContext};
 use taskrunner::retry::{retry, RetryPolicy};
+use taskrunner::PostTask;
 use taskrunner::{TaskError, TaskHandle, TaskState, TaskTraits, ThreadPool};
 
 fn pool(workers: usize) -> ThreadPool {

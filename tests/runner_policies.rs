@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskrunner::PostTask;
 use taskrunner::{PanicPolicy, PostRefusal, SequenceLocal, TaskPriority, TaskTraits, ThreadPool};
 
 const T: Duration = Duration::from_secs(30);

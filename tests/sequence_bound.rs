@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use taskrunner::PostTask;
 use taskrunner::{PostRefusal, SequenceBound, SequencedTaskRunner, TaskTraits, ThreadPool};
 
 const HANG: Duration = Duration::from_secs(30);

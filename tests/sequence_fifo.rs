@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
 use support::{Latch, Recorder};
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskPriority, TaskTraits, ThreadPool};
 
 /// What one sequence observed while its tasks ran.

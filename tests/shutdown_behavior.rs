@@ -22,6 +22,7 @@ use support::{
     must_return, wait_until, Blocker, Counter, DropCounter, ManualClock, Recorder, ThreadExitProbe,
 };
 use taskrunner::time::Clock;
+use taskrunner::PostTask;
 use taskrunner::{PostRefusal, ShutdownBehavior, TaskTraits, ThreadPool};
 
 use ShutdownBehavior::{BlockShutdown, ContinueOnShutdown, SkipOnShutdown};

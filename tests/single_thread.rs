@@ -9,6 +9,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use support::{must_return, wait_until, Recorder, ThreadExitProbe, TIMEOUT};
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
 #[test]

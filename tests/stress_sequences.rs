@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{scaled, wait_until, DropCounter, Rng};
+use taskrunner::PostTask;
 use taskrunner::{
     PostRefusal, SequencedTaskRunner, ShutdownBehavior, TaskPriority, TaskRunner, TaskTraits,
     ThreadPool,

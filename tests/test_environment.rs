@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use taskrunner::testing::TestEnvironment;
 use taskrunner::time::{Clock, RepeatingTimer};
+use taskrunner::PostTask;
 use taskrunner::{TaskPriority, TaskTraits};
 
 #[test]

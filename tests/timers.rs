@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use taskrunner::time::{
     Clock, ClockWaker, OneShotTimer, RepeatingTaskHandle, RepeatingTimer, RetainingOneShotTimer,
 };
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskState, TaskTraits, ThreadPool};
 
 // ---- helpers ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskTraits};
 
 /// A boxed closure, as the floor and tokio's actors carry it.

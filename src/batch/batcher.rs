@@ -119,7 +119,7 @@ use super::stats::{BatchStats, Closed, Counters};
 ///   in time (`Duration::MAX`) is no limit, and never panics.
 ///
 /// ```
-/// use taskrunner::{TaskTraits, ThreadPool};
+/// use taskrunner::{PostTask, TaskTraits, ThreadPool};
 /// use taskrunner::batch::Batcher;
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let db = Batcher::builder()
@@ -511,7 +511,7 @@ where
     /// is bounded by [`BatcherBuilder::timeout`].
     ///
     /// ```
-    /// use taskrunner::ThreadPool;
+    /// use taskrunner::{PostTask, ThreadPool};
     /// use taskrunner::batch::Batcher;
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let b = Batcher::builder().pool(&pool).build(|xs: Vec<u64>| Ok::<_, String>(xs.iter().map(|x| x * x).collect()));

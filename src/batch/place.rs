@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::pool::{Inner, PostDest, ThreadPool};
+use crate::runner::PostTask;
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
 use crate::shim::Arc;
 use crate::traits::TaskTraits;

@@ -70,7 +70,7 @@ impl Eq for Kind {}
 /// back with [`into_panic`](TaskError::into_panic), to resume the panic on the joining thread.
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let h = pool.post_task_with_result(TaskTraits::default(), || -> u32 { panic!("bad input") }).unwrap();
 /// let err = h.join().unwrap_err();
@@ -233,7 +233,7 @@ impl TaskError {
     /// [`try_into_panic`](Self::try_into_panic)).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_task_with_result(TaskTraits::default(), || -> u8 { std::panic::panic_any(42_u32) }).unwrap();
     /// let payload = h.join().unwrap_err().into_panic();
@@ -285,7 +285,7 @@ impl TaskError {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
     /// assert!(h.cancel());
@@ -300,7 +300,7 @@ impl TaskError {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
     /// pool.shutdown(); // delayed tasks never run after shutdown

@@ -19,7 +19,8 @@ pub(crate) use promise::Promise;
 pub(crate) struct ReplyFn<R>(pub(crate) R);
 
 /// A reply of the post-and-reply path: a `FnOnce(T)`, or a `FnOnce()` wrapped in [`ReplyFn`].
-pub(crate) trait Reply<T>: Send + 'static {
+#[doc(hidden)]
+pub trait Reply<T>: Send + 'static {
     fn call(self, value: T);
 }
 

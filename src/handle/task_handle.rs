@@ -65,7 +65,7 @@ impl TaskState {
 ///   handle was made with [`abort_on_drop`](TaskHandle::abort_on_drop).
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskTraits, TaskState};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskState};
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let h = pool.post_task_with_result(TaskTraits::default(), || 6 * 7).unwrap();
 /// assert_eq!(h.join().unwrap(), 42);
@@ -292,7 +292,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// future (`post_future`) instead.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_task_with_result(TaskTraits::default(), || "done").unwrap();
     /// assert_eq!(h.join().unwrap(), "done");
@@ -314,7 +314,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let mut h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
     /// assert!(h.join_timeout(Duration::from_millis(5)).is_none());
@@ -459,7 +459,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits, TaskState};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskState};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || ()).unwrap();
     /// assert_eq!(h.state(), TaskState::Pending);
@@ -477,7 +477,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), || 1).unwrap();
     /// let abort = h.abort_handle();
@@ -513,7 +513,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || 1).unwrap();
     /// assert!(h.cancel());
@@ -526,7 +526,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// How long the task ran (`None` until it ends, and for cancelled tasks).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let mut h = pool.post_task_with_result(TaskTraits::default(), || std::thread::sleep(std::time::Duration::from_millis(2))).unwrap();
     /// let _ = h.join_timeout(std::time::Duration::from_secs(10));
@@ -541,7 +541,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// ```
     /// # use std::time::Duration;
     /// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// struct Flag(Arc<AtomicBool>);
     /// impl Drop for Flag { fn drop(&mut self) { self.0.store(true, Ordering::SeqCst); } }
@@ -626,7 +626,7 @@ impl<T> TaskHandle<T> {
 ///
 /// ```
 /// # use std::time::Duration;
-/// # use taskrunner::{ThreadPool, TaskTraits, TaskState};
+/// # use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskState};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(60), || ()).unwrap();
 /// let a = h.abort_handle();

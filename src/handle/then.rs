@@ -39,7 +39,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// `f` never runs.
     ///
     /// ```
-    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let h = pool.post_task_with_result(TaskTraits::default(), || -> u32 { panic!("boom") }).unwrap();

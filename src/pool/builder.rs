@@ -119,7 +119,7 @@ impl ThreadPoolBuilder {
     /// Names worker threads `{prefix}-worker-{index}` (and the delay thread `{prefix}-delay`).
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).thread_name("app").build().unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// pool.post_task(TaskTraits::default(), move || {
@@ -193,7 +193,7 @@ impl ThreadPoolBuilder {
     ///
     /// ```
     /// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-    /// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits, ShutdownBehavior};
     /// let panics = Arc::new(AtomicUsize::new(0));
     /// let p2 = panics.clone();
     /// let pool = ThreadPool::builder()
@@ -229,14 +229,14 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Futures posted to this pool (`post_future`, `spawn_future`) are polled inside this
+    /// Futures posted to this pool (`post_future`, `post_local_future`) are polled inside this
     /// tokio runtime's context, so they may use tokio's timers and I/O (`tokio::time::sleep`,
     /// `tokio::net`). The runtime must outlive the futures that use it. Needs the `tokio`
     /// feature.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
     /// let pool = ThreadPool::builder().max_workers(1).tokio_handle(rt.handle().clone()).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
@@ -298,7 +298,7 @@ impl ThreadPoolBuilder {
     /// Builds a pool instance (for a library or a test). No thread starts until work arrives.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// pool.post_task(TaskTraits::default(), move || tx.send(1).unwrap()).unwrap();

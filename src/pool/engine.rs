@@ -200,7 +200,7 @@ impl Inner {
     }
 
     /// Post-and-reply: runs `wrap(task)` at `dest`, then posts `reply(value)` to the sequence
-    /// that is current at the call. See `SequencedTaskRunner::post_task_and_reply_with_result`.
+    /// that is current at the call. See `PostTask::post_task_and_reply_with_result`.
     pub(crate) fn post_and_reply<F, G, T, R>(
         this: &Arc<Self>,
         dest: PostDest<'_>,

@@ -31,7 +31,7 @@ pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static
 ///
 /// ```
 /// # use std::sync::{Arc, Mutex};
-/// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+/// # use taskrunner::{PostTask, ThreadPool, TaskTraits, ShutdownBehavior};
 /// let seen = Arc::new(Mutex::new(None));
 /// let s2 = seen.clone();
 /// let pool = ThreadPool::builder()
@@ -77,7 +77,7 @@ impl TaskPanic {
 ///
 /// ```
 /// # use std::time::Duration;
-/// # use taskrunner::{ThreadPool, TaskTraits};
+/// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();
 /// let (started_tx, started) = std::sync::mpsc::channel();
@@ -243,7 +243,7 @@ impl fmt::Debug for PoolRef {
 ///
 /// ```
 /// use std::sync::mpsc;
-/// use taskrunner::{ThreadPool, TaskTraits, TaskPriority};
+/// use taskrunner::{PostTask, ThreadPool, TaskTraits, TaskPriority};
 ///
 /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
 /// let seq = pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserVisible));
@@ -301,7 +301,7 @@ impl ThreadPool {
     /// and does not affect the worker.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// pool.post_task(TaskTraits::default(), move || tx.send("hi").unwrap()).unwrap();
@@ -326,7 +326,7 @@ impl ThreadPool {
     ///
     /// ```
     /// # use std::time::{Duration, Instant};
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let start = Instant::now();
@@ -355,7 +355,7 @@ impl ThreadPool {
     /// Posts a one-off parallel task and returns a [`TaskHandle`] to its result.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let h = pool.post_task_with_result(TaskTraits::default(), || "hello".len()).unwrap();
     /// assert_eq!(h.join().unwrap(), 5);
@@ -383,7 +383,7 @@ impl ThreadPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_millis(5), || 1).unwrap();
     /// assert_eq!(h.join().unwrap(), 1);
@@ -411,7 +411,7 @@ impl ThreadPool {
     /// A runner whose tasks run in parallel, in no particular order.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let r = pool.create_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -425,7 +425,7 @@ impl ThreadPool {
     /// A runner whose tasks run one at a time, in posting order, on any worker.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -459,7 +459,7 @@ impl ThreadPool {
     /// the runner has no thread and refuses every post.
     ///
     /// ```
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let st = pool.create_single_thread_task_runner(TaskTraits::default());
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -522,7 +522,7 @@ impl ThreadPool {
     ///
     /// ```
     /// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-    /// # use taskrunner::{ThreadPool, TaskTraits, ShutdownBehavior};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits, ShutdownBehavior};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// let ran = Arc::new(AtomicBool::new(false));
     /// let r2 = ran.clone();
@@ -598,7 +598,7 @@ impl ThreadPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(3600), || ()).unwrap();
     /// assert_eq!(pool.pending_delayed_tasks(), 1);
@@ -625,5 +625,15 @@ impl ThreadPool {
 
     pub(crate) fn pool_ref(&self) -> &PoolRef {
         &self.r
+    }
+
+    /// The engine, for the `PostTask` implementation shared with the runners.
+    pub(crate) fn pool_inner(&self) -> &Arc<Inner> {
+        self.r.inner()
+    }
+
+    /// Where `PostTask` posts on a pool go: one-off tasks with default traits.
+    pub(crate) fn post_dest(&self) -> PostDest<'_> {
+        PostDest::Parallel(TaskTraits::default())
     }
 }

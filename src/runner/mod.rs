@@ -17,9 +17,14 @@ pub use sequenced::SequencedTaskRunner;
 pub use single_thread::SingleThreadTaskRunner;
 pub use updateable::UpdateableSequencedTaskRunner;
 
+mod generic;
+
+use std::future::Future;
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::error::PostError;
+use crate::handle::{Reply, ReplyFn, TaskHandle};
 use crate::pool::ThreadPool;
 
 /// Anything tasks can be posted to: the pool and every runner. Orchestration helpers
@@ -60,6 +65,211 @@ pub trait PostTask {
     /// How many of this runner's tasks can run at once: 1 for a sequence, the pool's
     /// `max_workers` otherwise.
     fn max_concurrency(&self) -> usize;
+
+    /// Posts a task and returns a [`TaskHandle`] to its result (join, cancel, `.await`). On the
+    /// crate's runners the closure and the result cell share one allocation. Refused like
+    /// [`post_task`](Self::post_task), with the closure handed back.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let h = seq.post_task_with_result(|| 2 + 2).unwrap();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
+    #[track_caller]
+    fn post_task_with_result<F, T>(&self, f: F) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.post_with_result_at(Duration::ZERO, f, Location::caller())
+    }
+
+    /// Posts a delayed task and returns a [`TaskHandle`] to its result. Cancelling the handle
+    /// before the deadline drops the closure at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let h = seq.post_delayed_task_with_result(Duration::from_millis(5), || "later").unwrap();
+    /// assert_eq!(h.join().unwrap(), "later");
+    /// ```
+    #[track_caller]
+    fn post_delayed_task_with_result<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.post_with_result_at(delay, f, Location::caller())
+    }
+
+    /// Runs `task` here, then runs `reply` on the sequence that called this (the current
+    /// sequence, see [`SequencedTaskRunner::current`]).
+    ///
+    /// Refused with [`PostRefusal::NoCurrentSequence`](crate::PostRefusal::NoCurrentSequence)
+    /// outside a sequenced task, and like `post_task` otherwise; both closures are handed back.
+    /// If the origin sequence refuses the reply (shutdown), the reply is dropped unrun on this
+    /// runner's side: it is `Send`, so that is sound (Chromium leaks it instead).
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let (o2, target) = (origin.clone(), seq.clone());
+    /// origin.post_task(move || {
+    ///     target.post_task_and_reply(|| (), move || tx.send(o2.runs_tasks_in_current_sequence()).unwrap()).unwrap();
+    /// }).unwrap();
+    /// assert!(rx.recv().unwrap()); // the reply ran on the origin sequence
+    /// ```
+    #[track_caller]
+    fn post_task_and_reply<F, R>(&self, task: F, reply: R) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() + Send + 'static,
+        R: FnOnce() + Send + 'static,
+    {
+        self.post_and_reply_at(task, ReplyFn(reply), Location::caller())
+            .map_err(|e| e.map(|(t, r)| (t, r.0)))
+    }
+
+    /// Runs `task` here, then runs `reply(value)` on the sequence that called this, with the
+    /// task's value moved (not shared) into the reply. Refusals as in
+    /// [`post_task_and_reply`](Self::post_task_and_reply).
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let target = seq.clone();
+    /// origin.post_task(move || {
+    ///     target.post_task_and_reply_with_result(|| vec![1, 2, 3], move |v: Vec<i32>| tx.send(v.len()).unwrap()).unwrap();
+    /// }).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 3);
+    /// ```
+    #[track_caller]
+    fn post_task_and_reply_with_result<F, T, R>(
+        &self,
+        task: F,
+        reply: R,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
+        self.post_and_reply_at(task, reply, Location::caller())
+    }
+
+    /// Runs `fut` on this runner and returns a [`TaskHandle`] to its output (join, `.await`,
+    /// cancel). The future is polled **as tasks of the runner**: each poll is one task posted
+    /// to it. On a sequence the sequence's guarantees hold for every poll (posting order, never two at
+    /// once, each sees the effects of the previous task), and between two awaits the other
+    /// tasks posted to the sequence run. State owned by the sequence can be used from the future
+    /// without a lock: the sequence is an async actor.
+    ///
+    /// * A waker re-posts the future to the back of the sequence; wakes that arrive before the
+    ///   next poll (from any number of threads) cause one poll.
+    /// * On a parallel runner polls may run on any worker, but never two at once.
+    /// * The first poll is posted, never run inside this call; refused (the future handed back
+    ///   in the [`PostError`]) like [`post_task`](Self::post_task).
+    /// * [`TaskHandle::state`](crate::TaskHandle::state) is `Pending` before the first poll, `Running` after it.
+    /// * [`TaskHandle::cancel`](crate::TaskHandle::cancel) drops the future on the sequence at the next opportunity (at
+    ///   once through a posted task if it is waiting for a wake-up) and the handle then resolves
+    ///   cancelled; `true` iff it will end cancelled. A value produced before the cancel is kept.
+    /// * A panic inside `poll` is reported like a panic of any task of the sequence, before
+    ///   the handle resolves: its [`PanicPolicy`](crate::PanicPolicy) applies (under `Poison`
+    ///   later posts are refused with
+    ///   [`PostRefusal::SequencePoisoned`](crate::PostRefusal::SequencePoisoned)) and the pool's
+    ///   panic handler sees it, with this call's location as
+    ///   [`posted_from`](crate::TaskPanic::posted_from). The future is dropped and the handle
+    ///   resolves as panicked, keeping the payload. The sequence carries on under the default
+    ///   policy.
+    /// * **tokio**: with the `tokio` feature and a pool built with
+    ///   `ThreadPoolBuilder::tokio_handle(handle)`, every poll runs inside that runtime, so `tokio::time::sleep` and tokio's I/O work. Without it,
+    ///   tokio's "no reactor running" panic resolves the handle with a message that says so.
+    /// * A wake-up after shutdown started is refused like any post: the future is dropped by the
+    ///   waking thread and the handle resolves as not run. A future waiting for a wake-up keeps
+    ///   the runner alive, as a queued task does.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, SequenceLocal, ThreadPool, TaskTraits};
+    /// static BALANCE: SequenceLocal<i64> = SequenceLocal::new();
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let account = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = tokio::sync::oneshot::channel::<i64>();
+    /// let actor = account
+    ///     .post_future(async move {
+    ///         BALANCE.set(100); // the sequence's own state: no lock
+    ///         let deposit = rx.await.unwrap(); // other tasks of the sequence run meanwhile
+    ///         BALANCE.with(|b| {
+    ///             let b = b.unwrap();
+    ///             *b += deposit;
+    ///             *b
+    ///         })
+    ///     })
+    ///     .unwrap();
+    /// // A plain task of the same sequence, between the two polls: it sees the first one's write.
+    /// let seen = account.post_task_with_result(|| BALANCE.with(|b| *b.unwrap())).unwrap();
+    /// assert_eq!(seen.join().unwrap(), 100);
+    /// tx.send(5).unwrap();
+    /// assert_eq!(actor.join().unwrap(), 105);
+    /// ```
+    #[track_caller]
+    fn post_future<Fut>(&self, fut: Fut) -> Result<TaskHandle<Fut::Output>, PostError<Fut>>
+    where
+        Self: Clone + Send + Sync + Sized + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        crate::future_task::spawn_future(self, fut)
+    }
+
+    /// [`post_delayed_task_with_result`](Self::post_delayed_task_with_result) recording
+    /// `posted_from` as the task's origin. The crate's runners override it to put closure and
+    /// result in one allocation; the default posts a [`Deferred`](crate::Deferred) through
+    /// [`post_delayed_task_at`](Self::post_delayed_task_at).
+    #[doc(hidden)]
+    fn post_with_result_at<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        generic::post_with_result(self, delay, f, posted_from)
+    }
+
+    /// The post-and-reply path behind both reply variants, recording `posted_from`. The crate's
+    /// runners override it; the default posts through
+    /// [`post_task_at`](Self::post_task_at).
+    #[doc(hidden)]
+    fn post_and_reply_at<F, T, R>(
+        &self,
+        task: F,
+        reply: R,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: Reply<T>,
+    {
+        generic::post_and_reply(self, task, reply, posted_from)
+    }
 
     /// [`post_task`](Self::post_task) recording `posted_from` as the task's origin (what the
     /// panic handler and tracing report), for helpers that post on a user's behalf later
@@ -134,14 +344,14 @@ macro_rules! impl_post_task_for_runner {
             where
                 F: FnOnce() + Send + 'static,
             {
-                <$t>::post_task(self, f)
+                self.post_task_at(f, Location::caller())
             }
             #[track_caller]
             fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
             where
                 F: FnOnce() + Send + 'static,
             {
-                <$t>::post_delayed_task(self, delay, f)
+                self.post_delayed_task_at(delay, f, Location::caller())
             }
             fn now(&self) -> Instant {
                 self.pool_inner().clock.now()
@@ -185,6 +395,44 @@ macro_rules! impl_post_task_for_runner {
                 F: FnOnce() + Send + 'static,
             {
                 crate::pool::Inner::post(self.pool_inner(), self.post_dest(), delay, f, posted_from)
+            }
+            fn post_with_result_at<F, T>(
+                &self,
+                delay: Duration,
+                f: F,
+                posted_from: &'static Location<'static>,
+            ) -> Result<TaskHandle<T>, PostError<F>>
+            where
+                F: FnOnce() -> T + Send + 'static,
+                T: Send + 'static,
+            {
+                crate::pool::Inner::post_with_result(
+                    self.pool_inner(),
+                    self.post_dest(),
+                    delay,
+                    f,
+                    posted_from,
+                )
+            }
+            fn post_and_reply_at<F, T, R>(
+                &self,
+                task: F,
+                reply: R,
+                posted_from: &'static Location<'static>,
+            ) -> Result<(), PostError<(F, R)>>
+            where
+                F: FnOnce() -> T + Send + 'static,
+                T: Send + 'static,
+                R: Reply<T>,
+            {
+                crate::pool::Inner::post_and_reply(
+                    self.pool_inner(),
+                    self.post_dest(),
+                    task,
+                    |t| t,
+                    reply,
+                    posted_from,
+                )
             }
         }
     };
@@ -243,66 +491,36 @@ impl PostTask for UpdateableSequencedTaskRunner {
         self.as_sequenced()
             .post_delayed_task_at(delay, f, posted_from)
     }
-}
-
-impl PostTask for ThreadPool {
-    #[track_caller]
-    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        ThreadPool::post_task(self, crate::TaskTraits::default(), f)
-    }
-    #[track_caller]
-    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        ThreadPool::post_delayed_task(self, crate::TaskTraits::default(), delay, f)
-    }
-    fn now(&self) -> Instant {
-        ThreadPool::now(self)
-    }
-    fn max_concurrency(&self) -> usize {
-        self.max_workers()
-    }
-    fn pool_link(&self) -> Option<PoolLink> {
-        Some(PoolLink(self.pool_ref().inner().clone()))
-    }
-    fn post_task_at<F>(
-        &self,
-        f: F,
-        posted_from: &'static std::panic::Location<'static>,
-    ) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        crate::pool::Inner::post(
-            self.pool_ref().inner(),
-            crate::pool::PostDest::Parallel(crate::TaskTraits::default()),
-            Duration::ZERO,
-            f,
-            posted_from,
-        )
-    }
-    fn post_delayed_task_at<F>(
+    fn post_with_result_at<F, T>(
         &self,
         delay: Duration,
         f: F,
-        posted_from: &'static std::panic::Location<'static>,
-    ) -> Result<(), PostError<F>>
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
     {
-        crate::pool::Inner::post(
-            self.pool_ref().inner(),
-            crate::pool::PostDest::Parallel(crate::TaskTraits::default()),
-            delay,
-            f,
-            posted_from,
-        )
+        self.as_sequenced()
+            .post_with_result_at(delay, f, posted_from)
+    }
+    fn post_and_reply_at<F, T, R>(
+        &self,
+        task: F,
+        reply: R,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: Reply<T>,
+    {
+        self.as_sequenced()
+            .post_and_reply_at(task, reply, posted_from)
     }
 }
+
+impl_post_task_for_runner!(ThreadPool, |p| p.max_workers());
 
 impl<R: PostTask + ?Sized> PostTask for &R {
     #[track_caller]
@@ -351,5 +569,30 @@ impl<R: PostTask + ?Sized> PostTask for &R {
         F: FnOnce() + Send + 'static,
     {
         (**self).post_delayed_task_at(delay, f, posted_from)
+    }
+    fn post_with_result_at<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        (**self).post_with_result_at(delay, f, posted_from)
+    }
+    fn post_and_reply_at<F, T, Y>(
+        &self,
+        task: F,
+        reply: Y,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<(F, Y)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        Y: Reply<T>,
+    {
+        (**self).post_and_reply_at(task, reply, posted_from)
     }
 }

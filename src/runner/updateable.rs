@@ -16,7 +16,7 @@ use crate::traits::{TaskPriority, TaskTraits};
 /// keeps the priority it started with.
 ///
 /// ```
-/// use taskrunner::{ThreadPool, TaskPriority, TaskTraits};
+/// use taskrunner::{PostTask, ThreadPool, TaskPriority, TaskTraits};
 /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
 /// let seq = pool.create_updateable_sequenced_task_runner(TaskPriority::BestEffort.into());
 /// seq.update_priority(TaskPriority::UserBlocking);

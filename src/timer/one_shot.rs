@@ -162,7 +162,7 @@ impl OneShotTimer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use taskrunner::{ThreadPool, TaskTraits};
+    /// # use taskrunner::{PostTask, ThreadPool, TaskTraits};
     /// # use taskrunner::time::OneShotTimer;
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
     /// # let seq = pool.create_sequenced_task_runner(TaskTraits::default());

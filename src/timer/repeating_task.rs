@@ -150,7 +150,7 @@ impl SequencedTaskRunner {
     /// from now) until the returned handle's [`stop`](RepeatingTaskHandle::stop). Same
     /// schedule as a [`RepeatingTimer`](crate::time::RepeatingTimer); runs are delayed tasks, so they
     /// never block shutdown, and shutdown ends the repetition. Refused like
-    /// [`post_delayed_task`](Self::post_delayed_task), with `f` handed back.
+    /// [`post_delayed_task`](crate::PostTask::post_delayed_task), with `f` handed back.
     ///
     /// # Panics
     ///
