@@ -32,9 +32,14 @@ use crate::pool::ThreadPool;
 /// [`TaskHandle::then`](crate::TaskHandle::then), ...) are generic over it, so they work on the
 /// pool, on a parallel runner, and on sequences alike.
 ///
-/// The runners' inherent `post_task` / `post_delayed_task` have the same meaning; a
-/// [`ThreadPool`] posts with [`TaskTraits::default()`](crate::TaskTraits) (use a runner made with
-/// [`ThreadPool::create_task_runner`] for other traits).
+/// It is the one way to post: every variant (delayed, with a result, with a reply, a future)
+/// is a provided method here, so every runner has all of them. An implementation supplies
+/// [`post_task`](Self::post_task), [`post_delayed_task`](Self::post_delayed_task),
+/// [`now`](Self::now) and [`max_concurrency`](Self::max_concurrency); the rest follows (with
+/// one more allocation per post with a result than the crate's own runners, which use the
+/// engine's paths). Through this trait a [`ThreadPool`] posts with
+/// [`TaskTraits::default()`](crate::TaskTraits); its inherent methods take the traits as their
+/// first argument.
 ///
 /// ```
 /// use taskrunner::{PostTask, ThreadPool, TaskTraits};
