@@ -35,9 +35,9 @@ use crate::pool::ThreadPool;
 /// It is the one way to post: every variant (delayed, with a result, with a reply, a future)
 /// is a provided method here, so every runner has all of them. An implementation supplies
 /// [`post_task`](Self::post_task), [`post_delayed_task`](Self::post_delayed_task),
-/// [`now`](Self::now) and [`max_concurrency`](Self::max_concurrency); the rest follows (with
-/// one more allocation per post with a result than the crate's own runners, which use the
-/// engine's paths). Through this trait a [`ThreadPool`] posts with
+/// [`now`](Self::now) and [`max_concurrency`](Self::max_concurrency); the rest follows (a post
+/// with a result then costs three allocations instead of the crate's runners' one: the result
+/// cell, a slot that can hand the closure back, and the posted box). Through this trait a [`ThreadPool`] posts with
 /// [`TaskTraits::default()`](crate::TaskTraits); its inherent methods take the traits as their
 /// first argument.
 ///
