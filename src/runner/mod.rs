@@ -447,83 +447,8 @@ impl_post_task_for_runner!(TaskRunner, |r| r.pool_inner().group.max_workers);
 impl_post_task_for_runner!(SequencedTaskRunner, |_| 1);
 impl_post_task_for_runner!(SingleThreadTaskRunner, |_| 1);
 
-impl PostTask for UpdateableSequencedTaskRunner {
-    #[track_caller]
-    fn post_task<F>(&self, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.as_sequenced().post_task(f)
-    }
-    #[track_caller]
-    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.as_sequenced().post_delayed_task(delay, f)
-    }
-    fn now(&self) -> Instant {
-        PostTask::now(self.as_sequenced())
-    }
-    fn max_concurrency(&self) -> usize {
-        1
-    }
-    fn pool_link(&self) -> Option<PoolLink> {
-        self.as_sequenced().pool_link()
-    }
-    fn sequence_token(&self) -> Option<u64> {
-        self.as_sequenced().sequence_token()
-    }
-    fn post_task_at<F>(
-        &self,
-        f: F,
-        posted_from: &'static std::panic::Location<'static>,
-    ) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.as_sequenced().post_task_at(f, posted_from)
-    }
-    fn post_delayed_task_at<F>(
-        &self,
-        delay: Duration,
-        f: F,
-        posted_from: &'static std::panic::Location<'static>,
-    ) -> Result<(), PostError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.as_sequenced()
-            .post_delayed_task_at(delay, f, posted_from)
-    }
-    fn post_with_result_at<F, T>(
-        &self,
-        delay: Duration,
-        f: F,
-        posted_from: &'static Location<'static>,
-    ) -> Result<TaskHandle<T>, PostError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.as_sequenced()
-            .post_with_result_at(delay, f, posted_from)
-    }
-    fn post_and_reply_at<F, T, R>(
-        &self,
-        task: F,
-        reply: R,
-        posted_from: &'static Location<'static>,
-    ) -> Result<(), PostError<(F, R)>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-        R: Reply<T>,
-    {
-        self.as_sequenced()
-            .post_and_reply_at(task, reply, posted_from)
-    }
-}
+// Through `Deref`, the sequenced runner's `pool_inner` and `post_dest` (its held-mode sequence).
+impl_post_task_for_runner!(UpdateableSequencedTaskRunner, |_| 1);
 
 impl_post_task_for_runner!(ThreadPool, |p| p.max_workers());
 
