@@ -1,4 +1,4 @@
-//! The delay manager's heap: `std::collections::BinaryHeap` (what `src/delay/heap.rs` uses) vs
+//! The delay manager's heap: `std::collections::BinaryHeap` (what `src/engine/delay/heap.rs` uses) vs
 //! the `priority-queue` crate, for the delay manager's pattern: push N `(run_at, post number)`
 //! keys with random run times, then pop them all in (run_at, post number) order.
 //!

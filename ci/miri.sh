@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The crate's `unsafe` code (src/scope.rs, src/location_cell.rs) under miri: their unit tests,
+# The crate's `unsafe` code (src/fork_join/scope.rs, src/base/location_cell.rs) under miri: their unit tests,
 # which also run a real pool (workers, shutdown) around it, under four thread-schedule seeds.
 # Tree borrows and no leak check:
 # crossbeam-epoch (inside crossbeam-deque) keeps its global collector for the process's
@@ -11,4 +11,4 @@ if ! rustup toolchain install nightly --profile minimal --component miri,rust-sr
   exit 0
 fi
 MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-tree-borrows -Zmiri-ignore-leaks -Zmiri-many-seeds=0..4" \
-  cargo +nightly miri test --lib --target-dir target/miri -- scope::tests location_cell::tests
+  cargo +nightly miri test --lib --target-dir target/miri -- fork_join::scope::tests base::location_cell::tests

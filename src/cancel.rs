@@ -15,7 +15,7 @@
 //! assert_eq!(child.check(), Err(Interrupted::Cancelled));
 //! ```
 //!
-//! # State machine (`Inner::state`)
+//! # State machine (`TokenState::state`)
 //!
 //! | transition | by | rule |
 //! |---|---|---|
@@ -31,9 +31,8 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
-use crate::deadline::Deadline;
-use crate::runner::PostTask;
-use crate::shim::{Arc, AtomicU8, Condvar, Mutex, Ordering};
+use crate::base::deadline::Deadline;
+use crate::base::shim::{Arc, AtomicU8, Condvar, Mutex, Ordering};
 
 const LIVE: u8 = 0;
 const CANCELLED: u8 = 1;
@@ -82,17 +81,17 @@ struct Callbacks {
     fired: bool,
 }
 
-struct Inner {
+struct TokenState {
     state: AtomicU8,
     callbacks: Mutex<Callbacks>,
     cv: Condvar,
     /// Our registration in the parent's callbacks (removed when we are dropped).
-    parent: Option<(Arc<Inner>, usize)>,
+    parent: Option<(Arc<TokenState>, usize)>,
 }
 
-impl Inner {
-    fn new(parent: Option<(Arc<Inner>, usize)>) -> Self {
-        Inner {
+impl TokenState {
+    fn new(parent: Option<(Arc<TokenState>, usize)>) -> Self {
+        TokenState {
             state: AtomicU8::new(LIVE),
             callbacks: Mutex::new(Callbacks::default()),
             cv: Condvar::new(),
@@ -130,7 +129,7 @@ impl Inner {
         for cb in taken {
             // A panicking callback must not stop the others (nor unwind into `cancel`'s caller
             // half-way through); its payload is dropped without unwinding.
-            if let Err(p) = crate::unwind::catch(|| cb(why)) {
+            if let Err(p) = crate::base::unwind::catch(|| cb(why)) {
                 tracing::error!(
                     target: "taskrunner",
                     message = %p.message(),
@@ -175,7 +174,7 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl Drop for TokenState {
     fn drop(&mut self) {
         if let Some((parent, key)) = self.parent.take() {
             parent.deregister(key);
@@ -201,7 +200,7 @@ impl Drop for Inner {
 /// ```
 #[derive(Clone)]
 pub struct CancellationToken {
-    inner: Arc<Inner>,
+    inner: Arc<TokenState>,
 }
 
 impl Default for CancellationToken {
@@ -218,7 +217,7 @@ impl CancellationToken {
     /// ```
     pub fn new() -> Self {
         CancellationToken {
-            inner: Arc::new(Inner::new(None)),
+            inner: Arc::new(TokenState::new(None)),
         }
     }
 
@@ -235,15 +234,15 @@ impl CancellationToken {
     pub fn child(&self) -> CancellationToken {
         // Build the child first, then register a weak link to it in the parent; a parent that
         // already fired cancels the child at once.
-        let child_inner = Arc::new_cyclic_compat(|weak: WeakInner| {
+        let child_inner = Arc::new_cyclic_compat(|weak: WeakTokenState| {
             let cb: Callback = Box::new(move |why| {
                 if let Some(c) = upgrade(&weak) {
                     c.fire(why);
                 }
             });
             match self.inner.register(cb) {
-                Ok(key) => Inner::new(Some((self.inner.clone(), key))),
-                Err(_) => Inner::new(None),
+                Ok(key) => TokenState::new(Some((self.inner.clone(), key))),
+                Err(_) => TokenState::new(None),
             }
         });
         let child = CancellationToken { inner: child_inner };
@@ -340,70 +339,16 @@ impl CancellationToken {
         }
     }
 
-    /// Sets a deadline: the token is cancelled with [`Interrupted::DeadlineExceeded`] after
-    /// `timeout`, measured on `runner`'s clock (a mock clock in a `TestEnvironment`, with the
-    /// `test-util` feature). No thread sleeps: for the pool and its
-    /// runners the delay manager's own thread fires it, so a deadline fires on time even when
-    /// every worker is busy (and the token's [`on_cancel`](Self::on_cancel) callbacks run
-    /// there: keep them short). If the token is cancelled another way first, the timer entry is
-    /// removed at once. Returns `false` if the pool refused the timer (shutdown); the token is
-    /// then unchanged.
-    ///
-    /// A `timeout` too large to represent as a point in time (`Duration::MAX`) means **no
-    /// deadline**: nothing is scheduled and the token is never cancelled by time (the call
-    /// still returns `false` once the pool is shutting down, as for any other timeout).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use taskrunner::ThreadPool;
-    /// use taskrunner::cancel::{CancellationToken, Interrupted};
-    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let t = CancellationToken::new();
-    /// assert!(t.cancel_after(&pool, Duration::from_millis(1)));
-    /// t.wait();
-    /// assert_eq!(t.reason(), Some(Interrupted::DeadlineExceeded));
-    ///
-    /// let forever = CancellationToken::new();
-    /// assert!(forever.cancel_after(&pool, Duration::MAX)); // no limit: nothing to schedule
-    /// assert_eq!(pool.pending_delayed_tasks(), 0);
-    /// assert!(!forever.wait_timeout(Duration::from_millis(1)));
-    /// ```
-    #[track_caller]
-    pub fn cancel_after<R: PostTask + ?Sized>(&self, runner: &R, timeout: Duration) -> bool {
+    /// The closure a deadline timer runs: cancels the token with
+    /// [`Interrupted::DeadlineExceeded`]; it holds the token weakly, so a pending timer keeps
+    /// nothing alive. [`cancel_after`](Self::cancel_after) schedules it.
+    pub(crate) fn deadline_fire(&self) -> impl FnOnce() + Send + 'static {
         let weak = downgrade(&self.inner);
-        let fire = move || {
+        move || {
             if let Some(inner) = upgrade(&weak) {
                 inner.fire(Interrupted::DeadlineExceeded);
             }
-        };
-        #[cfg(not(loom))]
-        if let Some(link) = runner.pool_link() {
-            let pool = link.0;
-            if Deadline::after(pool.clock.now(), timeout).is_never() {
-                // No limit: nothing will ever fire, so nothing is scheduled.
-                return !pool.tracker.shutdown_started();
-            }
-            let Some(id) = crate::pool::Inner::add_timer_callback(
-                &pool,
-                timeout,
-                Box::new(fire),
-                std::panic::Location::caller(),
-            ) else {
-                return false;
-            };
-            let pool = std::sync::Arc::downgrade(&pool);
-            self.on_cancel(move |_| {
-                if let Some(p) = pool.upgrade() {
-                    // Outside every lock of ours; the entry's closure holds only a weak link.
-                    crate::unwind::drop_quietly(p.delay.cancel(id));
-                }
-            });
-            return true;
         }
-        if Deadline::after(runner.now(), timeout).is_never() {
-            return true;
-        }
-        runner.post_delayed_task(timeout, fire).is_ok()
     }
 
     /// Blocks until the token is cancelled. On a pool worker the pool runs another worker
@@ -441,7 +386,7 @@ impl CancellationToken {
         if self.is_cancelled() {
             return true;
         }
-        crate::blocking::blocking_unchecked(|| {
+        crate::engine::blocking::blocking_unchecked(|| {
             let mut c = self.inner.callbacks.lock();
             while !c.fired {
                 match deadline.remaining(std::time::Instant::now()) {
@@ -480,41 +425,41 @@ impl fmt::Debug for CancellationToken {
 // Weak references (loom's `Arc` has none: under loom a child keeps its parent link strong,
 // which only matters for memory, not for the protocol).
 #[cfg(not(loom))]
-type WeakInner = std::sync::Weak<Inner>;
+type WeakTokenState = std::sync::Weak<TokenState>;
 #[cfg(not(loom))]
-fn downgrade(a: &Arc<Inner>) -> WeakInner {
+fn downgrade(a: &Arc<TokenState>) -> WeakTokenState {
     Arc::downgrade(a)
 }
 #[cfg(not(loom))]
-fn upgrade(w: &WeakInner) -> Option<Arc<Inner>> {
+fn upgrade(w: &WeakTokenState) -> Option<Arc<TokenState>> {
     w.upgrade()
 }
 
 trait NewCyclic {
-    fn new_cyclic_compat(f: impl FnOnce(WeakInner) -> Inner) -> Arc<Inner>;
+    fn new_cyclic_compat(f: impl FnOnce(WeakTokenState) -> TokenState) -> Arc<TokenState>;
 }
 
 #[cfg(not(loom))]
-impl NewCyclic for Arc<Inner> {
-    fn new_cyclic_compat(f: impl FnOnce(WeakInner) -> Inner) -> Arc<Inner> {
+impl NewCyclic for Arc<TokenState> {
+    fn new_cyclic_compat(f: impl FnOnce(WeakTokenState) -> TokenState) -> Arc<TokenState> {
         Arc::new_cyclic(|w| f(w.clone()))
     }
 }
 
 #[cfg(loom)]
-type WeakInner = Arc<std::sync::Mutex<Option<Arc<Inner>>>>;
+type WeakTokenState = Arc<std::sync::Mutex<Option<Arc<TokenState>>>>;
 #[cfg(loom)]
-fn downgrade(a: &Arc<Inner>) -> WeakInner {
+fn downgrade(a: &Arc<TokenState>) -> WeakTokenState {
     Arc::new(std::sync::Mutex::new(Some(a.clone())))
 }
 #[cfg(loom)]
-fn upgrade(w: &WeakInner) -> Option<Arc<Inner>> {
+fn upgrade(w: &WeakTokenState) -> Option<Arc<TokenState>> {
     w.lock().unwrap().clone()
 }
 #[cfg(loom)]
-impl NewCyclic for Arc<Inner> {
-    fn new_cyclic_compat(f: impl FnOnce(WeakInner) -> Inner) -> Arc<Inner> {
-        let slot: WeakInner = Arc::new(std::sync::Mutex::new(None));
+impl NewCyclic for Arc<TokenState> {
+    fn new_cyclic_compat(f: impl FnOnce(WeakTokenState) -> TokenState) -> Arc<TokenState> {
+        let slot: WeakTokenState = Arc::new(std::sync::Mutex::new(None));
         let a = Arc::new(f(slot.clone()));
         *slot.lock().unwrap() = Some(a.clone());
         a

@@ -77,148 +77,54 @@
 
 #![warn(missing_docs)]
 // `deny`, not `forbid`: two modules allow `unsafe_code` (module-level), each for one
-// justified use: src/scope.rs for the lifetime erasure scoped tasks need
-// (`scope::erase_lifetime`), src/location_cell.rs for reading back a `&'static Location` from
+// justified use: src/fork_join/scope.rs for the lifetime erasure scoped tasks need
+// (`scope::erase_lifetime`), src/base/location_cell.rs for reading back a `&'static Location` from
 // an `AtomicPtr`. Both run under miri in CI. Nothing else in the crate may use `unsafe`.
 #![deny(unsafe_code)]
 
-mod async_mutex;
+mod base;
 #[cfg(feature = "batch")]
 pub mod batch;
-mod blocking;
-mod bound;
 pub mod cancel;
-mod checker;
-mod clock;
-mod current;
-mod deadline;
-mod delay;
-mod error;
+mod engine;
 pub mod executor;
 pub mod fork_join;
-mod future_task;
 mod handle;
-mod keyed;
-mod local;
-mod location_cell;
 mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
-mod repeat;
 pub mod retry;
 mod runner;
-mod scheduler;
-mod scope;
-mod semaphore;
-mod shim;
-mod single_flight;
-mod task;
+pub mod sync;
 #[cfg(feature = "test-util")]
-mod test_util;
-mod timer;
-mod tracker;
-mod traits;
-mod unwind;
-mod wait;
-mod wait_group;
-mod worker;
+pub mod testing;
+pub mod time;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-use crate::pool::Inner;
+use crate::engine::Engine;
 use std::panic::Location;
 use std::time::Duration;
 
 // The core, at the root: the pool, task traits, runners, handles, errors and the free
 // functions. Everything built on top lives in the modules below.
-pub use blocking::blocking;
-pub use bound::{AsyncCall, SequenceBound};
-pub use checker::SequenceChecker;
-pub use error::{BuildError, PostError, PostRefusal};
-pub use handle::{AbortHandle, Deferred, TaskError, TaskHandle, TaskState};
-pub use keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
-pub use local::SequenceLocal;
+pub use base::error::{BuildError, PostError, PostRefusal};
+pub use base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
+pub use engine::blocking::blocking;
+pub use engine::worker::RunningTask;
+pub use handle::{AbortHandle, TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+pub use runner::bound::{AsyncCall, SequenceBound};
+pub use runner::checker::SequenceChecker;
+pub use runner::keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
+pub use runner::local::SequenceLocal;
 pub use runner::{
-    PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
+    Deferred, PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
     UpdateableSequencedTaskRunner,
 };
-pub use traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
-pub use worker::RunningTask;
 
-/// Clocks and timers: the [`Clock`](time::Clock) every delay is measured on, one-shot and
-/// repeating timers owned by a sequence, and repeating tasks.
-///
-/// ```
-/// use std::time::Duration;
-/// use taskrunner::time::OneShotTimer;
-/// use taskrunner::{TaskTraits, ThreadPool};
-///
-/// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-/// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let timer = OneShotTimer::new(&seq);
-/// timer.start(Duration::from_millis(1), move || tx.send("fired").unwrap()).unwrap();
-/// assert_eq!(rx.recv().unwrap(), "fired");
-/// ```
-pub mod time {
-    pub use crate::clock::{Clock, ClockWaker, SystemClock};
-    pub use crate::repeat::{repeat, Repeat, RepeatHandle, RepeatMode};
-    pub use crate::timer::{
-        post_repeating_task, OneShotTimer, RepeatingTaskHandle, RepeatingTimer,
-        RetainingOneShotTimer,
-    };
-}
-
-/// Synchronisation for tasks: an async mutex, a semaphore whose waits hold no worker, wait
-/// groups and single-flight calls.
-///
-/// ```
-/// use taskrunner::sync::WaitGroup;
-/// use taskrunner::{PostTask, TaskTraits, ThreadPool};
-///
-/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-/// let runner = pool.create_task_runner(TaskTraits::default());
-/// let wg = WaitGroup::new();
-/// wg.add(3);
-/// for _ in 0..3 {
-///     let wg = wg.clone();
-///     runner.post_task(move || wg.done()).unwrap();
-/// }
-/// wg.wait();
-/// assert_eq!(wg.count(), 0);
-/// ```
-pub mod sync {
-    pub use crate::async_mutex::{AsyncMutex, AsyncMutexGuard, AsyncMutexLock};
-    pub use crate::semaphore::{Permit, Semaphore};
-    pub use crate::single_flight::SingleFlight;
-    pub use crate::wait_group::{WaitGroup, WaitGroupFuture, WaitGroupGuard};
-}
-
-/// Deterministic testing of code that uses the pool: mock time over a whole pool, seeded
-/// single-thread runs that replay exactly, and a guard that installs a test pool as the
-/// global one (feature `test-util`).
-///
-/// ```
-/// # use taskrunner::PostTask;
-/// use std::time::Duration;
-/// use taskrunner::testing::TestEnvironment;
-///
-/// let env = TestEnvironment::new();
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let seq = env.pool().create_sequenced_task_runner(Default::default());
-/// seq.post_delayed_task(Duration::from_secs(3600), move || tx.send(()).unwrap()).unwrap();
-/// env.fast_forward_by(Duration::from_secs(3600)); // an hour, at once
-/// rx.try_recv().unwrap();
-/// ```
-#[cfg(feature = "test-util")]
-pub mod testing {
-    pub use crate::clock::ManualClock;
-    pub use crate::test_util::{GlobalPoolGuard, TestEnvironment, TestEnvironmentBuilder};
-}
-
-use pool::PostDest;
+use engine::PostDest;
 
 /// Posts a one-off parallel task to the global pool. See [`ThreadPool::post_task`].
 ///
@@ -232,7 +138,7 @@ pub fn post_task<F>(traits: TaskTraits, f: F) -> Result<(), PostError<F>>
 where
     F: FnOnce() + Send + 'static,
 {
-    Inner::post(
+    Engine::post(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         Duration::ZERO,
@@ -255,7 +161,7 @@ pub fn post_delayed_task<F>(traits: TaskTraits, delay: Duration, f: F) -> Result
 where
     F: FnOnce() + Send + 'static,
 {
-    Inner::post(
+    Engine::post(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         delay,
@@ -277,7 +183,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Inner::post_with_result(
+    Engine::post_with_result(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         Duration::ZERO,
@@ -304,7 +210,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Inner::post_with_result(
+    Engine::post_with_result(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         delay,
@@ -339,7 +245,7 @@ where
     F: FnOnce() + Send + 'static,
     R: FnOnce() + Send + 'static,
 {
-    Inner::post_and_reply(
+    Engine::post_and_reply(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         task,
@@ -376,7 +282,7 @@ where
     T: Send + 'static,
     R: FnOnce(T) + Send + 'static,
 {
-    Inner::post_and_reply(
+    Engine::post_and_reply(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
         task,

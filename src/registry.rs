@@ -54,12 +54,12 @@ use std::sync::{Arc, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crate::blocking::blocking_unchecked;
-use crate::clock::{Clock, SystemClock};
-use crate::deadline::Deadline;
+use crate::base::clock::{Clock, SystemClock};
+use crate::base::deadline::Deadline;
+use crate::base::shim::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::base::unwind::{catch, drop_quietly};
+use crate::engine::blocking::blocking_unchecked;
 use crate::handle::{TaskError, TaskHandle, TaskState};
-use crate::shim::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
-use crate::unwind::{catch, drop_quietly};
 
 /// The largest id a script's double can hold exactly: 2^53.
 const MAX_EXACT_F64: u64 = 1 << 53;
@@ -356,7 +356,7 @@ struct Table<T> {
     expiries: VecDeque<(Instant, u64)>,
 }
 
-struct Inner<T> {
+struct RegistryState<T> {
     table: Mutex<Table<T>>,
     next_id: AtomicU64,
     capacity: usize,
@@ -444,7 +444,7 @@ impl HandleRegistryBuilder {
             "HandleRegistry: the capacity must be at least 1"
         );
         HandleRegistry {
-            inner: Arc::new(Inner {
+            inner: Arc::new(RegistryState {
                 table: Mutex::new(Table {
                     entries: HashMap::new(),
                     expiries: VecDeque::new(),
@@ -492,7 +492,7 @@ impl HandleRegistryBuilder {
 /// assert_eq!(reg.get(id), Err(RegistryError::NotFound));
 /// ```
 pub struct HandleRegistry<T> {
-    inner: Arc<Inner<T>>,
+    inner: Arc<RegistryState<T>>,
 }
 
 impl<T> Clone for HandleRegistry<T> {
@@ -1057,7 +1057,7 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
             Some(r) => r?,
             None => {
                 if deadline.is_never() {
-                    crate::wait::check_can_block("HandleRegistry::wait");
+                    crate::engine::blocking::check_can_block("HandleRegistry::wait");
                 }
                 // The wait is a blocking scope: the pool runs one more worker meanwhile.
                 blocking_unchecked(|| {

@@ -31,12 +31,13 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::base::shim::{Mutex, MutexGuard, Ordering};
+use crate::base::unwind::catch;
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
+use crate::engine::panics::report_task_panic;
 use crate::handle::{Promise, TaskError, TaskHandle};
 use crate::runner::PostTask;
-use crate::semaphore::{Permit, Semaphore};
-use crate::shim::{Mutex, MutexGuard, Ordering};
-use crate::unwind::{catch, report_task_panic};
+use crate::sync::semaphore::{Permit, Semaphore};
 
 /// How often and how patiently to retry a fallible task.
 ///

@@ -5,21 +5,21 @@ use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
-use crate::deadline::Deadline;
-use crate::delay::{DelayId, Destination};
+use crate::base::deadline::Deadline;
+use crate::engine::delay::{DelayId, Destination};
+use crate::engine::scheduler::Sequence;
+use crate::engine::{Engine, PostDest};
 use crate::handle::{Promise, TaskHandle};
-use crate::pool::{Inner, PostDest};
 use crate::runner::PoolLink;
-use crate::scheduler::Sequence;
-use crate::semaphore::Semaphore;
+use crate::sync::semaphore::Semaphore;
 // The batcher's own state is behind std's `Arc` even under loom (its methods take
 // `self: &Arc<Self>`, which loom's `Arc` does not support); the pool's types keep the shim's.
 use std::sync::Arc;
 
-use crate::shim::{Arc as SyncArc, Mutex};
-use crate::task::Task;
-use crate::traits::{TaskPriority, TaskTraits};
-use crate::unwind::drop_quietly;
+use crate::base::shim::{Arc as SyncArc, Mutex};
+use crate::base::traits::{TaskPriority, TaskTraits};
+use crate::base::unwind::drop_quietly;
+use crate::engine::task::Task;
 
 use super::builder::BatcherBuilder;
 use super::dispatch::Dispatcher;
@@ -199,12 +199,12 @@ pub(crate) struct Config {
 }
 
 /// Runs `f` on the delay manager's thread at `deadline` (pool clock), like
-/// `Inner::add_timer_callback`, but for any deadline: [`Deadline::NEVER`] (a duration too large
+/// `Engine::add_timer_callback`, but for any deadline: [`Deadline::NEVER`] (a duration too large
 /// to represent) is kept at the end of time, which no clock reaches, so the entry never fires
 /// and shutdown still drops it (its closure's drop then does the clean-up). `None` if the
 /// delay manager has stopped (shutdown); `f` is then dropped.
 pub(crate) fn add_timer(
-    pool: &SyncArc<Inner>,
+    pool: &SyncArc<Engine>,
     delay: Duration,
     f: Box<dyn FnOnce() + Send>,
     posted_from: &'static Location<'static>,
@@ -215,7 +215,7 @@ pub(crate) fn add_timer(
     }
     let run_at = Deadline::after(pool.clock.now(), delay);
     let task = Task::new(f, posted_from);
-    match Inner::add_delayed(pool, run_at, task, Destination::Inline) {
+    match Engine::add_delayed(pool, run_at, task, Destination::Inline) {
         Ok(id) => Some(id),
         Err(task) => {
             drop_quietly(task);
@@ -268,7 +268,7 @@ where
         }
     }
 
-    pub(crate) fn pool(&self) -> &SyncArc<Inner> {
+    pub(crate) fn pool(&self) -> &SyncArc<Engine> {
         self.place.inner()
     }
 
@@ -311,7 +311,7 @@ where
         id: u64,
         key: usize,
         seq: SyncArc<Sequence>,
-        pool: SyncArc<Inner>,
+        pool: SyncArc<Engine>,
         called_from: &'static Location<'static>,
     ) {
         let marker = Marker {
@@ -320,7 +320,7 @@ where
             key,
         };
         // Refused (shutdown, a poisoned sequence): the dropped marker unmarks.
-        let _ = Inner::post(
+        let _ = Engine::post(
             &pool,
             PostDest::Sequence(&seq),
             Duration::ZERO,
@@ -349,7 +349,7 @@ where
     /// as not run.
     fn post_flush(self: &Arc<Self>, id: u64, posted_from: &'static Location<'static>) {
         let trigger = Trigger::new(self, id, Closed::Idle);
-        let _ = Inner::post(
+        let _ = Engine::post(
             self.pool(),
             PostDest::Parallel(TaskTraits::new().priority(TaskPriority::BestEffort)),
             Duration::ZERO,
@@ -527,12 +527,12 @@ where
         let s = &self.shared;
         s.counters
             .requests
-            .fetch_add(1, crate::shim::Ordering::Relaxed);
+            .fetch_add(1, crate::base::shim::Ordering::Relaxed);
         let (promise, handle) = Promise::new(None);
         let handle = handle.for_pool(Some(PoolLink(SyncArc::clone(s.pool()))));
         // The caller's sequence, if it is a sequenced task (see `Shared::mark`).
         let seq_key = if s.config.flush_when_idle {
-            crate::current::running_sequence_ref(|q| q as *const Sequence as usize)
+            crate::engine::current::running_sequence_ref(|q| q as *const Sequence as usize)
         } else {
             None
         };
@@ -560,7 +560,7 @@ where
             }
         };
         if let Some((id, key)) = mark {
-            match crate::current::current_sequence() {
+            match crate::engine::current::current_sequence() {
                 Some((seq, pool)) => s.mark(id, key, seq, pool, called_from),
                 None => s.unmark(id, key),
             }

@@ -6,9 +6,9 @@ use std::future::Future;
 use std::panic::Location;
 use std::time::Duration;
 
+use crate::base::traits::TaskTraits;
 use crate::handle::TaskError;
 use crate::pool::ThreadPool;
-use crate::traits::TaskTraits;
 
 use super::batcher::{Batcher, Config, Shared};
 use super::dispatch::{BoxFuture, Dispatcher, Outcome};

@@ -6,14 +6,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::delay::DelayId;
+use crate::base::deadline::Deadline;
+use crate::engine::delay::DelayId;
 use crate::handle::{Promise, TaskError};
-use crate::semaphore::Permit;
+use crate::sync::semaphore::Permit;
 use std::sync::Arc;
 
-use crate::shim::Mutex;
-use crate::unwind::{catch, drop_quietly, report_task_panic, Payload};
+use crate::base::shim::Mutex;
+use crate::base::unwind::{catch, drop_quietly, Payload};
+use crate::engine::panics::report_task_panic;
 
 use super::batcher::{add_timer, Entry, Shared};
 use super::error::BatchError;
@@ -89,8 +90,8 @@ where
         };
         let t0 = Instant::now();
         let outcome = catch(|| {
-            if crate::current::may_block() {
-                crate::blocking::blocking(|| d(reqs))
+            if crate::engine::current::may_block() {
+                crate::engine::blocking::blocking(|| d(reqs))
             } else {
                 d(reqs)
             }
@@ -105,7 +106,7 @@ where
     /// batcher's build site), before any request hears of it, and turns it into the error
     /// every request of the batch gets (the payload kept for `TaskError::into_panic`).
     fn panicked(&self, payload: Payload) -> TaskError {
-        let payload = crate::future_task::with_tokio_advice(payload);
+        let payload = crate::runner::future_task::with_tokio_advice(payload);
         report_task_panic(payload.message(), self.built_at);
         TaskError::from_panic(payload)
     }

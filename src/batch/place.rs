@@ -4,11 +4,12 @@ use std::future::Future;
 use std::panic::Location;
 use std::time::Duration;
 
-use crate::pool::{Inner, PostDest, ThreadPool};
+use crate::base::shim::Arc;
+use crate::base::traits::TaskTraits;
+use crate::engine::{Engine, PostDest};
+use crate::pool::ThreadPool;
 use crate::runner::PostTask;
 use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner};
-use crate::shim::Arc;
-use crate::traits::TaskTraits;
 
 /// The runner a batcher posts its dispatch tasks to (static dispatch over the flavours).
 #[derive(Clone, Debug)]
@@ -21,7 +22,7 @@ pub(crate) enum Place {
 
 impl Place {
     /// The pool behind the place: flush tasks, timers and the clock come from it.
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
+    pub(crate) fn inner(&self) -> &Arc<Engine> {
         match self {
             Place::Pool(p, _) => p.pool_ref().inner(),
             Place::Parallel(r) => r.pool_inner(),
@@ -38,7 +39,7 @@ impl Place {
         F: FnOnce() + Send + 'static,
     {
         let post = |dest: PostDest<'_>, f: F| {
-            Inner::post(self.inner(), dest, Duration::ZERO, f, posted_from).is_ok()
+            Engine::post(self.inner(), dest, Duration::ZERO, f, posted_from).is_ok()
         };
         match self {
             Place::Pool(_, t) => post(PostDest::Parallel(*t), f),

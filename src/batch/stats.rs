@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::shim::{AtomicU64, Mutex, Ordering};
+use crate::base::shim::{AtomicU64, Mutex, Ordering};
 
 /// How many dispatched batch sizes [`Batcher::batch_sizes`](crate::batch::Batcher::batch_sizes) keeps.
 pub(crate) const SIZE_LOG: usize = 4096;

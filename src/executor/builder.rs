@@ -2,9 +2,9 @@
 
 use std::fmt;
 
+use crate::base::traits::TaskTraits;
 use crate::pool::ThreadPool;
 use crate::runner::{PostTask, TaskRunner};
-use crate::traits::TaskTraits;
 
 use super::core::Core;
 use super::error::ExecutorBuildError;

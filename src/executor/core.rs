@@ -45,13 +45,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::blocking::blocking_unchecked;
+use crate::base::deadline::Deadline;
+use crate::base::error::PostError;
+use crate::base::shim::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::cancel::CancellationToken;
-use crate::deadline::Deadline;
-use crate::error::PostError;
+use crate::engine::blocking::blocking_unchecked;
+use crate::engine::blocking::check_not_own_sequence;
 use crate::runner::PostTask;
-use crate::shim::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
-use crate::wait::{check_not_own_sequence, sequence_token_of};
 
 use super::error::SubmitRefusal;
 use super::options::ShutdownMode;
@@ -190,7 +190,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
     /// each check, not once: a key of a keyed runner has a sequence only while it has work,
     /// and a different one after it was retired.
     pub(crate) fn seq(&self) -> Option<u64> {
-        sequence_token_of(&self.runner)
+        self.runner.sequence_token()
     }
 
     /// Takes a reservation in the queue for a new task; returns its epoch. A wait for room is
@@ -535,7 +535,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
 /// `true` if the running task's sequence was poisoned (an attempt panicked under
 /// `PanicPolicy::Poison`).
 fn running_sequence_poisoned() -> bool {
-    crate::current::running_sequence_ref(|s| s.is_poisoned()).unwrap_or(false)
+    crate::engine::current::running_sequence_ref(|s| s.is_poisoned()).unwrap_or(false)
 }
 
 /// Holds a slot for as long as a posted attempt closure exists.

@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::error::SyncCell;
+use crate::base::error::SyncCell;
 
 /// Why [`Executor::submit`](super::Executor::submit) and its variants refused a task.
 ///

@@ -6,12 +6,12 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::base::deadline::Deadline;
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
-use crate::deadline::Deadline;
 use crate::handle::{TaskError, TaskHandle};
 use crate::retry::{retry_with_at, RetryPolicy};
 use crate::runner::{PostTask, TaskRunner};
-use crate::semaphore::Semaphore;
+use crate::sync::semaphore::Semaphore;
 
 use super::builder::ExecutorBuilder;
 use super::core::{Core, ExecRunner, TaskMeta, Wait};
@@ -619,7 +619,7 @@ where
     fn on_own_sequence(&self) -> bool {
         self.core
             .seq()
-            .is_some_and(|t| t == crate::current::current_token())
+            .is_some_and(|t| t == crate::engine::current::current_token())
     }
 
     fn check_not_own_task(&self, what: &str) {

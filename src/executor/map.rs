@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
-use crate::blocking::blocking_unchecked;
+use crate::base::shim::{Condvar, Mutex};
 use crate::cancel::CancellationToken;
+use crate::engine::blocking::blocking_unchecked;
 use crate::handle::{TaskError, TaskHandle};
 use crate::retry::RetryPolicy;
 use crate::runner::PostTask;
-use crate::shim::{Condvar, Mutex};
 
 use super::core::{Core, Wait};
 use super::facade::{once, once_fallible, Attempt, Plan};

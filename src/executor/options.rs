@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancellationToken;
 use crate::retry::RetryPolicy;
-use crate::semaphore::Semaphore;
+use crate::sync::semaphore::Semaphore;
 
 /// How [`Executor::shutdown`](super::Executor::shutdown) (and dropping the executor) ends.
 ///

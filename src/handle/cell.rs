@@ -27,10 +27,11 @@
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use crate::engine::task::{CellRun, QueuedCell};
 use crate::handle::TaskError;
 use std::sync::Arc;
 
-use crate::shim::{AtomicU8, Condvar, Mutex, Ordering};
+use crate::base::shim::{AtomicU8, Condvar, Mutex, Ordering};
 
 pub(crate) const PENDING: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
@@ -131,13 +132,9 @@ impl<T: Send> HandleCell<T> for CellCore<T> {
     }
 }
 
-/// What the scheduler sees of a cell: something to run once, or to abandon.
-pub(crate) trait RunCell: Send + std::marker::Sync {
-    /// Runs the closure if it is still pending. `Err(message)` if it panicked (for reporting);
-    /// `on_panic(message)` runs before the handle is resolved.
-    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String>;
-    /// The task will never run: drop the closure and resolve the handle as not run.
-    fn abandon(&self);
+/// What the crate's orchestration sees of a cell: the scheduler's view ([`CellRun`]: run
+/// once, or abandon), plus cancellation with a chosen error.
+pub(crate) trait RunCell: CellRun {
     /// The task will never run: drop the closure and resolve the handle with `err`
     /// (cancelled, deadline exceeded). `false` if it had already started or ended.
     fn cancel_with_error(&self, err: TaskError) -> bool;
@@ -166,7 +163,7 @@ where
         }
         let f = self.f.lock().take();
         // Dropped at once (not when the queued entry is reached), outside every lock.
-        crate::unwind::drop_quietly(f);
+        crate::base::unwind::drop_quietly(f);
         self.core.finish(CANCELLED, Err(err), None);
         true
     }
@@ -186,7 +183,7 @@ where
     }
 }
 
-impl<F, T> RunCell for Cell<F, T>
+impl<F, T> CellRun for Cell<F, T>
 where
     F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
@@ -206,7 +203,7 @@ where
             .take()
             .expect("the RUNNING winner owns the closure");
         let start = Instant::now();
-        let outcome = crate::unwind::catch(f);
+        let outcome = crate::base::unwind::catch(f);
         let elapsed = Some(start.elapsed());
         match outcome {
             Ok(r) => {
@@ -227,7 +224,13 @@ where
     fn abandon(&self) {
         self.cancel_with(TaskError::not_run());
     }
+}
 
+impl<F, T> RunCell for Cell<F, T>
+where
+    F: FnOnce() -> Result<T, TaskError> + Send + 'static,
+    T: Send + 'static,
+{
     fn cancel_with_error(&self, err: TaskError) -> bool {
         self.cancel_with(err)
     }
@@ -273,6 +276,21 @@ where
     T: Send + 'static,
 {
     new_outcome_cell(move || Ok(f()))
+}
+
+/// Like [`new_cell`], for the engine's queue: the job is the scheduler's view of the cell
+/// (`Job::Cell`), so the closure and the result share one allocation with no wrapper box.
+pub(crate) fn new_queued_cell<F, T>(f: F) -> (QueuedCell, Arc<dyn HandleCell<T>>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let cell = Arc::new(Cell {
+        core: CellCore::new(PENDING),
+        f: Mutex::new(Some(move || Ok(f()))),
+    });
+    let run: Arc<dyn CellRun> = cell.clone();
+    (QueuedCell(run), cell)
 }
 
 /// Like [`new_cell`] for a closure that decides its own outcome: `Err` resolves the handle as

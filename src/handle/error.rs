@@ -5,9 +5,9 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::base::shim::Mutex;
+use crate::base::unwind::Payload;
 use crate::cancel::Interrupted;
-use crate::shim::Mutex;
-use crate::unwind::Payload;
 
 /// A panic's payload, shared by the clones of one `TaskError`: the first `into_panic` takes it.
 /// Dropping it never unwinds (`unwind::Payload`), wherever the last clone goes.

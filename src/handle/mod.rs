@@ -4,14 +4,14 @@
 //! refers to it as `Arc<dyn RunCell>`, the handle as `Arc<dyn HandleCell<T>>`.
 
 pub(crate) mod cell;
-mod deferred;
 mod error;
+mod post;
 mod promise;
 mod task_handle;
-mod then;
 
-pub(crate) use cell::{new_cell, CellJob};
-pub use deferred::Deferred;
+#[cfg(all(test, loom))]
+pub(crate) use cell::new_cell;
+pub(crate) use cell::{new_queued_cell, CellJob};
 pub(crate) use promise::Promise;
 
 /// Adapts a `FnOnce()` reply to the `FnOnce(())` shape of the with-result path while keeping

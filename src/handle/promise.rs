@@ -18,10 +18,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::base::shim::Ordering;
 use crate::cancel::CancellationToken;
 use crate::handle::cell::{state_of, CellCore, HandleCell, CANCELLED, PENDING, RUNNING};
 use crate::handle::{TaskError, TaskHandle};
-use crate::shim::Ordering;
 
 struct PromiseCell<T> {
     core: CellCore<T>,

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::delay::DelayId;
+use crate::base::deadline::Deadline;
+use crate::base::shim::Ordering;
+use crate::engine::delay::DelayId;
 use crate::handle::cell::{
     CellCore, HandleCell, CANCELLED, COMPLETED, FAILED, PANICKED, PENDING, RUNNING,
 };
 use crate::handle::TaskError;
-use crate::shim::Ordering;
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,7 +75,7 @@ impl TaskState {
 /// assert_eq!(h.join().unwrap(), "cached");
 /// ```
 pub struct TaskHandle<T> {
-    pub(super) cell: Arc<dyn HandleCell<T>>,
+    pub(crate) cell: Arc<dyn HandleCell<T>>,
     abort_on_drop: bool,
     /// The token of the sequence the task was posted to (0: not a sequence). A blocking wait
     /// made from a task of that same sequence could never end (see `assert_can_wait`).
@@ -153,7 +153,10 @@ impl<T: Send + 'static> TaskHandle<T> {
 
     /// Loom builds keep no reference (loom's `Arc` has no weak references).
     #[cfg(all(feature = "test-util", loom))]
-    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(self, _pool: &crate::shim::Arc<H>) -> Self {
+    pub(crate) fn on_mock_pool<H: HandleHost + 'static>(
+        self,
+        _pool: &crate::base::shim::Arc<H>,
+    ) -> Self {
         self
     }
 
@@ -161,7 +164,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// continuations, retries, executor tasks), so that waits on a `TestEnvironment` pool obey
     /// its mock clock and misuse from the driving thread panics with advice.
     #[cfg_attr(not(feature = "test-util"), allow(unused_mut, unused_variables))]
-    pub(crate) fn for_pool(mut self, link: Option<crate::runner::PoolLink>) -> Self {
+    pub(crate) fn for_pool(mut self, link: Option<crate::engine::PoolLink>) -> Self {
         #[cfg(feature = "test-util")]
         if let Some(l) = link {
             let host = l.handle_host();
@@ -187,7 +190,7 @@ impl<T: Send + 'static> TaskHandle<T> {
     #[cfg(loom)]
     pub(crate) fn with_delay_entry<H: HandleHost + 'static>(
         self,
-        _pool: &crate::shim::Arc<H>,
+        _pool: &crate::base::shim::Arc<H>,
         _id: DelayId,
     ) -> Self {
         self
@@ -237,7 +240,7 @@ impl<T: Send + 'static> TaskHandle<T> {
             return;
         }
         self.assert_can_wait("waiting for a task handle");
-        crate::blocking::blocking_unchecked(|| {
+        crate::engine::blocking::blocking_unchecked(|| {
             let mut s = core.sync.lock();
             while !s.done {
                 core.cv.wait(&mut s);
@@ -250,12 +253,12 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// at a time, so the wait could never end.
     #[track_caller]
     fn assert_can_wait(&self, what: &str) {
-        crate::current::assert_not_waiting_on_own_sequence(self.sequence, what);
+        crate::engine::current::assert_not_waiting_on_own_sequence(self.sequence, what);
     }
 
     /// `true` if a wait by the calling thread could never end (see `assert_can_wait`).
     fn waits_on_own_sequence(&self) -> bool {
-        self.sequence != 0 && crate::current::current_token() == self.sequence
+        self.sequence != 0 && crate::engine::current::current_token() == self.sequence
     }
 
     /// Wakes `waker` when the task ends (at once if it has), without taking the result.
@@ -360,7 +363,7 @@ impl<T: Send + 'static> TaskHandle<T> {
             Some(t) => Deadline::real_after(t),
             None => Deadline::NEVER,
         };
-        crate::blocking::blocking_unchecked(|| {
+        crate::engine::blocking::blocking_unchecked(|| {
             let mut s = core.sync.lock();
             while !s.done {
                 match deadline.remaining(Instant::now()) {
@@ -395,7 +398,7 @@ impl<T: Send + 'static> TaskHandle<T> {
             }
         }
         // Workers of a threaded environment compensate like real pools while they wait.
-        crate::blocking::blocking_unchecked(|| {
+        crate::engine::blocking::blocking_unchecked(|| {
             let core = self.cell.core();
             let mut s = core.sync.lock();
             loop {
@@ -414,7 +417,7 @@ impl<T: Send + 'static> TaskHandle<T> {
                     s = core.sync.lock();
                     continue;
                 }
-                if crate::current::drives_test_env() {
+                if crate::engine::current::drives_test_env() {
                     if self.seeded_pool {
                         panic!(
                             "waiting for a task on the thread that drives a seeded single-thread TestEnvironment would \

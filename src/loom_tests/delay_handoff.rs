@@ -1,24 +1,24 @@
 //! The delay manager's hand-off to the scheduler against shutdown (`delay::manager`'s
-//! `stopped` flag, `Inner::forward_ripe`, `Inner::start_shutdown`).
+//! `stopped` flag, `Engine::forward_ripe`, `Engine::start_shutdown`).
 //!
 //! Also the manager's own protocols (`delay::manager`'s wake protocol and `thread_running`),
 //! with a model thread running the service thread's loop without a clock (`loom_service`).
 //!
-//! Scope: a real `Inner` with a manual delay manager (no service thread under loom): a model
+//! Scope: a real `Engine` with a manual delay manager (no service thread under loom): a model
 //! thread plays the service thread, taking what is ripe (`take_ripe`) and forwarding it
-//! (`Inner::forward_ripe`). Run times are taken before the add, so the task is ripe whenever
+//! (`Engine::forward_ripe`). Run times are taken before the add, so the task is ripe whenever
 //! the forwarder looks.
 
 use std::time::Instant;
 
 use super::{model, stop_workers, Probe};
-use crate::deadline::Deadline;
-use crate::delay::{DelayManager, Destination};
-use crate::pool::Inner;
-use crate::scheduler::{Home, Sequence};
-use crate::shim::{thread, Arc, AtomicUsize, Ordering};
-use crate::task::Task;
-use crate::traits::{ShutdownBehavior, TaskTraits};
+use crate::base::deadline::Deadline;
+use crate::base::shim::{thread, Arc, AtomicUsize, Ordering};
+use crate::base::traits::{ShutdownBehavior, TaskTraits};
+use crate::engine::delay::{DelayManager, Destination};
+use crate::engine::scheduler::{Home, Sequence};
+use crate::engine::task::Task;
+use crate::engine::Engine;
 
 /// A ripe delayed task of a block-shutdown sequence is forwarded while shutdown starts, with a
 /// live worker. Delayed tasks never block shutdown: the task runs only if it was forwarded and
@@ -28,14 +28,14 @@ use crate::traits::{ShutdownBehavior, TaskTraits};
 #[test]
 fn loom_delay_forward_vs_shutdown() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let seq = Arc::new(Sequence::new(
             TaskTraits::new().shutdown_behavior(ShutdownBehavior::BlockShutdown),
             Home::Pool,
         ));
         let run_at = Instant::now();
-        Inner::add_delayed(
+        Engine::add_delayed(
             &inner,
             Deadline::at(run_at),
             probe.task(1, Some(&inner)),
@@ -44,9 +44,9 @@ fn loom_delay_forward_vs_shutdown() {
         .expect("not stopped yet");
         let forwarder = {
             let inner = Arc::clone(&inner);
-            thread::spawn(move || Inner::forward_ripe(&inner, inner.delay.take_ripe(run_at)))
+            thread::spawn(move || Engine::forward_ripe(&inner, inner.delay.take_ripe(run_at)))
         };
-        Inner::start_shutdown_for_loom(&inner);
+        Engine::start_shutdown_for_loom(&inner);
         forwarder.join().unwrap();
         while probe.dropped() == 0 {
             thread::yield_now();
@@ -71,14 +71,14 @@ fn loom_delay_forward_vs_shutdown() {
 #[test]
 fn loom_delay_add_vs_stop() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let run_at = Instant::now();
         let shutdown = {
             let inner = Arc::clone(&inner);
-            thread::spawn(move || Inner::start_shutdown_for_loom(&inner))
+            thread::spawn(move || Engine::start_shutdown_for_loom(&inner))
         };
-        if let Err(refused) = Inner::add_delayed(
+        if let Err(refused) = Engine::add_delayed(
             &inner,
             Deadline::at(run_at),
             probe.task(1, Some(&inner)),
@@ -89,7 +89,7 @@ fn loom_delay_add_vs_stop() {
         shutdown.join().unwrap();
         // Whatever is still pending is dropped by the stopped manager; a forwarder that took
         // it would drop it too (shutdown started).
-        Inner::forward_ripe(&inner, inner.delay.take_ripe(run_at));
+        Engine::forward_ripe(&inner, inner.delay.take_ripe(run_at));
         assert!(inner.tracker.wait_completed(None));
         stop_workers(&inner);
 
@@ -121,7 +121,7 @@ fn loom_delay_post_wakes_the_sleeping_service_thread() {
             let forwarded = Arc::clone(&forwarded);
             let seen = Arc::clone(&forwarded);
             thread::spawn(move || {
-                crate::delay::loom_service(
+                crate::engine::delay::loom_service(
                     &mgr,
                     run_at,
                     |ripe| {
@@ -173,7 +173,7 @@ fn loom_delay_service_exit_vs_reopen_and_post() {
             let forwarded = Arc::clone(&forwarded);
             let seen = Arc::clone(&forwarded);
             thread::spawn(move || {
-                crate::delay::loom_service(
+                crate::engine::delay::loom_service(
                     &mgr,
                     run_at,
                     |ripe| {
@@ -200,7 +200,7 @@ fn loom_delay_service_exit_vs_reopen_and_post() {
         );
         if added.start_thread {
             // The new thread serves it: play it here.
-            crate::delay::loom_service(&mgr, run_at, drop, || mgr.len() == 0);
+            crate::engine::delay::loom_service(&mgr, run_at, drop, || mgr.len() == 0);
         }
         assert_eq!(mgr.len(), 0, "the task was left behind");
     });

@@ -1,4 +1,4 @@
-//! Loom models of the `post_future` engine's state word (`src/future_task.rs`), driving the real
+//! Loom models of the `post_future` engine's state word (`src/runner/future_task.rs`), driving the real
 //! `FutureTask` (poll task, waker, cancel, abandon) through [`FakeRunner`], a runner that
 //! records posted poll tasks for the model to run (and can refuse posts, as a shut-down pool
 //! does). The futures are hand-written: they store their waker under a lock and complete once
@@ -21,11 +21,11 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::model;
-use crate::error::{PostError, PostRefusal};
-use crate::future_task::spawn_future;
+use crate::base::error::{PostError, PostRefusal};
+use crate::base::shim::Mutex;
 use crate::handle::{TaskHandle, TaskState};
+use crate::runner::future_task::spawn_future;
 use crate::runner::PostTask;
-use crate::shim::Mutex;
 
 type Posted = Box<dyn FnOnce() + Send>;
 

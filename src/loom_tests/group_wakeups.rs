@@ -10,13 +10,13 @@ use std::panic::Location;
 use std::time::Duration;
 
 use super::{model, stop_workers, Probe};
-use crate::pool::{Inner, PostDest};
-use crate::scheduler::{Home, Sequence};
-use crate::shim::{thread, Arc, Ordering};
-use crate::traits::TaskTraits;
+use crate::base::shim::{thread, Arc, Ordering};
+use crate::base::traits::TaskTraits;
+use crate::engine::scheduler::{Home, Sequence};
+use crate::engine::{Engine, PostDest};
 
-fn post(inner: &Arc<Inner>, dest: PostDest<'_>, probe: &Probe, id: usize) {
-    Inner::post(
+fn post(inner: &Arc<Engine>, dest: PostDest<'_>, probe: &Probe, id: usize) {
+    Engine::post(
         inner,
         dest,
         Duration::ZERO,
@@ -37,7 +37,7 @@ fn wait_for(probe: &Probe, n: usize) {
 #[test]
 fn loom_group_post_starts_a_worker() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 1);
         wait_for(&probe, 1);
@@ -48,7 +48,7 @@ fn loom_group_post_starts_a_worker() {
 
 fn park_vs_post(sequenced: bool) {
     model(move || {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
         // A worker that runs a first task, then searches, finds nothing and parks...
@@ -86,7 +86,7 @@ fn loom_group_park_vs_post_sequenced() {
 #[test]
 fn loom_group_two_posts_two_workers() {
     model(|| {
-        let inner = Inner::new_for_loom(2, 1);
+        let inner = Engine::new_for_loom(2, 1);
         let probe = Probe::new();
         post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 1);
         post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 2);
@@ -103,7 +103,7 @@ fn loom_group_two_posts_two_workers() {
 #[test]
 fn loom_group_reclaim_vs_post() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         // The worker's first park times out at once (loom's timed waits never do by
         // themselves): after its task it searches, parks, and tries to leave.
         inner
@@ -128,7 +128,7 @@ fn loom_group_reclaim_vs_post() {
 #[test]
 fn loom_group_terminate_with_parked_workers() {
     model(|| {
-        let inner = Inner::new_for_loom(2, 2);
+        let inner = Engine::new_for_loom(2, 2);
         let probe = Probe::new();
         post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 1);
         post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 2);

@@ -31,8 +31,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::model;
+use crate::base::shim::{Condvar, Mutex};
 use crate::handle::{new_cell, CellJob, TaskHandle, TaskState};
-use crate::shim::{Condvar, Mutex};
 
 /// A waker built from the shim's lock and condition variable, so that loom sees the wake-up
 /// handshake: `wake` sets the flag and notifies; `block_on` sleeps until the flag is set.

@@ -1,5 +1,5 @@
 //! Loom models of the scheduler's state machines, run against the real code through the
-//! `crate::shim` shim. Run with (this is `ci/loom.sh`):
+//! `crate::base::shim` shim. Run with (this is `ci/loom.sh`):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2 \
@@ -9,11 +9,11 @@
 //! Every model drives the real code: `Sequence::begin/finish` and the held-mode tickets, the
 //! group's ready queues, searching and parking (`Group::push/notify/park_begin`, the worker
 //! loop `worker_loop` itself, run on model threads), the running slot and the tracker, and
-//! `Inner`'s post, forward, run and shutdown paths. Under loom the ready queues are the shim's
+//! `Engine`'s post, forward, run and shutdown paths. Under loom the ready queues are the shim's
 //! stand-ins for crossbeam's deques (same API, built on the shim's lock), since crossbeam's
 //! atomics are invisible to loom. A worker is created the real way: a post makes the group ask
 //! for a thread (`Wake`), and `Host::spawn` starts the worker loop on a model thread
-//! ([`spawn_worker`]); a model ends by telling the pool its last handle is gone
+//! (`Host::spawn` of the engine, under `cfg(loom)`); a model ends by telling the pool its last handle is gone
 //! ([`stop_workers`]), which makes the workers exit once nothing is left, and joins them.
 //!
 //! Assertions inside task closures would be swallowed by the worker's `catch_unwind`, so tasks
@@ -33,14 +33,14 @@
 //! | `loom_group_reclaim_vs_post` | an idle worker's timeout (`try_reclaim`) vs a post: it stays and runs the task, or leaves and the post starts a new one |
 //! | `loom_group_terminate_with_parked_workers` | two parked workers, posts, then the last handle dropped: queued work still runs, both exit |
 //! | `loom_shutdown_skip_run_vs_start` | the running slot's handshake: a skip task is skipped, or runs and completion waits for it |
-//! | `loom_shutdown_block_post_vs_shutdown` | `Inner::post` of a block one-off (item taken before boxing) vs shutdown: `Ok` means it runs before completion |
+//! | `loom_shutdown_block_post_vs_shutdown` | `Engine::post` of a block one-off (item taken before boxing) vs shutdown: `Ok` means it runs before completion |
 //! | `loom_shutdown_block_sequence_post_vs_shutdown` | the same through a block sequence |
 //! | `loom_shutdown_post_vs_complete` | a skip post racing completion: it runs before completion or is discarded, never stranded |
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
 //! Plus the `handle`, `orchestration`, `future_task` and `timer` files and the `loom_keyed_*`
-//! models in `src/keyed.rs`. At the CI bound of 2 preemptions the whole run takes about
+//! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes about
 //! 10 s on 2 cores (`--nocapture` prints the executions explored per model).
 //!
 //! Limits: loom threads share one OS thread's thread-locals, so no model runs two sequenced
@@ -60,10 +60,10 @@ mod timer;
 
 use std::panic::Location;
 
-use crate::pool::Inner;
-use crate::shim::{Arc, AtomicUsize, Mutex, Ordering};
-use crate::task::Task;
-use crate::worker::WorkerShared;
+use crate::base::shim::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::engine::task::Task;
+use crate::engine::worker::WorkerShared;
+use crate::engine::Engine;
 /// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 2).
 pub(super) fn model<F>(f: F)
 where
@@ -148,7 +148,7 @@ impl Probe {
     pub(super) fn closure(
         &self,
         id: usize,
-        inner: Option<&Arc<Inner>>,
+        inner: Option<&Arc<Engine>>,
     ) -> impl FnOnce() + Send + 'static {
         let tally = DropTally(self.clone());
         let inner = inner.cloned();
@@ -168,7 +168,7 @@ impl Probe {
     }
 
     /// [`closure`](Self::closure) as a scheduler task.
-    pub(super) fn task(&self, id: usize, inner: Option<&Arc<Inner>>) -> Task {
+    pub(super) fn task(&self, id: usize, inner: Option<&Arc<Engine>>) -> Task {
         Task::new(Box::new(self.closure(id, inner)), Location::caller())
     }
 
@@ -203,21 +203,9 @@ impl Probe {
     }
 }
 
-/// `Host::spawn` under loom: the worker loop runs on a model thread; its handle is kept in
-/// the worker (as a real spawn does) for [`stop_workers`] to join.
-pub(crate) fn spawn_worker(inner: &Arc<Inner>, worker: Arc<WorkerShared>) {
-    if inner.group.loom_time_out_first_park.load(Ordering::SeqCst) {
-        worker.time_out_next_park.store(true, Ordering::SeqCst);
-    }
-    let (i, w) = (Arc::clone(inner), Arc::clone(&worker));
-    let h = crate::shim::thread::spawn(move || crate::worker::run_worker_loop(&i, &w));
-    *worker.join.lock() = Some(h);
-    inner.group.spawn_succeeded();
-}
-
 /// Ends a model: the pool's last handle is gone, so workers exit once nothing is left (parked
 /// ones are woken for it); joins every worker thread.
-pub(super) fn stop_workers(inner: &Arc<Inner>) {
+pub(super) fn stop_workers(inner: &Arc<Engine>) {
     inner.group.set_terminating(true);
     loop {
         let mut workers = inner.group.workers();

@@ -1,6 +1,6 @@
 //! Loom models of the orchestration core's races, driving the real code: `TaskHandle::then`
-//! (`src/handle/then.rs`) over a real cell, `Promise` (`src/handle/promise.rs`),
-//! `CancellationToken` (`src/cancel.rs`), `Semaphore` (`src/semaphore.rs`) and the retry engine
+//! (`src/runner/then.rs`) over a real cell, `Promise` (`src/handle/promise.rs`),
+//! `CancellationToken` (`src/cancel.rs`), `Semaphore` (`src/sync/semaphore.rs`) and the retry engine
 //! (`src/retry.rs`, through `retry_with`). Runners are a [`FakeRunner`] that records posts
 //! (immediate and delayed alike) for the model to run.
 //!
@@ -24,13 +24,13 @@ use loom::thread;
 use std::time::{Duration, Instant};
 
 use super::model;
+use crate::base::error::PostError;
+use crate::base::shim::Mutex;
 use crate::cancel::{CancellationToken, Interrupted};
-use crate::error::PostError;
 use crate::handle::{new_cell, Promise, TaskError, TaskHandle, TaskState};
 use crate::retry::{retry_with, RetryPolicy};
 use crate::runner::PostTask;
-use crate::semaphore::{Permit, Semaphore};
-use crate::shim::Mutex;
+use crate::sync::semaphore::{Permit, Semaphore};
 
 type Posted = Box<dyn FnOnce() + Send>;
 

@@ -3,16 +3,16 @@
 //! sequence are taken by different workers in any order; each must run exactly once, in
 //! position order, one at a time, each seeing the effects of the one before it.
 //!
-//! The models drive `begin`/`finish` directly (as `Inner::run_work` does, minus the task
+//! The models drive `begin`/`finish` directly (as `Engine::run_work` does, minus the task
 //! context, whose thread-locals loom threads would share).
 
 use std::panic::Location;
 
 use super::{model, Probe};
-use crate::scheduler::{Begin, Home, Sequence, Work};
-use crate::shim::{thread, Arc};
-use crate::task::Task;
-use crate::traits::{TaskPriority, TaskTraits};
+use crate::base::shim::{thread, Arc};
+use crate::base::traits::{TaskPriority, TaskTraits};
+use crate::engine::scheduler::{Begin, Home, Sequence, Work};
+use crate::engine::task::Task;
 
 fn sequence() -> Arc<Sequence> {
     Arc::new(Sequence::new(TaskTraits::default(), Home::Pool))

@@ -8,10 +8,10 @@ use std::panic::Location;
 use std::time::Duration;
 
 use super::{model, stop_workers, Probe};
-use crate::pool::{Inner, PostDest};
-use crate::scheduler::{Home, Sequence};
-use crate::shim::{thread, Arc};
-use crate::traits::{ShutdownBehavior, TaskTraits};
+use crate::base::shim::{thread, Arc};
+use crate::base::traits::{ShutdownBehavior, TaskTraits};
+use crate::engine::scheduler::{Home, Sequence};
+use crate::engine::{Engine, PostDest};
 
 fn block() -> TaskTraits {
     TaskTraits::new().shutdown_behavior(ShutdownBehavior::BlockShutdown)
@@ -29,9 +29,9 @@ fn wait_for(probe: &Probe, n: usize) {
 #[test]
 fn loom_shutdown_skip_run_vs_start() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
-        Inner::post(
+        Engine::post(
             &inner,
             PostDest::Parallel(TaskTraits::default()),
             Duration::ZERO,
@@ -39,7 +39,7 @@ fn loom_shutdown_skip_run_vs_start() {
             Location::caller(),
         )
         .expect("accepted before shutdown");
-        Inner::start_shutdown_for_loom(&inner);
+        Engine::start_shutdown_for_loom(&inner);
         wait_for(&probe, 1);
         // Shutdown completes (a model that never completes it deadlocks here).
         assert!(inner.tracker.wait_completed(None));
@@ -50,17 +50,17 @@ fn loom_shutdown_skip_run_vs_start() {
     });
 }
 
-/// `Inner::post` of a block one-off (its item taken before the closure is boxed) races
+/// `Engine::post` of a block one-off (its item taken before the closure is boxed) races
 /// shutdown: `Ok` means it runs, before completion; a refusal hands the closure back.
 #[test]
 fn loom_shutdown_block_post_vs_shutdown() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let poster = {
             let (inner, probe) = (Arc::clone(&inner), probe.clone());
             thread::spawn(move || {
-                Inner::post(
+                Engine::post(
                     &inner,
                     PostDest::Parallel(block()),
                     Duration::ZERO,
@@ -70,7 +70,7 @@ fn loom_shutdown_block_post_vs_shutdown() {
                 .is_ok()
             })
         };
-        Inner::start_shutdown_for_loom(&inner);
+        Engine::start_shutdown_for_loom(&inner);
         let accepted = poster.join().unwrap();
         wait_for(&probe, 1);
         assert!(inner.tracker.wait_completed(None));
@@ -88,13 +88,13 @@ fn loom_shutdown_block_post_vs_shutdown() {
 #[test]
 fn loom_shutdown_block_sequence_post_vs_shutdown() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let seq = Arc::new(Sequence::new(block(), Home::Pool));
         let poster = {
             let (inner, probe, seq) = (Arc::clone(&inner), probe.clone(), Arc::clone(&seq));
             thread::spawn(move || {
-                Inner::post(
+                Engine::post(
                     &inner,
                     PostDest::Sequence(&seq),
                     Duration::ZERO,
@@ -104,7 +104,7 @@ fn loom_shutdown_block_sequence_post_vs_shutdown() {
                 .is_ok()
             })
         };
-        Inner::start_shutdown_for_loom(&inner);
+        Engine::start_shutdown_for_loom(&inner);
         let accepted = poster.join().unwrap();
         wait_for(&probe, 1);
         assert!(inner.tracker.wait_completed(None));
@@ -120,12 +120,12 @@ fn loom_shutdown_block_sequence_post_vs_shutdown() {
 #[test]
 fn loom_shutdown_post_vs_complete() {
     model(|| {
-        let inner = Inner::new_for_loom(1, 1);
+        let inner = Engine::new_for_loom(1, 1);
         let probe = Probe::new();
         let poster = {
             let (inner, probe) = (Arc::clone(&inner), probe.clone());
             thread::spawn(move || {
-                let _ = Inner::post(
+                let _ = Engine::post(
                     &inner,
                     PostDest::Parallel(TaskTraits::default()),
                     Duration::ZERO,
@@ -134,7 +134,7 @@ fn loom_shutdown_post_vs_complete() {
                 );
             })
         };
-        Inner::start_shutdown_for_loom(&inner);
+        Engine::start_shutdown_for_loom(&inner);
         poster.join().unwrap();
         assert!(inner.tracker.wait_completed(None));
         stop_workers(&inner);

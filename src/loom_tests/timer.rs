@@ -1,7 +1,7 @@
 //! The timer's stop-vs-fire race (`timer::timer_core`: the `generation << 1 | ARMED` word, the
 //! task slot, and the pending entry's removal from the delay heap by id).
 //!
-//! Scope: a real `Inner`, a real `TimerCore` and the real `DelayManager` (its heap, `add`,
+//! Scope: a real `Engine`, a real `TimerCore` and the real `DelayManager` (its heap, `add`,
 //! `cancel`, `stop`). The service thread and the worker are replaced by one model thread, the
 //! *firer*, which pops the ripe entries from the heap (`take_ripe`, the service
 //! thread's `pop_ripe`) and runs their jobs as the sequence's worker would; the forwarding
@@ -13,12 +13,12 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use super::model;
-use crate::pool::Inner;
-use crate::scheduler::{Home, Sequence};
-use crate::shim::{thread, Arc, AtomicUsize, Ordering};
-use crate::task::Job;
-use crate::timer::{Kind, TimerCore, UserTask};
-use crate::traits::TaskTraits;
+use crate::base::shim::{thread, Arc, AtomicUsize, Ordering};
+use crate::base::traits::TaskTraits;
+use crate::engine::scheduler::{Home, Sequence};
+use crate::engine::task::Job;
+use crate::engine::Engine;
+use crate::time::{Kind, TimerCore, UserTask};
 
 /// What the user task did: runs started, and drops of its closure.
 #[derive(Clone)]
@@ -58,8 +58,8 @@ impl Counts {
 }
 
 /// A pool with no service thread (the model forwards) and a timer of `kind` on a sequence.
-fn setup(kind: Kind) -> (Arc<Inner>, Arc<TimerCore>) {
-    let inner = Inner::new_for_loom(1, 1);
+fn setup(kind: Kind) -> (Arc<Engine>, Arc<TimerCore>) {
+    let inner = Engine::new_for_loom(1, 1);
     let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
     let core = Arc::new(TimerCore::new(kind, Arc::clone(&inner), seq));
     (inner, core)
@@ -88,12 +88,12 @@ fn start_many(core: &Arc<TimerCore>, delay: Duration, f: impl FnMut() + Send + '
 }
 
 /// The service thread and the worker in one: pops what is ripe now and runs it.
-fn fire_ripe(inner: &Inner) {
+fn fire_ripe(inner: &Engine) {
     for d in inner.delay.take_ripe(Instant::now()) {
         match d.task.job {
             Job::Fn(f) => f(),
             Job::Cell(c) => {
-                let _ = c.run();
+                let _ = c.run_with(&|_| {});
             }
         }
     }

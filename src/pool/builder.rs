@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
-use crate::error::{BuildError, BuildErrorKind};
-use crate::pool::{Config, PanicHandler, TaskPanic, ThreadPool};
+use crate::base::clock::{Clock, SystemClock};
+use crate::base::error::{BuildError, BuildErrorKind};
+use crate::engine::{Config, PanicHandler};
+use crate::pool::{TaskPanic, ThreadPool};
 
 /// Configures and builds a [`ThreadPool`].
 ///
@@ -77,7 +78,7 @@ impl ThreadPoolBuilder {
     /// assert!(err.is_invalid_config());
     /// assert!(err.to_string().contains(&ThreadPoolBuilder::MAX_WORKERS.to_string()));
     /// ```
-    pub const MAX_WORKERS: usize = 32_768;
+    pub const MAX_WORKERS: usize = crate::base::error::MAX_WORKERS;
 
     /// A builder with the defaults.
     ///

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use crate::error::{BuildError, BuildErrorKind};
+use crate::base::error::{BuildError, BuildErrorKind};
 use crate::pool::ThreadPool;
 
 static GLOBAL: OnceLock<ThreadPool> = OnceLock::new();
@@ -25,8 +25,8 @@ pub(crate) fn install(pool: ThreadPool) -> Result<(), BuildError> {
 /// for this thread's scope (or, on its own threads, for its tasks), else the process-wide pool.
 pub(crate) fn current() -> Current {
     #[cfg(feature = "test-util")]
-    if let Some(inner) = crate::current::global_override() {
-        return Current::Override(ThreadPool::from_ref(crate::pool::PoolRef::from_inner(
+    if let Some(inner) = crate::engine::current::global_override() {
+        return Current::Override(ThreadPool::from_ref(crate::engine::PoolRef::from_inner(
             &inner,
         )));
     }

@@ -9,10 +9,11 @@
 use std::panic::Location;
 use std::time::Duration;
 
-use crate::error::{PostError, PostRefusal};
-use crate::handle::{Deferred, Reply, TaskHandle};
-use crate::pool::{Inner, PoolRef, PostDest};
-use crate::shim::{Arc, Mutex};
+use crate::base::error::{PostError, PostRefusal};
+use crate::base::shim::{Arc, Mutex};
+use crate::engine::{Engine, PoolRef, PostDest};
+use crate::handle::{Reply, TaskHandle};
+use crate::runner::Deferred;
 
 use super::PostTask;
 
@@ -69,7 +70,7 @@ where
     T: Send + 'static,
     R: Reply<T>,
 {
-    let Some((origin_seq, origin_pool)) = crate::current::current_sequence() else {
+    let Some((origin_seq, origin_pool)) = crate::engine::current::current_sequence() else {
         return Err(PostError::new(
             PostRefusal::NoCurrentSequence,
             (task, reply),
@@ -84,7 +85,7 @@ where
             };
             let value = task();
             // As on the crate's runners: a reply the origin refuses is dropped here, unrun.
-            let _ = Inner::post(
+            let _ = Engine::post(
                 origin.inner(),
                 PostDest::Sequence(&origin_seq),
                 Duration::ZERO,

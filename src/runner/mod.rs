@@ -7,11 +7,21 @@
 //! | [`SequencedTaskRunner`] | posting order, one at a time, happens-before between tasks | any worker (may hop) |
 //! | [`SingleThreadTaskRunner`] | as sequenced | always the runner's own dedicated thread |
 
+pub(crate) mod bound;
+mod cancel_after;
+pub(crate) mod checker;
+mod create;
+mod deferred;
+pub(crate) mod future_task;
+pub(crate) mod keyed;
+pub(crate) mod local;
 mod parallel;
 mod sequenced;
 pub(crate) mod single_thread;
+mod then;
 mod updateable;
 
+pub use deferred::Deferred;
 pub use parallel::TaskRunner;
 pub use sequenced::SequencedTaskRunner;
 pub use single_thread::SingleThreadTaskRunner;
@@ -23,7 +33,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use crate::error::PostError;
+use crate::base::error::PostError;
 use crate::handle::{Reply, ReplyFn, TaskHandle};
 use crate::pool::ThreadPool;
 
@@ -237,7 +247,7 @@ pub trait PostTask {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::future_task::spawn_future(self, fut)
+        crate::runner::future_task::spawn_future(self, fut)
     }
 
     /// [`post_delayed_task_with_result`](Self::post_delayed_task_with_result) recording
@@ -326,20 +336,7 @@ pub trait PostTask {
     }
 }
 
-/// An opaque reference to a pool (see [`PostTask::pool_link`]); nothing to do with it outside
-/// the crate.
-#[doc(hidden)]
-#[derive(Clone, Debug)]
-#[cfg_attr(loom, allow(dead_code))]
-pub struct PoolLink(pub(crate) crate::shim::Arc<crate::pool::Inner>);
-
-impl PoolLink {
-    /// The pool, as its handles see it.
-    #[cfg(feature = "test-util")]
-    pub(crate) fn handle_host(&self) -> crate::shim::Arc<crate::pool::Inner> {
-        crate::shim::Arc::clone(&self.0)
-    }
-}
+pub(crate) use crate::engine::PoolLink;
 
 macro_rules! impl_post_task_for_runner {
     ($t:ty, $conc:expr) => {
@@ -370,8 +367,8 @@ macro_rules! impl_post_task_for_runner {
             }
             fn sequence_token(&self) -> Option<u64> {
                 match self.post_dest() {
-                    crate::pool::PostDest::Sequence(s) => Some(s.token),
-                    crate::pool::PostDest::Parallel(_) => None,
+                    crate::engine::PostDest::Sequence(s) => Some(s.token),
+                    crate::engine::PostDest::Parallel(_) => None,
                 }
             }
             fn post_task_at<F>(
@@ -382,7 +379,7 @@ macro_rules! impl_post_task_for_runner {
             where
                 F: FnOnce() + Send + 'static,
             {
-                crate::pool::Inner::post(
+                crate::engine::Engine::post(
                     self.pool_inner(),
                     self.post_dest(),
                     Duration::ZERO,
@@ -399,7 +396,13 @@ macro_rules! impl_post_task_for_runner {
             where
                 F: FnOnce() + Send + 'static,
             {
-                crate::pool::Inner::post(self.pool_inner(), self.post_dest(), delay, f, posted_from)
+                crate::engine::Engine::post(
+                    self.pool_inner(),
+                    self.post_dest(),
+                    delay,
+                    f,
+                    posted_from,
+                )
             }
             fn post_with_result_at<F, T>(
                 &self,
@@ -411,7 +414,7 @@ macro_rules! impl_post_task_for_runner {
                 F: FnOnce() -> T + Send + 'static,
                 T: Send + 'static,
             {
-                crate::pool::Inner::post_with_result(
+                crate::engine::Engine::post_with_result(
                     self.pool_inner(),
                     self.post_dest(),
                     delay,
@@ -430,7 +433,7 @@ macro_rules! impl_post_task_for_runner {
                 T: Send + 'static,
                 R: Reply<T>,
             {
-                crate::pool::Inner::post_and_reply(
+                crate::engine::Engine::post_and_reply(
                     self.pool_inner(),
                     self.post_dest(),
                     task,

@@ -1,7 +1,7 @@
 //! `TaskRunner`: posts one-off parallel tasks with fixed traits.
 
-use crate::pool::{PoolRef, PostDest};
-use crate::traits::TaskTraits;
+use crate::base::traits::TaskTraits;
+use crate::engine::{PoolRef, PostDest};
 
 /// Posts tasks that run in parallel, in no particular order, with the traits it was created
 /// with. Get one from [`ThreadPool::create_task_runner`](crate::ThreadPool::create_task_runner)
@@ -30,11 +30,11 @@ pub struct TaskRunner {
 impl TaskRunner {
     /// The pool behind this runner (crate-internal helpers: clock, worker count).
     /// Where this runner's posts go (crate-internal posting helpers).
-    pub(crate) fn post_dest(&self) -> crate::pool::PostDest<'_> {
+    pub(crate) fn post_dest(&self) -> crate::engine::PostDest<'_> {
         PostDest::Parallel(self.traits)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::base::shim::Arc<crate::engine::Engine> {
         self.pool.inner()
     }
 

@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use crate::current;
-use crate::pool::{PoolRef, PostDest};
+use crate::base::shim::Arc;
+use crate::base::traits::{TaskPriority, TaskTraits};
+use crate::engine::current;
+use crate::engine::scheduler::{Home, Sequence};
+use crate::engine::{PoolRef, PostDest};
 use crate::runner::single_thread::ThreadOwner;
-use crate::scheduler::{Home, Sequence};
-use crate::shim::Arc;
-use crate::traits::{TaskPriority, TaskTraits};
 use std::sync::Arc as StdArc;
 
 /// Posts tasks that run **one at a time, in posting order**, on whichever worker is free
@@ -50,11 +50,11 @@ impl fmt::Debug for SequencedTaskRunner {
 impl SequencedTaskRunner {
     /// The pool behind this runner (crate-internal helpers: clock, worker count).
     /// Where this runner's posts go (crate-internal posting helpers).
-    pub(crate) fn post_dest(&self) -> crate::pool::PostDest<'_> {
+    pub(crate) fn post_dest(&self) -> crate::engine::PostDest<'_> {
         PostDest::Sequence(&self.seq)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::base::shim::Arc<crate::engine::Engine> {
         self.pool.inner()
     }
 
@@ -67,7 +67,7 @@ impl SequencedTaskRunner {
     }
 
     /// The pool and sequence behind this runner (for crate-internal posting helpers).
-    pub(crate) fn parts(&self) -> (&Arc<crate::pool::Inner>, &Arc<Sequence>) {
+    pub(crate) fn parts(&self) -> (&Arc<crate::engine::Engine>, &Arc<Sequence>) {
         (self.pool.inner(), &self.seq)
     }
 

@@ -1,14 +1,14 @@
 //! `SingleThreadTaskRunner`: a sequence with a dedicated thread.
 
-use crate::pool::Inner;
+use crate::engine::Engine;
 use std::fmt;
 
-use crate::current;
-use crate::pool::{PoolRef, PostDest};
+use crate::base::shim::Arc;
+use crate::engine::current;
+use crate::engine::scheduler::Sequence;
+use crate::engine::worker::Dedicated;
+use crate::engine::{PoolRef, PostDest};
 use crate::runner::SequencedTaskRunner;
-use crate::scheduler::Sequence;
-use crate::shim::Arc;
-use crate::worker::Dedicated;
 use std::sync::Arc as StdArc;
 
 /// Posts tasks that run one at a time, in posting order, always on the same dedicated thread
@@ -43,11 +43,11 @@ impl fmt::Debug for SingleThreadTaskRunner {
 impl SingleThreadTaskRunner {
     /// The pool behind this runner (crate-internal helpers: clock, worker count).
     /// Where this runner's posts go (crate-internal posting helpers).
-    pub(crate) fn post_dest(&self) -> crate::pool::PostDest<'_> {
+    pub(crate) fn post_dest(&self) -> crate::engine::PostDest<'_> {
         PostDest::Sequence(&self.seq)
     }
 
-    pub(crate) fn pool_inner(&self) -> &crate::shim::Arc<crate::pool::Inner> {
+    pub(crate) fn pool_inner(&self) -> &crate::base::shim::Arc<crate::engine::Engine> {
         self.pool.inner()
     }
 
@@ -107,11 +107,11 @@ impl SingleThreadTaskRunner {
 #[derive(Debug)]
 pub(crate) struct ThreadOwner {
     d: Arc<Dedicated>,
-    inner: Arc<Inner>,
+    inner: Arc<Engine>,
 }
 
 impl ThreadOwner {
-    pub(crate) fn new(d: Arc<Dedicated>, inner: Arc<Inner>) -> StdArc<Self> {
+    pub(crate) fn new(d: Arc<Dedicated>, inner: Arc<Engine>) -> StdArc<Self> {
         let owner = StdArc::new(ThreadOwner { d, inner });
         let any: StdArc<dyn std::any::Any + Send + Sync> = owner.clone();
         owner.d.set_owner(StdArc::downgrade(&any));

@@ -2,11 +2,11 @@
 
 use std::ops::Deref;
 
-use crate::pool::{Inner, PoolRef};
+use crate::base::shim::Arc;
+use crate::base::traits::{TaskPriority, TaskTraits};
+use crate::engine::scheduler::{Home, Sequence, Work};
+use crate::engine::{Engine, PoolRef};
 use crate::runner::SequencedTaskRunner;
-use crate::scheduler::{Home, Sequence, Work};
-use crate::shim::Arc;
-use crate::traits::{TaskPriority, TaskTraits};
 
 /// A [`SequencedTaskRunner`] whose priority can be changed while it has work queued
 /// (Chromium's `UpdateableSequencedTaskRunner`). Derefs to the sequenced runner for posting.
@@ -54,7 +54,7 @@ impl UpdateableSequencedTaskRunner {
         // are queued at the new priority.
         let (epoch, n) = seq.set_priority_held(priority);
         for _ in 0..n {
-            Inner::push_work(inner, Work::ticket(Arc::clone(seq), epoch));
+            Engine::push_work(inner, Work::ticket(Arc::clone(seq), epoch));
         }
     }
 

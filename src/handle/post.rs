@@ -1,0 +1,155 @@
+//! Posting a task whose outcome someone receives: a [`TaskHandle`] (the closure and the result
+//! cell share one allocation, queued as the engine's `Job::Cell`), or a reply posted back to
+//! the sequence that posted. These are the engine's `post` plus a cell or a reply; the engine
+//! itself knows nothing of handles.
+
+use std::panic::Location;
+use std::time::Duration;
+#[cfg(feature = "test-util")]
+use std::time::Instant;
+
+use crate::base::error::{PostError, PostRefusal};
+use crate::base::shim::Arc;
+use crate::base::unwind::drop_quietly;
+use crate::engine::current;
+use crate::engine::delay::DelayId;
+use crate::engine::task::{BoxedFn, Job, Task};
+use crate::engine::{Engine, PoolRef, PostDest};
+use crate::handle::{new_queued_cell, HandleHost, Reply, TaskHandle};
+
+impl Engine {
+    /// Like [`post`](Engine::post), returning a handle to the task's result. The closure and
+    /// the result cell share one allocation.
+    pub(crate) fn post_with_result<F, T>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Engine::post_mapped_with_result(this, dest, delay, f, |f| f, posted_from)
+    }
+
+    /// [`post_with_result`](Engine::post_with_result) of `wrap(f)`, handing back `f` on refusal.
+    pub(crate) fn post_mapped_with_result<F, G, T>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        f: F,
+        wrap: impl FnOnce(F) -> G,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        G: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match Engine::admit(this, &dest, delay) {
+            Ok(block) => {
+                let (job, cell) = new_queued_cell(wrap(f));
+                let sequence = match &dest {
+                    PostDest::Sequence(s) => s.token,
+                    PostDest::Parallel(_) => 0,
+                };
+                let entry = Engine::submit(
+                    this,
+                    dest,
+                    delay,
+                    Task::from_job(Job::Cell(job), posted_from),
+                    block,
+                );
+                let handle = TaskHandle::from_cell(cell).on_sequence(sequence);
+                #[cfg(feature = "test-util")]
+                let handle = handle
+                    .on_seeded_pool(this.group.is_manual())
+                    .on_mock_pool(this);
+                Ok(match entry {
+                    Some(id) => handle.with_delay_entry(this, id),
+                    None => handle,
+                })
+            }
+            Err(reason) => Err(PostError::new(reason, f)),
+        }
+    }
+
+    /// Post-and-reply: runs `wrap(task)` at `dest`, then posts `reply(value)` to the sequence
+    /// that is current at the call. See `PostTask::post_task_and_reply_with_result`.
+    pub(crate) fn post_and_reply<F, G, T, R>(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        task: F,
+        wrap: impl FnOnce(F) -> G,
+        reply: R,
+        posted_from: &'static Location<'static>,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        G: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: Reply<T>,
+    {
+        let Some((origin_seq, origin_pool)) = current::current_sequence() else {
+            return Err(PostError::new(
+                PostRefusal::NoCurrentSequence,
+                (task, reply),
+            ));
+        };
+        let block = match Engine::admit(this, &dest, Duration::ZERO) {
+            Ok(b) => b,
+            Err(reason) => return Err(PostError::new(reason, (task, reply))),
+        };
+        let origin = PoolRef::from_inner(&origin_pool);
+        let task = wrap(task);
+        let job: BoxedFn = Box::new(move || {
+            let value = task();
+            // The reply goes back to the origin sequence with the value moved into it. If the
+            // origin refuses it (shutdown, or its thread exited), the reply is dropped here,
+            // unrun: it is `Send`, so dropping it on this sequence is sound, and unlike
+            // Chromium (which leaks it) nothing leaks.
+            let _ = Engine::post(
+                origin.inner(),
+                PostDest::Sequence(&origin_seq),
+                Duration::ZERO,
+                move || reply.call(value),
+                posted_from,
+            );
+        });
+        let _ = Engine::submit(
+            this,
+            dest,
+            Duration::ZERO,
+            Task::new(job, posted_from),
+            block,
+        );
+        Ok(())
+    }
+}
+
+impl HandleHost for Engine {
+    fn cancel_delayed(&self, id: DelayId) {
+        // Dropped outside the delay lock (the entry may hold the last sequence reference).
+        drop_quietly(self.delay.cancel(id));
+    }
+
+    #[cfg(feature = "test-util")]
+    fn delay_pending(&self, id: DelayId) -> bool {
+        self.delay.is_pending(id)
+    }
+
+    #[cfg(feature = "test-util")]
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    #[cfg(feature = "test-util")]
+    fn is_mock(&self) -> bool {
+        self.delay.is_manual()
+    }
+
+    #[cfg(feature = "test-util")]
+    fn is_seeded(&self) -> bool {
+        self.group.is_manual()
+    }
+}
