@@ -290,7 +290,7 @@ fn main() {
         level = next;
         depth += 1;
     }
-    exec.shutdown(ShutdownMode::DRAIN);
+    exec.shutdown(ShutdownMode::Drain);
     let elapsed = t0.elapsed();
 
     println!(

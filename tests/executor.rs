@@ -243,7 +243,7 @@ fn a_submit_blocked_on_a_full_queue_wakes_with_shutdown_and_gets_its_closure_bac
         Err(err) => (err.reason(), err.into_inner()()),
     });
     std::thread::sleep(Duration::from_millis(20)); // let it block (not required for the outcome)
-    exec.shutdown(ShutdownMode::NO_WAIT);
+    exec.shutdown(ShutdownMode::NoWait);
     assert_eq!(
         submitter.join().unwrap(),
         (SubmitRefusal::Shutdown, 2),
@@ -322,7 +322,7 @@ fn shutdown_without_drain_returns_while_tasks_are_still_queued() {
         })
         .collect();
     // Returns although the running task cannot end before `release` below.
-    exec.shutdown(ShutdownMode::NO_WAIT);
+    exec.shutdown(ShutdownMode::NoWait);
     assert!(exec.is_shutdown());
     assert!(queued.iter().all(|h| h.state() == TaskState::Pending));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
@@ -355,7 +355,7 @@ fn cancel_pending_leaves_every_handle_cancelled_or_completed() {
                 .unwrap()
         })
         .collect();
-    exec.shutdown(ShutdownMode::CANCEL_NO_WAIT);
+    exec.shutdown(ShutdownMode::CancelNoWait);
     for h in &queued {
         assert!(h.is_finished(), "a queued handle is resolved at once");
         assert_eq!(h.state(), TaskState::Cancelled);
@@ -387,7 +387,7 @@ fn cancel_with_drain_waits_for_the_running_tasks() {
         })
         .unwrap();
     started.recv_timeout(TIMEOUT).unwrap();
-    exec.shutdown(ShutdownMode::CANCEL);
+    exec.shutdown(ShutdownMode::Cancel);
     assert!(stopped.load(Ordering::SeqCst), "drain waited for it");
     assert!(h.join().unwrap(), "it saw the executor's token cancelled");
 }
@@ -422,7 +422,7 @@ fn dropping_with_cancel_mode_cancels_what_is_queued() {
     let exec = Executor::builder()
         .pool(&pool)
         .max_workers(1)
-        .on_drop(ShutdownMode::CANCEL)
+        .on_drop(ShutdownMode::Cancel)
         .build()
         .unwrap();
     let (release, busy) = occupy(&exec);
@@ -443,7 +443,7 @@ fn draining_from_inside_an_own_task_panics_and_dropping_there_does_not_wait() {
     let exec = Arc::new(exec(&pool, 2, 10));
     let e = exec.clone();
     let h = exec
-        .submit(move || e.shutdown(ShutdownMode::DRAIN))
+        .submit(move || e.shutdown(ShutdownMode::Drain))
         .unwrap();
     let err = h.join().unwrap_err();
     assert!(
@@ -491,7 +491,7 @@ fn wait_idle_waits_for_earlier_tasks_and_returns_on_shutdown() {
     let e = exec.clone();
     let waiter = std::thread::spawn(move || e.wait_idle());
     std::thread::sleep(Duration::from_millis(10)); // not required for the outcome
-    exec.shutdown(ShutdownMode::NO_WAIT);
+    exec.shutdown(ShutdownMode::NoWait);
     assert!(!waiter.join().unwrap(), "returned because of the shutdown");
     release.send(()).unwrap();
     busy.join().unwrap();
@@ -585,7 +585,7 @@ fn the_callers_token_and_the_executors_shutdown_both_reach_a_running_task() {
     assert!(h.join().unwrap_err().is_cancelled(), "the caller's token");
 
     let h = run(&exec, &CancellationToken::new());
-    exec.shutdown(ShutdownMode::CANCEL);
+    exec.shutdown(ShutdownMode::Cancel);
     assert!(h.join().unwrap_err().is_cancelled(), "the executor's token");
 }
 
@@ -845,7 +845,7 @@ fn concurrent_submitters_cancels_and_a_shutdown_leave_no_handle_pending() {
     std::thread::sleep(Duration::from_millis(5));
     stop.cancel();
     std::thread::sleep(Duration::from_millis(5));
-    exec.shutdown(ShutdownMode::CANCEL);
+    exec.shutdown(ShutdownMode::Cancel);
     for s in submitters {
         for mut h in s.join().unwrap() {
             let r = h.join_timeout(TIMEOUT).expect("every handle ends");
@@ -906,7 +906,7 @@ fn a_task_cancelled_in_backoff_or_waiting_for_a_permit_does_not_keep_the_executo
     assert!(h.join().unwrap_err().is_cancelled());
     assert!(waiting.join().unwrap_err().is_cancelled());
     drop(held);
-    ex.shutdown(ShutdownMode::DRAIN);
+    ex.shutdown(ShutdownMode::Drain);
     assert_eq!(sem.available(), 1);
 }
 
@@ -946,6 +946,6 @@ fn a_submit_blocked_on_a_full_queue_returns_when_the_callers_token_is_cancelled(
     assert!(h.join().unwrap_err().is_cancelled());
     release.send(()).unwrap();
     running.join().unwrap();
-    ex.shutdown(ShutdownMode::DRAIN);
+    ex.shutdown(ShutdownMode::Drain);
     assert!(!ran.load(Ordering::SeqCst));
 }

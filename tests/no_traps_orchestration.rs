@@ -302,13 +302,13 @@ fn executor_maps_inside_the_only_worker_compensate() {
 
 #[test]
 fn a_draining_shutdown_and_drop_inside_the_only_worker_compensate() {
-    let n = in_the_only_worker("Executor::shutdown(DRAIN) and drop", |pool| {
+    let n = in_the_only_worker("Executor::shutdown(Drain) and drop", |pool| {
         let ran = Arc::new(AtomicUsize::new(0));
         let exec = Executor::builder().pool(&pool).build().unwrap();
         let r = ran.clone();
         exec.submit(move || r.fetch_add(1, Ordering::SeqCst))
             .unwrap();
-        exec.shutdown(ShutdownMode::DRAIN);
+        exec.shutdown(ShutdownMode::Drain);
         let exec = Executor::builder().pool(&pool).build().unwrap();
         let r = ran.clone();
         exec.submit(move || r.fetch_add(1, Ordering::SeqCst))
@@ -1373,7 +1373,7 @@ fn every_public_error_is_an_error_that_is_send_sync_and_static() {
     // A closure that is Send but not Sync (it owns a Receiver): the error still is both.
     let (_tx, rx) = mpsc::channel::<u32>();
     let exec = Executor::new(1);
-    exec.shutdown(ShutdownMode::NO_WAIT);
+    exec.shutdown(ShutdownMode::NoWait);
     let err = exec.submit(move || rx.recv().unwrap()).unwrap_err();
     assert_error_of(&err);
     assert_eq!(err.reason(), SubmitRefusal::Shutdown);
@@ -1402,7 +1402,7 @@ fn submit_errors_compose_with_the_question_mark_operator() {
     let exec = Executor::new(1);
     assert_eq!(submit_and_join(&exec).unwrap(), 42);
     assert!(submit_for_reason(&exec).is_ok());
-    exec.shutdown(ShutdownMode::DRAIN);
+    exec.shutdown(ShutdownMode::Drain);
     let e = submit_and_join(&exec).unwrap_err();
     assert_eq!(e.to_string(), "task refused: the executor was shut down");
     assert_eq!(submit_for_reason(&exec), Err(SubmitRefusal::Shutdown));

@@ -88,7 +88,7 @@ fn free_post_delayed_task_never_runs_early() {
 fn free_create_task_runner_posts_to_the_global_pool() {
     install();
     let runner = taskrunner::create_task_runner(TaskPriority::UserVisible.into());
-    assert_eq!(runner.traits().get_priority(), TaskPriority::UserVisible);
+    assert_eq!(runner.traits().priority, TaskPriority::UserVisible);
     let (tx, rx) = mpsc::channel();
     for i in 0..10 {
         let tx = tx.clone();

@@ -125,15 +125,20 @@ pub enum PanicPolicy {
 ///     .may_block(true);
 /// assert_eq!(t.get_priority(), TaskPriority::BestEffort);
 /// assert_eq!(t.get_shutdown_behavior(), ShutdownBehavior::BlockShutdown);
-/// assert!(t.get_may_block());
+/// assert!(t.may_block);
 /// assert_eq!(TaskTraits::default(), TaskTraits::new());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct TaskTraits {
-    priority: TaskPriority,
-    shutdown: ShutdownBehavior,
-    may_block: bool,
-    panic_policy: PanicPolicy,
+    /// How urgent the tasks are (see [`TaskPriority`]).
+    pub priority: TaskPriority,
+    /// What shutdown does with the tasks (see [`ShutdownBehavior`]).
+    pub shutdown_behavior: ShutdownBehavior,
+    /// Whether the tasks may block (file or network I/O, waiting on locks held elsewhere).
+    pub may_block: bool,
+    /// What a panic in one of the tasks does (see [`PanicPolicy`]).
+    pub panic_policy: PanicPolicy,
 }
 
 impl TaskTraits {
@@ -141,12 +146,12 @@ impl TaskTraits {
     ///
     /// ```
     /// use taskrunner::{TaskPriority, TaskTraits};
-    /// assert_eq!(TaskTraits::new().get_priority(), TaskPriority::UserBlocking);
+    /// assert_eq!(TaskTraits::new().priority, TaskPriority::UserBlocking);
     /// ```
     pub const fn new() -> Self {
         Self {
             priority: TaskPriority::UserBlocking,
-            shutdown: ShutdownBehavior::SkipOnShutdown,
+            shutdown_behavior: ShutdownBehavior::SkipOnShutdown,
             may_block: false,
             panic_policy: PanicPolicy::Isolate,
         }
@@ -156,7 +161,7 @@ impl TaskTraits {
     ///
     /// ```
     /// use taskrunner::{PanicPolicy, TaskTraits};
-    /// assert_eq!(TaskTraits::new().panic_policy(PanicPolicy::Abort).get_panic_policy(), PanicPolicy::Abort);
+    /// assert_eq!(TaskTraits::new().panic_policy(PanicPolicy::Abort).panic_policy, PanicPolicy::Abort);
     /// ```
     #[must_use]
     pub const fn panic_policy(mut self, p: PanicPolicy) -> Self {
@@ -164,12 +169,14 @@ impl TaskTraits {
         self
     }
 
-    /// The panic policy.
+    /// The [`panic_policy`](Self::panic_policy) field; read the field instead.
     ///
     /// ```
-    /// use taskrunner::{PanicPolicy, TaskTraits};
-    /// assert_eq!(TaskTraits::default().get_panic_policy(), PanicPolicy::Isolate);
+    /// # #![allow(deprecated)]
+    /// let t = taskrunner::TaskTraits::default();
+    /// assert_eq!(t.get_panic_policy(), t.panic_policy);
     /// ```
+    #[deprecated(note = "read the `panic_policy` field")]
     pub const fn get_panic_policy(&self) -> PanicPolicy {
         self.panic_policy
     }
@@ -196,7 +203,7 @@ impl TaskTraits {
     /// ```
     #[must_use]
     pub const fn shutdown_behavior(mut self, b: ShutdownBehavior) -> Self {
-        self.shutdown = b;
+        self.shutdown_behavior = b;
         self
     }
 
@@ -204,7 +211,7 @@ impl TaskTraits {
     ///
     /// ```
     /// use taskrunner::TaskTraits;
-    /// assert!(TaskTraits::new().may_block(true).get_may_block());
+    /// assert!(TaskTraits::new().may_block(true).may_block);
     /// ```
     #[must_use]
     pub const fn may_block(mut self, may_block: bool) -> Self {
@@ -212,32 +219,38 @@ impl TaskTraits {
         self
     }
 
-    /// The priority.
+    /// The [`priority`](Self::priority) field; read the field instead.
     ///
     /// ```
-    /// use taskrunner::{TaskPriority, TaskTraits};
-    /// assert_eq!(TaskTraits::default().get_priority(), TaskPriority::UserBlocking);
+    /// # #![allow(deprecated)]
+    /// let t = taskrunner::TaskTraits::default();
+    /// assert_eq!(t.get_priority(), t.priority);
     /// ```
+    #[deprecated(note = "read the `priority` field")]
     pub const fn get_priority(&self) -> TaskPriority {
         self.priority
     }
 
-    /// The shutdown behaviour.
+    /// The [`shutdown_behavior`](Self::shutdown_behavior) field; read the field instead.
     ///
     /// ```
-    /// use taskrunner::{ShutdownBehavior, TaskTraits};
-    /// assert_eq!(TaskTraits::default().get_shutdown_behavior(), ShutdownBehavior::SkipOnShutdown);
+    /// # #![allow(deprecated)]
+    /// let t = taskrunner::TaskTraits::default();
+    /// assert_eq!(t.get_shutdown_behavior(), t.shutdown_behavior);
     /// ```
+    #[deprecated(note = "read the `shutdown_behavior` field")]
     pub const fn get_shutdown_behavior(&self) -> ShutdownBehavior {
-        self.shutdown
+        self.shutdown_behavior
     }
 
-    /// Whether tasks may block.
+    /// The [`may_block`](Self::may_block) field; read the field instead.
     ///
     /// ```
-    /// use taskrunner::TaskTraits;
-    /// assert!(!TaskTraits::default().get_may_block());
+    /// # #![allow(deprecated)]
+    /// let t = taskrunner::TaskTraits::default();
+    /// assert_eq!(t.get_may_block(), t.may_block);
     /// ```
+    #[deprecated(note = "read the `may_block` field")]
     pub const fn get_may_block(&self) -> bool {
         self.may_block
     }
@@ -248,7 +261,7 @@ impl TaskTraits {
     /// bits 0-1 priority, 2-3 shutdown behaviour, 4 may-block, 5-6 panic policy.
     #[inline]
     pub(crate) const fn pack(self) -> u8 {
-        let shutdown = match self.shutdown {
+        let shutdown = match self.shutdown_behavior {
             ShutdownBehavior::ContinueOnShutdown => 0,
             ShutdownBehavior::SkipOnShutdown => 1,
             ShutdownBehavior::BlockShutdown => 2,
@@ -281,7 +294,7 @@ impl TaskTraits {
         };
         TaskTraits {
             priority,
-            shutdown,
+            shutdown_behavior: shutdown,
             may_block: bits & 16 != 0,
             panic_policy,
         }
@@ -292,7 +305,7 @@ impl fmt::Debug for TaskTraits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskTraits")
             .field("priority", &self.priority)
-            .field("shutdown_behavior", &self.shutdown)
+            .field("shutdown_behavior", &self.shutdown_behavior)
             .field("may_block", &self.may_block)
             .field("panic_policy", &self.panic_policy)
             .finish()

@@ -158,7 +158,7 @@ impl Engine {
         let delayed = !delay.is_zero();
         let behavior = match dest {
             PostDest::Sequence(s) => s.shutdown(),
-            PostDest::Parallel(t) => t.get_shutdown_behavior(),
+            PostDest::Parallel(t) => t.shutdown_behavior,
         };
         this.tracker.will_post(behavior, delayed)?;
         let pool_homed = match dest {
@@ -407,7 +407,7 @@ impl Engine {
                     }
                 }
                 Destination::Parallel(t) => {
-                    if t.get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
+                    if t.shutdown_behavior == ShutdownBehavior::BlockShutdown
                         && this.tracker.register_block().is_err()
                     {
                         drop_quietly(d.task);
@@ -523,16 +523,16 @@ impl Engine {
         me: &WorkerShared,
     ) -> Arc<Sequence> {
         let traits = seq.traits();
-        let behavior = traits.get_shutdown_behavior();
+        let behavior = traits.shutdown_behavior;
         let info = RunningTask {
             posted_from: task.posted_from,
-            priority: traits.get_priority(),
+            priority: traits.priority,
             shutdown_behavior: behavior,
             sequenced: true,
         };
         let token = seq.token;
-        let may_block = traits.get_may_block();
-        let policy = traits.get_panic_policy();
+        let may_block = traits.may_block;
+        let policy = traits.panic_policy;
         let seq = if seq.is_poisoned() {
             // A post admitted just before the sequence was poisoned: never run it. It is
             // dropped in the sequence's context.
@@ -588,19 +588,19 @@ impl Engine {
         let was_delayed = work.was_delayed();
         let ready_at = work.ready_at();
         let task = work.task.expect("a one-off entry holds its task");
-        let behavior = traits.get_shutdown_behavior();
+        let behavior = traits.shutdown_behavior;
         let info = RunningTask {
             posted_from: task.posted_from,
-            priority: traits.get_priority(),
+            priority: traits.priority,
             shutdown_behavior: behavior,
             sequenced: false,
         };
         if me.begin(&this.tracker, info, was_delayed) {
             // A one-off task's token is unique to it ("no sequence"): token 0 takes a fresh one.
             let kind = TaskKind {
-                may_block: traits.get_may_block(),
+                may_block: traits.may_block,
                 best_effort: info.priority == TaskPriority::BestEffort,
-                policy: traits.get_panic_policy(),
+                policy: traits.panic_policy,
             };
             let (scope, token) = TaskScope::enter_task(0, None, kind);
             // Poison has nothing to poison for a one-off task: it behaves as Isolate.
@@ -609,7 +609,7 @@ impl Engine {
             me.end();
             Engine::after_run(this, behavior);
         } else {
-            let scope = TaskScope::enter(0, None, traits.get_may_block());
+            let scope = TaskScope::enter(0, None, traits.may_block);
             drop_quietly(task);
             let _ = scope.exit();
             // The slot showed the task for a moment: a completion check that saw it waits for

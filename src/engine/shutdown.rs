@@ -183,9 +183,7 @@ impl Engine {
             .iter()
             .filter(|w| match &w.seq {
                 Some(s) => s.shutdown() == ShutdownBehavior::BlockShutdown,
-                None => {
-                    w.one_off_traits().get_shutdown_behavior() == ShutdownBehavior::BlockShutdown
-                }
+                None => w.one_off_traits().shutdown_behavior == ShutdownBehavior::BlockShutdown,
             })
             .count();
         Engine::discard(works);

@@ -16,7 +16,7 @@ use super::Executor;
 /// Defaults: a parallel [`TaskRunner`] on the global pool with [`TaskTraits::default()`];
 /// `max_workers` = the runner's [`max_concurrency`](PostTask::max_concurrency) (the pool's
 /// `max_workers`; 1 for a sequence); `queue_capacity` = `max_workers × 10`; dropping the
-/// executor drains it ([`ShutdownMode::DRAIN`]).
+/// executor drains it ([`ShutdownMode::Drain`]).
 ///
 /// ```
 /// use taskrunner::{TaskPriority, TaskTraits, ThreadPool};
@@ -26,7 +26,7 @@ use super::Executor;
 ///     .pool(&pool)
 ///     .traits(TaskTraits::new().priority(TaskPriority::UserVisible))
 ///     .max_workers(2)
-///     .on_drop(ShutdownMode::CANCEL)
+///     .on_drop(ShutdownMode::Cancel)
 ///     .build()
 ///     .unwrap();
 /// assert_eq!((exec.max_workers(), exec.queue_capacity()), (2, 20));
@@ -66,7 +66,7 @@ impl Default for ExecutorBuilder<TaskRunner> {
             traits: TaskTraits::default(),
             max_workers: None,
             queue_capacity: None,
-            on_drop: ShutdownMode::DRAIN,
+            on_drop: ShutdownMode::Drain,
         }
     }
 }
@@ -153,7 +153,7 @@ impl<R> ExecutorBuilder<R> {
         self
     }
 
-    /// What dropping the executor does (default [`ShutdownMode::DRAIN`]).
+    /// What dropping the executor does (default [`ShutdownMode::Drain`]).
     ///
     /// See [`ExecutorBuilder`] for an example.
     #[must_use]

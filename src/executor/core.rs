@@ -454,13 +454,13 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
             s.open = false;
             self.space.notify_all();
             self.idle.notify_all();
-            if mode.cancel_pending {
+            if mode.cancels_pending() {
                 std::mem::take(&mut s.queue)
             } else {
                 BTreeMap::new()
             }
         };
-        if mode.cancel_pending {
+        if mode.cancels_pending() {
             // Running tasks see their token; queued ones are resolved here as cancelled
             // without running (the engine checks the token first).
             self.token.cancel();
@@ -468,7 +468,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
                 (entry.run)();
             }
         }
-        if mode.drain && self.state.lock().live > 0 {
+        if mode.waits() && self.state.lock().live > 0 {
             blocking_unchecked(|| {
                 let mut s = self.state.lock();
                 s.idle_waiters += 1;

@@ -590,7 +590,7 @@ where
     /// cancelled, and stops counting as live (its stale timer or permit callback, when it comes,
     /// does nothing).
     ///
-    /// Panics if `mode.drain` and this is called from one of the executor's own tasks (it
+    /// Panics if `mode` waits and this is called from one of the executor's own tasks (it
     /// would wait for itself) or from a task of the sequence the executor runs on (its tasks
     /// are queued behind the caller); dropping the executor there does not wait (see
     /// [`Drop`]).
@@ -599,15 +599,15 @@ where
     /// use taskrunner::executor::{Executor, ShutdownMode, SubmitRefusal};
     /// let exec = Executor::new(2);
     /// let h = exec.submit(|| 1).unwrap();
-    /// exec.shutdown(ShutdownMode::DRAIN);
+    /// exec.shutdown(ShutdownMode::Drain);
     /// assert!(h.is_finished());
     /// assert!(exec.is_shutdown());
     /// assert_eq!(exec.submit(|| 2).unwrap_err().reason(), SubmitRefusal::Shutdown);
-    /// exec.shutdown(ShutdownMode::CANCEL); // idempotent
+    /// exec.shutdown(ShutdownMode::Cancel); // idempotent
     /// ```
     #[track_caller]
     pub fn shutdown(&self, mode: ShutdownMode) {
-        if mode.drain {
+        if mode.waits() {
             self.check_not_own_task("shutdown with drain");
             self.core
                 .check_not_own_sequence("Executor::shutdown with drain");
@@ -627,7 +627,7 @@ where
             panic!(
                 "Executor::{what} was called from inside one of the executor's own tasks: it waits for \
                  the executor's tasks to end, including this one, so it would never return. Call it from \
-                 outside the executor (or use ShutdownMode::NO_WAIT / CANCEL_NO_WAIT)."
+                 outside the executor (or use ShutdownMode::NoWait / CancelNoWait)."
             );
         }
     }
@@ -719,19 +719,19 @@ where
     R: PostTask + Clone + Send + Sync + 'static,
 {
     /// Shuts down with the builder's [`on_drop`](ExecutorBuilder::on_drop) mode (default
-    /// [`ShutdownMode::DRAIN`]). Dropped inside one of its own tasks, or inside a task of the
+    /// [`ShutdownMode::Drain`]). Dropped inside one of its own tasks, or inside a task of the
     /// sequence it runs on, it does not wait (waiting there would wait forever for tasks that
-    /// can only run after this one): the mode's `drain` is ignored, and a warning is logged.
+    /// can only run after this one): the mode's wait is skipped, and a warning is logged.
     /// A drain on a pool worker is a blocking scope.
     fn drop(&mut self) {
         let mut mode = self.on_drop;
-        if mode.drain && (self.core.in_own_task() || self.on_own_sequence()) {
+        if mode.waits() && (self.core.in_own_task() || self.on_own_sequence()) {
             tracing::warn!(
                 "an Executor was dropped inside one of its own tasks (or a task of its own sequence): \
                  shutting down without waiting (draining there would wait forever for tasks that can \
                  only run after this one)"
             );
-            mode.drain = false;
+            mode = mode.without_wait();
         }
         self.core.shutdown(mode);
     }

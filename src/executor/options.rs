@@ -12,66 +12,109 @@ use crate::sync::semaphore::Semaphore;
 /// queue (they get [`SubmitRefusal::Shutdown`](super::SubmitRefusal::Shutdown) and their
 /// closure back).
 ///
-/// * `cancel_pending`: every queued (not started) task ends as cancelled and never runs, and
-///   the executor's [`token`](super::Executor::token) is cancelled, which running tasks see
-///   through their [`TaskContext`](crate::cancel::TaskContext).
-/// * `drain`: wait until every task (queued, unless cancelled, and running) has ended.
-///   Without it the call returns at once; queued tasks still run in the background (unless
-///   cancelled), and every handle still ends (completed, failed or cancelled).
+/// * cancelling ([`Cancel`](Self::Cancel), [`CancelNoWait`](Self::CancelNoWait)): every
+///   queued (not started) task ends as cancelled and never runs, and the executor's
+///   [`token`](super::Executor::token) is cancelled, which running tasks see through their
+///   [`TaskContext`](crate::cancel::TaskContext);
+/// * waiting ([`Drain`](Self::Drain), [`Cancel`](Self::Cancel)): the call returns once every
+///   task (queued, unless cancelled, and running) has ended. Without it the call returns at
+///   once; queued tasks still run in the background (unless cancelled), and every handle
+///   still ends (completed, failed or cancelled).
 ///
-/// The default is [`DRAIN`](Self::DRAIN), Python's `with ThreadPoolExecutor(..)` exit.
+/// The default is [`Drain`](Self::Drain), Python's `with ThreadPoolExecutor(..)` exit.
 ///
 /// ```
 /// use taskrunner::executor::ShutdownMode;
-/// assert_eq!(ShutdownMode::default(), ShutdownMode::DRAIN);
-/// assert_eq!(ShutdownMode::CANCEL, ShutdownMode { drain: true, cancel_pending: true });
-/// assert!(!ShutdownMode::NO_WAIT.drain);
+/// assert_eq!(ShutdownMode::default(), ShutdownMode::Drain);
+/// assert!(ShutdownMode::Cancel.waits() && ShutdownMode::Cancel.cancels_pending());
+/// assert!(!ShutdownMode::NoWait.waits());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ShutdownMode {
-    /// Wait for the tasks to end.
-    pub drain: bool,
-    /// Cancel the queued tasks (and the executor's token).
-    pub cancel_pending: bool,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ShutdownMode {
+    /// Let everything submitted finish, and wait for it (the default).
+    #[default]
+    Drain,
+    /// Cancel what has not started, signal what runs, and wait for the running tasks.
+    Cancel,
+    /// Let everything submitted finish in the background; return at once.
+    NoWait,
+    /// Cancel what has not started, signal what runs; return at once.
+    CancelNoWait,
 }
 
 impl ShutdownMode {
-    /// Let everything submitted finish, and wait for it (the default).
-    ///
-    /// See [`ShutdownMode`] for an example.
-    pub const DRAIN: ShutdownMode = ShutdownMode {
-        drain: true,
-        cancel_pending: false,
-    };
-    /// Cancel what has not started, signal what runs, and wait for the running tasks.
-    ///
-    /// See [`ShutdownMode`] for an example.
-    pub const CANCEL: ShutdownMode = ShutdownMode {
-        drain: true,
-        cancel_pending: true,
-    };
-    /// Let everything submitted finish in the background; return at once.
-    ///
-    /// See [`ShutdownMode`] for an example.
-    pub const NO_WAIT: ShutdownMode = ShutdownMode {
-        drain: false,
-        cancel_pending: false,
-    };
-    /// Cancel what has not started, signal what runs; return at once.
+    /// Whether the shutdown waits for the tasks to end ([`Drain`](Self::Drain),
+    /// [`Cancel`](Self::Cancel)).
     ///
     /// ```
-    /// assert!(taskrunner::executor::ShutdownMode::CANCEL_NO_WAIT.cancel_pending);
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert!(ShutdownMode::Drain.waits());
+    /// assert!(!ShutdownMode::CancelNoWait.waits());
     /// ```
-    pub const CANCEL_NO_WAIT: ShutdownMode = ShutdownMode {
-        drain: false,
-        cancel_pending: true,
-    };
-}
-
-impl Default for ShutdownMode {
-    fn default() -> Self {
-        Self::DRAIN
+    pub const fn waits(self) -> bool {
+        matches!(self, ShutdownMode::Drain | ShutdownMode::Cancel)
     }
+
+    /// Whether the shutdown cancels the queued tasks and the executor's token
+    /// ([`Cancel`](Self::Cancel), [`CancelNoWait`](Self::CancelNoWait)).
+    ///
+    /// ```
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert!(ShutdownMode::CancelNoWait.cancels_pending());
+    /// assert!(!ShutdownMode::Drain.cancels_pending());
+    /// ```
+    pub const fn cancels_pending(self) -> bool {
+        matches!(self, ShutdownMode::Cancel | ShutdownMode::CancelNoWait)
+    }
+
+    /// The same mode without the wait.
+    pub(crate) const fn without_wait(self) -> Self {
+        if self.cancels_pending() {
+            ShutdownMode::CancelNoWait
+        } else {
+            ShutdownMode::NoWait
+        }
+    }
+
+    /// Renamed [`ShutdownMode::Drain`].
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert_eq!(ShutdownMode::DRAIN, ShutdownMode::Drain);
+    /// ```
+    #[deprecated(note = "use the variant `ShutdownMode::Drain`")]
+    pub const DRAIN: ShutdownMode = ShutdownMode::Drain;
+
+    /// Renamed [`ShutdownMode::Cancel`].
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert_eq!(ShutdownMode::CANCEL, ShutdownMode::Cancel);
+    /// ```
+    #[deprecated(note = "use the variant `ShutdownMode::Cancel`")]
+    pub const CANCEL: ShutdownMode = ShutdownMode::Cancel;
+
+    /// Renamed [`ShutdownMode::NoWait`].
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert_eq!(ShutdownMode::NO_WAIT, ShutdownMode::NoWait);
+    /// ```
+    #[deprecated(note = "use the variant `ShutdownMode::NoWait`")]
+    pub const NO_WAIT: ShutdownMode = ShutdownMode::NoWait;
+
+    /// Renamed [`ShutdownMode::CancelNoWait`].
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use taskrunner::executor::ShutdownMode;
+    /// assert_eq!(ShutdownMode::CANCEL_NO_WAIT, ShutdownMode::CancelNoWait);
+    /// ```
+    #[deprecated(note = "use the variant `ShutdownMode::CancelNoWait`")]
+    pub const CANCEL_NO_WAIT: ShutdownMode = ShutdownMode::CancelNoWait;
 }
 
 /// Options for [`Executor::submit_with`](super::Executor::submit_with) and

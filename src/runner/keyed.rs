@@ -205,7 +205,7 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
     fn new(pool: PoolRef, traits: TaskTraits, max_workers: usize) -> Self {
-        let pin_on_panic = traits.get_panic_policy() == PanicPolicy::Poison;
+        let pin_on_panic = traits.panic_policy == PanicPolicy::Poison;
         KeyedTaskRunner {
             inner: Arc::new(KeyedInner {
                 pool,

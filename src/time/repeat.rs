@@ -218,26 +218,71 @@ impl Repeat {
     /// The interval.
     ///
     /// See [`new`](Self::new) for an example.
-    pub fn get_interval(&self) -> Duration {
+    pub fn interval(&self) -> Duration {
         self.interval
     }
 
     /// The mode.
     ///
     /// See [`new`](Self::new) for an example.
-    pub fn get_mode(&self) -> RepeatMode {
+    pub fn mode(&self) -> RepeatMode {
         self.mode
     }
 
-    /// The delay before the first run.
+    /// The delay before the first run: the one set with [`initial_delay`](Self::initial_delay),
+    /// or one interval.
     ///
     /// ```
     /// use std::time::Duration;
     /// use taskrunner::time::{Repeat, RepeatMode};
-    /// assert_eq!(Repeat::new(Duration::from_secs(2), RepeatMode::FixedDelay).get_initial_delay(), Duration::from_secs(2));
+    /// let r = Repeat::new(Duration::from_secs(2), RepeatMode::FixedDelay);
+    /// assert_eq!(r.first_delay(), Duration::from_secs(2));
+    /// assert_eq!(r.initial_delay(Duration::ZERO).first_delay(), Duration::ZERO);
     /// ```
-    pub fn get_initial_delay(&self) -> Duration {
+    pub fn first_delay(&self) -> Duration {
         self.initial_delay.unwrap_or(self.interval)
+    }
+
+    /// Renamed [`interval`](Self::interval).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use std::time::Duration;
+    /// use taskrunner::time::{Repeat, RepeatMode};
+    /// let r = Repeat::new(Duration::from_secs(1), RepeatMode::FixedRate);
+    /// assert_eq!(r.get_interval(), r.interval());
+    /// ```
+    #[deprecated(note = "renamed `interval`")]
+    pub fn get_interval(&self) -> Duration {
+        self.interval()
+    }
+
+    /// Renamed [`mode`](Self::mode).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use std::time::Duration;
+    /// use taskrunner::time::{Repeat, RepeatMode};
+    /// let r = Repeat::new(Duration::from_secs(1), RepeatMode::FixedRate);
+    /// assert_eq!(r.get_mode(), r.mode());
+    /// ```
+    #[deprecated(note = "renamed `mode`")]
+    pub fn get_mode(&self) -> RepeatMode {
+        self.mode()
+    }
+
+    /// Renamed [`first_delay`](Self::first_delay).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use std::time::Duration;
+    /// use taskrunner::time::{Repeat, RepeatMode};
+    /// let r = Repeat::new(Duration::from_secs(1), RepeatMode::FixedRate);
+    /// assert_eq!(r.get_initial_delay(), r.first_delay());
+    /// ```
+    #[deprecated(note = "renamed `first_delay`")]
+    pub fn get_initial_delay(&self) -> Duration {
+        self.first_delay()
     }
 
     /// Starts running `f` on `runner` until the returned handle is cancelled (or the token,
@@ -331,7 +376,7 @@ impl Repeat {
             Some(parent) => parent.child(),
             None => CancellationToken::new(),
         };
-        let first_delay = self.get_initial_delay();
+        let first_delay = self.first_delay();
         let now = runner.now();
         // A first run at "never" has no ticks to count: any instant will do.
         let first = Deadline::after(now, first_delay).instant().unwrap_or(now);

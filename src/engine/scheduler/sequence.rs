@@ -165,17 +165,17 @@ impl Sequence {
 
     #[inline]
     pub(crate) fn priority(&self) -> TaskPriority {
-        self.traits().get_priority()
+        self.traits().priority
     }
 
     #[inline]
     pub(crate) fn shutdown(&self) -> ShutdownBehavior {
-        self.traits().get_shutdown_behavior()
+        self.traits().shutdown_behavior
     }
 
     #[inline]
     pub(crate) fn may_block(&self) -> bool {
-        self.traits().get_may_block()
+        self.traits().may_block
     }
 
     /// `true` for a held-mode (updateable) sequence.

@@ -88,7 +88,7 @@ impl Work {
     pub(crate) fn priority(&self) -> TaskPriority {
         match &self.seq {
             Some(s) => s.priority(),
-            None => self.one_off_traits().get_priority(),
+            None => self.one_off_traits().priority,
         }
     }
 
