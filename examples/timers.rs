@@ -1,6 +1,6 @@
 //! Timers on a sequence: a request timeout (`OneShotTimer`), a debounced save
 //! (`RetainingOneShotTimer`), a heartbeat (`RepeatingTimer`) and a metrics tick
-//! (`post_repeating_task`) stopped from another thread. Runs in about a second.
+//! (`repeat`) cancelled from another thread. Runs in about a second.
 //!
 //! ```text
 //! cargo run --release --example timers
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskrunner::time::{OneShotTimer, RepeatingTimer, RetainingOneShotTimer};
+use taskrunner::time::{repeat, OneShotTimer, RepeatMode, RepeatingTimer, RetainingOneShotTimer};
 use taskrunner::PostTask;
 use taskrunner::{SequencedTaskRunner, TaskTraits, ThreadPool};
 
@@ -146,14 +146,14 @@ fn main() {
     let (tick_tx, tick_rx) = mpsc::channel();
     let handle = {
         let ticks = ticks.clone();
-        pool.post_repeating_task(TaskTraits::default(), ms(20), move || {
+        repeat(&pool, ms(20), RepeatMode::FixedRate, move || {
             let _ = tick_tx.send(ticks.fetch_add(1, Ordering::SeqCst) + 1);
         })
         .unwrap()
     };
     tick_rx.recv().unwrap();
     tick_rx.recv().unwrap();
-    let stopped = std::thread::spawn(move || handle.stop()).join().unwrap();
+    let stopped = std::thread::spawn(move || handle.cancel()).join().unwrap();
     assert!(stopped);
     // The closure (and its sender) was freed: the channel drains and closes.
     let total = tick_rx.iter().count() + 2;

@@ -86,7 +86,7 @@ pub struct TestEnvironment {
 
 /// How many deadlines in a row may leave at least as many delayed tasks pending as before
 /// until an unbounded fast-forward decides the work repeats forever. A repeating timer, a
-/// `post_repeating_task` or a task that re-posts itself keeps the count from ever going down;
+/// `repeat` or a task that re-posts itself keeps the count from ever going down;
 /// any finite batch of work makes it go down long before this many steps (a chain of more
 /// than this many tasks, each posting the next, is the one thing it mistakes for a loop).
 const RUNAWAY_DEADLINES: usize = 10_000;
@@ -518,7 +518,7 @@ impl TestEnvironment {
     ///
     /// When the pool evidently never runs out of work: after
     /// 10 000 deadlines in a row that each left at least as many delayed tasks pending
-    /// as before. A repeating timer, a `post_repeating_task` or a task that re-posts itself
+    /// as before. A repeating timer, a [`repeat`](crate::time::repeat) or a task that re-posts itself
     /// does that forever; stop it first, or run a bounded window of it with
     /// [`fast_forward_by`](Self::fast_forward_by). (A chain of more than 10 000 tasks that each
     /// post the next one, then stop, is mistaken for such a loop: fast-forward it by a
@@ -535,10 +535,10 @@ impl TestEnvironment {
     /// assert_eq!(env.pending_task_count(), 0);
     ///
     /// // A repeating task never lets the pool run out of work: a prompt panic, with advice.
-    /// let ticks = env.pool().post_repeating_task(Default::default(), Duration::from_millis(1), || ()).unwrap();
+    /// let ticks = taskrunner::time::repeat(env.pool(), Duration::from_millis(1), taskrunner::time::RepeatMode::FixedRate, || ()).unwrap();
     /// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.fast_forward_until_no_tasks_remain()));
     /// assert!(caught.is_err());
-    /// ticks.stop();
+    /// ticks.cancel();
     /// ```
     #[track_caller]
     pub fn fast_forward_until_no_tasks_remain(&self) {
@@ -571,7 +571,7 @@ impl TestEnvironment {
                 if stalled >= RUNAWAY_DEADLINES {
                     panic!(
                         "TestEnvironment::{name}: tasks keep coming: {RUNAWAY_DEADLINES} deadlines in a row each left \
-                         {pending} or more delayed tasks pending, so a repeating timer, a post_repeating_task or a \
+                         {pending} or more delayed tasks pending, so a repeating timer, a repeat or a \
                          task that re-posts itself is still running and there will always be another deadline. \
                          Stop it first, or run a bounded window of it with fast_forward_by(duration)."
                     );

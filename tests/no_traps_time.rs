@@ -8,6 +8,8 @@
 //!
 //! Timeouts only turn a hang into a failure; nothing asserts on how long anything took.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+// `post_repeating_task` is deprecated in favour of `time::repeat`; its tests stay while it does.
+#![allow(deprecated)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

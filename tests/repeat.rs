@@ -15,7 +15,7 @@ use std::time::Duration;
 use taskrunner::cancel::{CancellationToken, TaskContext};
 use taskrunner::testing::{ManualClock, TestEnvironment};
 use taskrunner::time::{repeat, Clock, Repeat, RepeatHandle, RepeatMode};
-use taskrunner::{PanicPolicy, TaskTraits, ThreadPool};
+use taskrunner::{PanicPolicy, PostTask, TaskTraits, ThreadPool};
 
 /// Turns a hang into a failure; never a timing assertion.
 const HANG: Duration = Duration::from_secs(20);
@@ -525,4 +525,150 @@ fn cancel_racing_runs_from_many_threads_never_lets_a_run_start_afterwards() {
         assert_eq!(late.load(Ordering::SeqCst), 0);
     }
     pool.shutdown();
+}
+
+// ---- a cancel withdraws the pending run ------------------------------------------------------
+
+/// Repeats every hour on `runner` a closure whose drop `drops` counts.
+fn hourly<R>(runner: &R, drops: &Drops, mode: RepeatMode) -> RepeatHandle
+where
+    R: PostTask + Clone + Send + Sync + 'static,
+{
+    let t = drops.token();
+    repeat(runner, Duration::from_secs(3600), mode, move || {
+        let _ = &t;
+    })
+    .unwrap()
+}
+
+#[test]
+fn cancel_takes_the_pending_run_out_of_the_delay_manager_on_every_kind_of_runner() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    let par = pool.create_task_runner(TaskTraits::default());
+    let single = pool.create_single_thread_task_runner(TaskTraits::default());
+    let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    let drops = Drops::default();
+    let handles = [
+        hourly(&pool, &drops, RepeatMode::FixedDelay),
+        hourly(&seq, &drops, RepeatMode::FixedRate),
+        hourly(&par, &drops, RepeatMode::FixedDelay),
+        hourly(&single, &drops, RepeatMode::FixedRate),
+        hourly(&keyed.runner(7), &drops, RepeatMode::FixedDelay),
+    ];
+    assert_eq!(pool.pending_delayed_tasks(), handles.len());
+    for (i, h) in handles.iter().enumerate() {
+        assert!(h.cancel());
+        // Withdrawn at once, and the closure freed at once: nothing waits for the hour.
+        assert_eq!(pool.pending_delayed_tasks(), handles.len() - i - 1);
+        assert_eq!(drops.count(), i + 1);
+        wait_or_fail(h);
+    }
+}
+
+#[test]
+fn cancel_after_runs_withdraws_the_rescheduled_run() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    let (tx, rx) = mpsc::channel();
+    let h = Repeat::new(Duration::from_secs(3600), RepeatMode::FixedDelay)
+        .initial_delay(Duration::ZERO)
+        .start(&seq, move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+    rx.recv_timeout(HANG)
+        .expect("the first run happens at once");
+    // The first run has ended once the next one is pending: one entry, an hour away.
+    let t0 = std::time::Instant::now();
+    while pool.pending_delayed_tasks() != 1 {
+        assert!(t0.elapsed() < HANG, "the next run was never scheduled");
+        std::thread::yield_now();
+    }
+    assert!(h.cancel());
+    // Withdrawn without waiting for the hour (a reschedule still in flight when the cancel
+    // came withdraws its post as soon as it is made).
+    pending_drops_to_zero(&pool);
+    wait_or_fail(&h);
+    assert_eq!(h.runs(), 1);
+}
+
+fn pending_drops_to_zero(pool: &ThreadPool) {
+    let t0 = std::time::Instant::now();
+    while pool.pending_delayed_tasks() != 0 {
+        assert!(
+            t0.elapsed() < HANG,
+            "a cancelled repetition left its next run queued"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn cancel_racing_the_runs_never_leaves_an_entry_behind() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    for round in 0..200 {
+        let runner = pool.create_sequenced_task_runner(TaskTraits::default());
+        let h = repeat(
+            &runner,
+            Duration::from_micros(50),
+            RepeatMode::FixedRate,
+            || (),
+        )
+        .unwrap();
+        if round % 2 == 0 {
+            std::thread::yield_now();
+        }
+        h.cancel();
+        wait_or_fail(&h);
+        // A reschedule that raced the cancel withdraws its own post.
+        pending_drops_to_zero(&pool);
+    }
+}
+
+/// A runner of the user's own, forwarding to a sequence: no pool link, so a cancelled run is
+/// withdrawn through its handle only if the runner can; the repetition still stops.
+#[derive(Clone)]
+struct Forwarding(taskrunner::SequencedTaskRunner);
+
+impl PostTask for Forwarding {
+    fn post_task<F>(&self, f: F) -> Result<(), taskrunner::PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.0.post_task(f)
+    }
+    fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), taskrunner::PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.0.post_delayed_task(delay, f)
+    }
+    fn now(&self) -> std::time::Instant {
+        self.0.now()
+    }
+    fn max_concurrency(&self) -> usize {
+        1
+    }
+}
+
+#[test]
+fn cancel_on_a_runner_of_ones_own_stops_and_frees_the_closure() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let own = Forwarding(pool.create_sequenced_task_runner(TaskTraits::default()));
+    let drops = Drops::default();
+    let t = drops.token();
+    let h = repeat(
+        &own,
+        Duration::from_secs(3600),
+        RepeatMode::FixedDelay,
+        move || {
+            let _ = &t;
+        },
+    )
+    .unwrap();
+    assert!(h.cancel());
+    assert_eq!(drops.count(), 1);
+    wait_or_fail(&h);
+    assert!(!h.is_running());
 }

@@ -1,6 +1,8 @@
 //! Timers: `OneShotTimer`, `RetainingOneShotTimer`, `RepeatingTimer`, `post_repeating_task`.
 //! Schedules are checked under a manual clock (nothing sleeps); the stop-vs-fire races run on
 //! real threads. Drop counters prove that stopped and cancelled closures are freed at once.
+//! `post_repeating_task` is deprecated in favour of `time::repeat`; its tests stay while it does.
+#![allow(deprecated)]
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::fmt;

@@ -243,6 +243,7 @@ impl Engine {
         this: &Arc<Self>,
         traits: TaskTraits,
     ) -> (Arc<Sequence>, Arc<Dedicated>) {
+        #[cfg_attr(loom, allow(unused_variables))]
         let index = this.next_dedicated.fetch_add(1, Ordering::Relaxed);
         let d = Arc::new(Dedicated::new());
         let seq = Arc::new(Sequence::new(traits, Home::Dedicated(Arc::clone(&d))));

@@ -39,7 +39,7 @@
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
-//! Plus the `handle`, `orchestration`, `future_task` and `timer` files and the `loom_keyed_*`
+//! Plus the `handle`, `orchestration`, `future_task`, `timer` and `repeat` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes about
 //! 10 s on 2 cores (`--nocapture` prints the executions explored per model).
 //!
@@ -54,6 +54,7 @@ mod future_task;
 mod group_wakeups;
 mod handle;
 mod orchestration;
+mod repeat;
 mod sequence_state;
 mod shutdown;
 mod timer;
@@ -62,7 +63,6 @@ use std::panic::Location;
 
 use crate::base::shim::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::engine::task::Task;
-use crate::engine::worker::WorkerShared;
 use crate::engine::Engine;
 /// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 2).
 pub(super) fn model<F>(f: F)

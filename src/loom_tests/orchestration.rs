@@ -37,10 +37,10 @@ type Posted = Box<dyn FnOnce() + Send>;
 /// A runner that records what is posted (delayed posts too, ignoring the delay); the model
 /// runs the closures itself.
 #[derive(Clone)]
-struct FakeRunner(std::sync::Arc<Mutex<Vec<Posted>>>);
+pub(super) struct FakeRunner(std::sync::Arc<Mutex<Vec<Posted>>>);
 
 impl FakeRunner {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         FakeRunner(std::sync::Arc::new(Mutex::new(Vec::new())))
     }
 
@@ -48,19 +48,25 @@ impl FakeRunner {
         std::mem::take(&mut *self.0.lock())
     }
 
-    /// Runs posted closures (and what they post) until none is left; returns how many ran.
-    fn drain(&self) -> usize {
-        let mut n = 0;
-        loop {
-            let next = self.0.lock().pop();
-            match next {
-                Some(f) => {
-                    f();
-                    n += 1;
-                }
-                None => return n,
+    /// Runs the last closure posted, if any; `false` when none was left.
+    pub(super) fn run_one(&self) -> bool {
+        let next = self.0.lock().pop();
+        match next {
+            Some(f) => {
+                f();
+                true
             }
+            None => false,
         }
+    }
+
+    /// Runs posted closures (and what they post) until none is left; returns how many ran.
+    pub(super) fn drain(&self) -> usize {
+        let mut n = 0;
+        while self.run_one() {
+            n += 1;
+        }
+        n
     }
 }
 

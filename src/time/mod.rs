@@ -1,5 +1,6 @@
-//! Clocks and timers: the [`Clock`] every delay is measured on, one-shot and
-//! repeating timers owned by a sequence, and repeating tasks.
+//! Clocks, timers and repetition: the [`Clock`] every delay is measured on, Chromium's
+//! one-shot and repeating timers owned by a sequence, and [`repeat`], the way to repeat a task
+//! on any runner until its [`RepeatHandle`] is cancelled.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,12 +28,14 @@
 mod one_shot;
 pub(crate) mod repeat;
 mod repeating;
+#[allow(deprecated)]
 mod repeating_task;
 mod retaining;
 mod timer_core;
 
 pub use one_shot::OneShotTimer;
 pub use repeating::RepeatingTimer;
+#[allow(deprecated)]
 pub use repeating_task::{post_repeating_task, RepeatingTaskHandle};
 pub use retaining::RetainingOneShotTimer;
 

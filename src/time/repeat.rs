@@ -7,9 +7,14 @@
 //! returns. [`RepeatHandle::wait`] returns as soon as it has ended, no run is in progress and
 //! the closure has been dropped; waiting after a cancel never hangs.
 //!
-//! Unlike [`post_repeating_task`](crate::time::post_repeating_task) (sequences only, start-to-start),
-//! this works on anything that implements [`PostTask`] — the pool, a parallel runner, a
-//! sequence, a single-thread runner — and offers both schedules of [`RepeatMode`].
+//! This is the crate's one way to repeat a task. It works on anything that implements
+//! [`PostTask`] — the pool, a parallel runner, a sequence, a single-thread runner, a key of a
+//! keyed runner, your own runner — and offers both schedules of [`RepeatMode`]. On the crate's
+//! runners a cancel also takes the pending run out of the delay manager at once (see
+//! [`ThreadPool::pending_delayed_tasks`](crate::ThreadPool::pending_delayed_tasks)).
+//! [`RepeatingTimer`](crate::time::RepeatingTimer) is Chromium's timer object for a sequence
+//! (restart, reset); the deprecated `post_repeating_task` is `repeat` with
+//! [`RepeatMode::FixedRate`].
 //!
 //! # How it runs
 //!
@@ -67,6 +72,7 @@ use crate::base::unwind::{catch, drop_quietly};
 use crate::cancel::{CancellationToken, TaskContext};
 use crate::engine::blocking::blocking_unchecked;
 use crate::engine::panics::report_task_panic;
+use crate::handle::TaskHandle;
 use crate::runner::PostTask;
 
 /// When the next run of a repetition starts.
@@ -391,6 +397,7 @@ impl Repeat {
                 index: 0,
                 starting: true,
                 released: false,
+                pending: None,
             }),
             cv: Condvar::new(),
             runs: AtomicU64::new(0),
@@ -405,31 +412,40 @@ impl Repeat {
             armed: true,
         };
         let posted_from = shared.posted_from;
-        if let Err(e) = runner.post_delayed_task_at(first_delay, move || tick.run(), posted_from) {
-            let reason = e.reason();
-            drop(e); // the tick's drop marks the repetition stopped (keeping `f`: starting)
-            let (f, r) = {
-                let mut s = shared.sync.lock();
-                s.stopped = true;
-                (s.f.take(), s.runner.take())
+        let first_post =
+            match runner.post_with_result_at(first_delay, move || tick.run(), posted_from) {
+                Ok(h) => h,
+                Err(e) => {
+                    let reason = e.reason();
+                    drop(e); // the tick's drop marks the repetition stopped (keeping `f`: starting)
+                    let (f, r) = {
+                        let mut s = shared.sync.lock();
+                        s.stopped = true;
+                        (s.f.take(), s.runner.take())
+                    };
+                    drop(r);
+                    let w = *f
+                        .expect("the closure stays in the state until the start ends")
+                        .into_any()
+                        .downcast::<W>()
+                        .expect("the closure has the type it was stored with");
+                    return Err(PostError::new(reason, w));
+                }
             };
-            drop(r);
-            let w = *f
-                .expect("the closure stays in the state until the start ends")
-                .into_any()
-                .downcast::<W>()
-                .expect("the closure has the type it was stored with");
-            return Err(PostError::new(reason, w));
-        }
-        let leftover = {
+        let (leftover, unneeded) = {
             let mut s = shared.sync.lock();
             s.starting = false;
             if s.stopped {
-                s.f.take() // the first post was dropped unrun meanwhile (shutdown)
+                // The first post was dropped unrun meanwhile (shutdown), or a stop came first.
+                (s.f.take(), Some(first_post))
             } else {
-                None
+                s.pending = Some(first_post);
+                (None, None)
             }
         };
+        if let Some(h) = unneeded {
+            h.cancel();
+        }
         if leftover.is_some() {
             shared.release(leftover);
         }
@@ -504,6 +520,9 @@ struct State<R> {
     /// Stopped, and the closure has been dropped (what `wait` waits for, with no run in
     /// progress).
     released: bool,
+    /// The pending post's handle: a stop cancels it, which on the crate's runners also takes
+    /// the entry out of the delay manager at once.
+    pending: Option<TaskHandle<()>>,
 }
 
 struct Shared<R> {
@@ -613,7 +632,20 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
                 armed: true,
             };
             // A refused post drops the tick unrun: `abandoned` stops the repetition.
-            drop(runner.post_delayed_task_at(delay, move || tick.run(), this.posted_from));
+            if let Ok(h) = runner.post_with_result_at(delay, move || tick.run(), this.posted_from) {
+                let (old, unneeded) = {
+                    let mut s = this.sync.lock();
+                    if !s.stopped && s.gen == gen {
+                        (s.pending.replace(h), None)
+                    } else {
+                        (s.pending.take(), Some(h)) // stopped meanwhile
+                    }
+                };
+                drop(old);
+                if let Some(h) = unneeded {
+                    h.cancel();
+                }
+            }
         }
         drop(runner);
     }
@@ -629,8 +661,10 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
             s.gen += 1;
             // While starting, `start` hands the closure back or releases it.
             let f = if s.starting { None } else { s.f.take() };
-            (f, s.runner.take())
+            (f, (s.runner.take(), s.pending.take()))
         };
+        let (r, pending) = r;
+        drop(pending);
         drop_quietly(r);
         if f.is_some() {
             self.release(f);
@@ -675,8 +709,14 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Control for Shared<R> {
                 s.released = true; // nothing left to drop
                 self.cv.notify_all();
             }
-            (f, s.runner.take())
+            (f, (s.runner.take(), s.pending.take()))
         };
+        let (r, pending) = r;
+        if let Some(h) = pending {
+            // Outside the lock: the cancelled post's tick is dropped here, and finds the
+            // repetition stopped.
+            h.cancel();
+        }
         drop_quietly(r);
         if f.is_some() {
             self.release(f);
@@ -774,13 +814,18 @@ fn tick_time(first: Instant, index: u64, interval: Duration) -> Deadline {
 ///   shutdown, or a sequence poisoned by a panic under
 ///   [`PanicPolicy::Poison`](crate::PanicPolicy). Stopping for any reason cancels
 ///   [`token`](Self::token).
-/// * **Dropping the handle does not stop it** (as for
-///   [`RepeatingTaskHandle`](crate::time::RepeatingTaskHandle) and
-///   [`TaskHandle`](crate::TaskHandle)), unless it was made
-///   [`cancel_on_drop`](Self::cancel_on_drop). A repetition keeps a clone of its runner until
-///   it stops, so while it repeats it keeps the pool alive: cancel it, or shut the pool down.
-/// * A cancelled repetition's last pending post stays in the runner's delay queue until its
-///   time comes (then it does nothing); it holds neither the closure nor the runner.
+/// * **Dropping the handle does not stop it** (as for [`TaskHandle`](crate::TaskHandle)),
+///   unless it was made [`cancel_on_drop`](Self::cancel_on_drop). A repetition keeps a clone
+///   of its runner until it stops, so while it repeats it keeps the pool alive: cancel it, or
+///   shut the pool down.
+/// * A cancel takes the pending run out of the crate's runners' delay manager at once (it
+///   no longer counts in
+///   [`pending_delayed_tasks`](crate::ThreadPool::pending_delayed_tasks)); a next run that
+///   was being scheduled when the cancel came is withdrawn as soon as its post is made. On a
+///   runner of
+///   your own, the pending post is cancelled through its [`TaskHandle`](crate::TaskHandle)
+///   and, if the runner cannot withdraw it, stays queued until its time comes (then it does
+///   nothing); it holds neither the closure nor the runner.
 ///
 /// `Send + Sync`; not `Clone` (share it in an `Arc` if several owners may cancel it).
 ///

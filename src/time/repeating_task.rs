@@ -1,5 +1,6 @@
 //! `post_repeating_task`: a repeating task without a timer object, stopped through its
-//! [`RepeatingTaskHandle`] from any thread.
+//! [`RepeatingTaskHandle`] from any thread. Deprecated: [`repeat`](crate::time::repeat) does
+//! the same on any runner (`RepeatMode::FixedRate` is the start-to-start schedule).
 
 use std::fmt;
 use std::panic::Location;
@@ -26,6 +27,7 @@ use crate::time::timer_core::{Kind, TimerCore, UserTask};
 /// life to the handle. The handle does not keep the pool alive.
 ///
 /// ```
+/// # #![allow(deprecated)]
 /// use std::time::Duration;
 /// use taskrunner::{ThreadPool, TaskTraits};
 ///
@@ -39,6 +41,9 @@ use crate::time::timer_core::{Kind, TimerCore, UserTask};
 /// assert!(stopper.join().unwrap());
 /// while rx.recv().is_ok() {} // the closure (and its sender) was freed: the channel closes
 /// ```
+#[deprecated(
+    note = "use `taskrunner::time::repeat(&runner, interval, RepeatMode::FixedRate, f)`, and `RepeatHandle::cancel` for `stop`"
+)]
 #[must_use = "dropping a RepeatingTaskHandle does not stop the task; keep it to stop the task, or use stop_on_drop()"]
 pub struct RepeatingTaskHandle {
     core: Arc<TimerCore>,
@@ -50,6 +55,7 @@ impl RepeatingTaskHandle {
     /// repeating (`false` if it was already stopped, by this handle or by shutdown).
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
@@ -66,6 +72,7 @@ impl RepeatingTaskHandle {
     /// next run: shutdown).
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
@@ -81,6 +88,7 @@ impl RepeatingTaskHandle {
     /// Makes dropping this handle stop the task.
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(1).build().unwrap();
@@ -157,6 +165,7 @@ impl SequencedTaskRunner {
     /// If `interval` is zero.
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// # let pool = ThreadPool::builder().max_workers(2).build().unwrap();
@@ -169,6 +178,9 @@ impl SequencedTaskRunner {
     /// assert!(rx.recv().unwrap()); // runs on the sequence
     /// h.stop();
     /// ```
+    #[deprecated(
+        note = "use `taskrunner::time::repeat(&runner, interval, RepeatMode::FixedRate, f)`, and `RepeatHandle::cancel` for `stop`"
+    )]
     #[track_caller]
     pub fn post_repeating_task<F>(
         &self,
@@ -193,6 +205,7 @@ impl ThreadPool {
     /// If `interval` is zero.
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// # use std::time::Duration;
     /// # use taskrunner::{ThreadPool, TaskTraits};
     /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
@@ -204,6 +217,9 @@ impl ThreadPool {
     /// assert_eq!((rx.recv().unwrap(), rx.recv().unwrap()), (1, 2));
     /// assert!(h.stop());
     /// ```
+    #[deprecated(
+        note = "use `taskrunner::time::repeat(&runner, interval, RepeatMode::FixedRate, f)`, and `RepeatHandle::cancel` for `stop`"
+    )]
     #[track_caller]
     pub fn post_repeating_task<F>(
         &self,
@@ -230,6 +246,7 @@ impl ThreadPool {
 /// If `interval` is zero.
 ///
 /// ```
+/// # #![allow(deprecated)]
 /// # use std::time::Duration;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// let h = taskrunner::time::post_repeating_task(Default::default(), Duration::from_millis(1), move || { let _ = tx.send(()); })
@@ -237,6 +254,9 @@ impl ThreadPool {
 /// rx.recv().unwrap();
 /// assert!(h.stop());
 /// ```
+#[deprecated(
+    note = "use `taskrunner::time::repeat(&runner, interval, RepeatMode::FixedRate, f)`, and `RepeatHandle::cancel` for `stop`"
+)]
 #[track_caller]
 pub fn post_repeating_task<F>(
     traits: TaskTraits,

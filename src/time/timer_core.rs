@@ -1,5 +1,5 @@
 //! `TimerCore`: the state one timer shares with its pending fire tasks (and, for
-//! `post_repeating_task`, with its handle). Every public timer type is a thin shell around it.
+//! the deprecated `post_repeating_task`, with its handle). Every public timer type is a thin shell around it.
 //!
 //! # Generations
 //!
