@@ -58,7 +58,7 @@ use crate::base::clock::{Clock, SystemClock};
 use crate::base::deadline::Deadline;
 use crate::base::shim::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use crate::base::unwind::{catch, drop_quietly};
-use crate::engine::blocking::blocking_unchecked;
+use crate::engine::blocking_unchecked;
 use crate::handle::{TaskError, TaskHandle, TaskState};
 
 /// The largest id a script's double can hold exactly: 2^53.
@@ -1057,7 +1057,7 @@ impl<T: Clone + Send + 'static> HandleRegistry<T> {
             Some(r) => r?,
             None => {
                 if deadline.is_never() {
-                    crate::engine::blocking::check_can_block("HandleRegistry::wait");
+                    crate::engine::check_can_block("HandleRegistry::wait");
                 }
                 // The wait is a blocking scope: the pool runs one more worker meanwhile.
                 blocking_unchecked(|| {

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use crate::base::shim::{Mutex, MutexGuard, Ordering};
 use crate::base::unwind::catch;
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
-use crate::engine::panics::report_task_panic;
+use crate::engine::report_task_panic;
 use crate::handle::{Promise, TaskError, TaskHandle};
 use crate::runner::PostTask;
 use crate::sync::semaphore::{Permit, Semaphore};

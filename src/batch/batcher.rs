@@ -6,9 +6,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::base::deadline::Deadline;
-use crate::engine::delay::{DelayId, Destination};
-use crate::engine::scheduler::Sequence;
-use crate::engine::{Engine, PostDest};
+use crate::engine::{DelayId, Destination, Engine, PostDest, Sequence, Task};
 use crate::handle::{Promise, TaskHandle};
 use crate::runner::PoolLink;
 use crate::sync::semaphore::Semaphore;
@@ -19,7 +17,6 @@ use std::sync::Arc;
 use crate::base::shim::{Arc as SyncArc, Mutex};
 use crate::base::traits::{TaskPriority, TaskTraits};
 use crate::base::unwind::drop_quietly;
-use crate::engine::task::Task;
 
 use super::builder::BatcherBuilder;
 use super::dispatch::Dispatcher;
@@ -532,7 +529,7 @@ where
         let handle = handle.for_pool(Some(PoolLink(SyncArc::clone(s.pool()))));
         // The caller's sequence, if it is a sequenced task (see `Shared::mark`).
         let seq_key = if s.config.flush_when_idle {
-            crate::engine::current::running_sequence_ref(|q| q as *const Sequence as usize)
+            crate::engine::running_sequence_ref(|q| q as *const Sequence as usize)
         } else {
             None
         };
@@ -560,7 +557,7 @@ where
             }
         };
         if let Some((id, key)) = mark {
-            match crate::engine::current::current_sequence() {
+            match crate::engine::current_sequence() {
                 Some((seq, pool)) => s.mark(id, key, seq, pool, called_from),
                 None => s.unmark(id, key),
             }

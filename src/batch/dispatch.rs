@@ -7,14 +7,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::base::deadline::Deadline;
-use crate::engine::delay::DelayId;
+use crate::engine::{report_task_panic, DelayId};
 use crate::handle::{Promise, TaskError};
 use crate::sync::semaphore::Permit;
 use std::sync::Arc;
 
 use crate::base::shim::Mutex;
 use crate::base::unwind::{catch, drop_quietly, Payload};
-use crate::engine::panics::report_task_panic;
 
 use super::batcher::{add_timer, Entry, Shared};
 use super::error::BatchError;
@@ -90,8 +89,8 @@ where
         };
         let t0 = Instant::now();
         let outcome = catch(|| {
-            if crate::engine::current::may_block() {
-                crate::engine::blocking::blocking(|| d(reqs))
+            if crate::engine::may_block() {
+                crate::blocking(|| d(reqs))
             } else {
                 d(reqs)
             }

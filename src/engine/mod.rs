@@ -20,6 +20,20 @@ pub(crate) mod task;
 pub(crate) mod tracker;
 pub(crate) mod worker;
 
+// ---- the seam -------------------------------------------------------------------------------
+// What the layers above the runners (`sync`, `time`, `retry`, `fork_join`, `executor`, `batch`,
+// `registry`) take from the engine: the waiting rules every blocking wait follows, panic
+// reporting, the running task's context, and (for timers and the batcher) posting a task at a
+// time. They import these names from `crate::engine`, never from its submodules.
+pub(crate) use self::blocking::{blocking_unchecked, check_can_block, check_not_own_sequence};
+#[cfg(feature = "test-util")]
+pub(crate) use self::current::drives_test_env;
+pub(crate) use self::current::{current_sequence, current_token, may_block, running_sequence_ref};
+pub(crate) use self::delay::{DelayId, Destination};
+pub(crate) use self::panics::report_task_panic;
+pub(crate) use self::scheduler::Sequence;
+pub(crate) use self::task::{BoxedFn, Task};
+
 use std::fmt;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
@@ -28,7 +42,6 @@ use std::time::Duration;
 pub(crate) use self::core::Engine;
 use crate::base::shim::{Arc, Ordering};
 use crate::base::traits::TaskTraits;
-use crate::engine::scheduler::Sequence;
 use crate::engine::worker::RunningTask;
 
 pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static>;

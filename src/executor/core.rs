@@ -49,8 +49,7 @@ use crate::base::deadline::Deadline;
 use crate::base::error::PostError;
 use crate::base::shim::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::cancel::CancellationToken;
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::blocking::check_not_own_sequence;
+use crate::engine::{blocking_unchecked, check_not_own_sequence};
 use crate::runner::PostTask;
 
 use super::error::SubmitRefusal;
@@ -535,7 +534,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
 /// `true` if the running task's sequence was poisoned (an attempt panicked under
 /// `PanicPolicy::Poison`).
 fn running_sequence_poisoned() -> bool {
-    crate::engine::current::running_sequence_ref(|s| s.is_poisoned()).unwrap_or(false)
+    crate::engine::running_sequence_ref(|s| s.is_poisoned()).unwrap_or(false)
 }
 
 /// Holds a slot for as long as a posted attempt closure exists.

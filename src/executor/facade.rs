@@ -619,7 +619,7 @@ where
     fn on_own_sequence(&self) -> bool {
         self.core
             .seq()
-            .is_some_and(|t| t == crate::engine::current::current_token())
+            .is_some_and(|t| t == crate::engine::current_token())
     }
 
     fn check_not_own_task(&self, what: &str) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::base::shim::{Condvar, Mutex};
 use crate::cancel::CancellationToken;
-use crate::engine::blocking::blocking_unchecked;
+use crate::engine::blocking_unchecked;
 use crate::handle::{TaskError, TaskHandle};
 use crate::retry::RetryPolicy;
 use crate::runner::PostTask;

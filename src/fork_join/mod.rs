@@ -73,9 +73,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::base::shim::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::base::unwind::catch;
 use crate::cancel::{CancellationToken, Interrupted, TaskContext};
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::blocking::{check_can_block, check_not_own_sequence};
-use crate::engine::panics::report_task_panic;
+use crate::engine::{
+    blocking_unchecked, check_can_block, check_not_own_sequence, report_task_panic,
+};
 use crate::handle::cell::new_outcome_cell;
 use crate::handle::{CellJob, TaskError, TaskHandle, TaskState};
 use crate::runner::Deferred;

@@ -51,8 +51,7 @@ use std::sync::Arc;
 use crate::base::error::PostError;
 use crate::base::shim::{Condvar, Mutex};
 use crate::base::unwind::{catch, drop_quietly, Payload};
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::panics::report_task_panic;
+use crate::engine::{blocking_unchecked, report_task_panic};
 
 use crate::handle::TaskError;
 use crate::pool::ThreadPool;
@@ -664,7 +663,7 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     #[cfg(feature = "test-util")]
-    if pool.pool_ref().inner().group.is_manual() && crate::engine::current::drives_test_env() {
+    if pool.pool_ref().inner().group.is_manual() && crate::engine::drives_test_env() {
         panic!(
             "a scope on a seeded single-thread TestEnvironment's pool, opened on the thread that drives it, \
              would block forever: only this thread runs its tasks"
@@ -673,7 +672,7 @@ where
     let scope = Scope {
         state: Arc::new(ScopeState::new()),
         pool,
-        owner_seq: crate::engine::current::running_sequence_ref(|s| s.token),
+        owner_seq: crate::engine::running_sequence_ref(|s| s.token),
         scope: PhantomData,
         env: PhantomData,
     };

@@ -33,8 +33,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::base::deadline::Deadline;
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::blocking::check_can_block;
+use crate::engine::{blocking_unchecked, check_can_block};
 use crate::handle::{TaskError, TaskHandle, TaskState};
 
 /// Sends its handle's index when the handle ends.

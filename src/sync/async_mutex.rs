@@ -203,7 +203,7 @@ impl<T> AsyncMutex<T> {
         if let Some(g) = self.try_lock() {
             return g;
         }
-        crate::engine::blocking::blocking_unchecked(|| block_on(self.lock()))
+        crate::engine::blocking_unchecked(|| block_on(self.lock()))
     }
 
     /// `true` if someone owns the lock now (a snapshot).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::base::deadline::Deadline;
 use crate::base::shim::{Arc, Condvar, Mutex};
-use crate::engine::blocking::blocking_unchecked;
+use crate::engine::blocking_unchecked;
 
 type Waiter = Box<dyn FnOnce(Permit) + Send>;
 

@@ -27,7 +27,7 @@ use std::thread::ThreadId;
 
 use crate::base::shim::{AtomicUsize, Condvar, Mutex, Ordering};
 use crate::base::unwind::catch;
-use crate::engine::blocking::blocking_unchecked;
+use crate::engine::blocking_unchecked;
 use crate::handle::TaskError;
 use crate::sync::wait_group::WakerList;
 
@@ -347,7 +347,7 @@ impl<K: Hash + Eq, V: Clone> Drop for Leader<K, V> {
 fn follow_blocking<V: Clone>(call: &Call<V>) -> Result<(V, bool), TaskError> {
     let ready = call.state.lock().result.is_some();
     if !ready {
-        crate::engine::blocking::check_can_block("a SingleFlight follower's wait");
+        crate::engine::check_can_block("a SingleFlight follower's wait");
         blocking_unchecked(|| {
             let mut s = call.state.lock();
             while s.result.is_none() {

@@ -37,9 +37,7 @@ use crate::base::deadline::Deadline;
 use crate::base::shim::{Condvar, Mutex};
 use crate::base::unwind::catch;
 use crate::cancel::{CancellationToken, TaskContext};
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::blocking::check_not_own_sequence;
-use crate::engine::panics::report_task_panic;
+use crate::engine::{blocking_unchecked, check_not_own_sequence, report_task_panic};
 use crate::handle::TaskError;
 use crate::runner::PostTask;
 use crate::sync::semaphore::Semaphore;
@@ -271,7 +269,7 @@ impl WaitGroup {
             s.generation
         };
         if deadline.is_never() {
-            crate::engine::blocking::check_can_block("WaitGroup::wait");
+            crate::engine::check_can_block("WaitGroup::wait");
         }
         blocking_unchecked(|| {
             let mut s = self.inner.state.lock();

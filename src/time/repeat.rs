@@ -70,8 +70,7 @@ use crate::base::error::PostError;
 use crate::base::shim::{AtomicU64, Condvar, Mutex, Ordering};
 use crate::base::unwind::{catch, drop_quietly};
 use crate::cancel::{CancellationToken, TaskContext};
-use crate::engine::blocking::blocking_unchecked;
-use crate::engine::panics::report_task_panic;
+use crate::engine::{blocking_unchecked, report_task_panic};
 use crate::handle::TaskHandle;
 use crate::runner::PostTask;
 

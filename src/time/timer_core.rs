@@ -58,11 +58,9 @@ use crate::base::deadline::Deadline;
 use crate::base::error::{PostError, PostRefusal};
 use crate::base::shim::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::base::unwind::drop_quietly;
-use crate::engine::current;
-use crate::engine::delay::{DelayId, Destination};
-use crate::engine::scheduler::Sequence;
-use crate::engine::task::{BoxedFn, Task};
-use crate::engine::{Engine, PostDest};
+use crate::engine::{
+    current_token, BoxedFn, DelayId, Destination, Engine, PostDest, Sequence, Task,
+};
 
 const ARMED: u64 = 1;
 
@@ -428,7 +426,7 @@ impl TimerCore {
 
     /// Whether the calling code runs on the timer's sequence.
     pub(crate) fn on_sequence(&self) -> bool {
-        current::current_token() == self.seq.token
+        current_token() == self.seq.token
     }
 }
 
