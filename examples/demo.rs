@@ -324,6 +324,10 @@ fn panics() {
     assert_eq!(reports[0].1.line(), panic_line);
     assert!(reports[0].1.file().ends_with("demo.rs"));
     drop(reports);
+    // The pool counts what it did: two tasks started, one of them panicked.
+    let m = pool.metrics();
+    assert_eq!((m.tasks_started(), m.tasks_panicked()), (2, 1));
+    println!("  pool metrics: {m}");
     pool.shutdown();
 }
 

@@ -53,13 +53,14 @@
 //! ([`TaskRunner`], [`SequencedTaskRunner`], [`SingleThreadTaskRunner`],
 //! [`UpdateableSequencedTaskRunner`], [`KeyedTaskRunner`], all [`PostTask`]), sequence-bound
 //! state ([`SequenceBound`], [`SequenceLocal`], [`SequenceChecker`]), handles ([`TaskHandle`],
-//! [`Deferred`]), errors and the free functions. Every posting method (`post_task`, delayed,
+//! [`Deferred`]), what the pool reports about itself ([`PoolMetrics`]), errors and the free
+//! functions. Every posting method (`post_task`, delayed,
 //! with a result, with a reply, `post_future`) comes from [`PostTask`], so bring it into scope
 //! with `use taskrunner::PostTask`. What is built on the core lives in modules:
 //!
 //! | module | what |
 //! |---|---|
-//! | [`time`] | clocks, one-shot and repeating timers, repeating tasks |
+//! | [`time`] | clocks, one-shot and repeating timers, repetition on any runner |
 //! | [`executor`] | a bounded executor: submit, map, limits, timeouts, shutdown modes |
 //! | [`fork_join`] | run many tasks and join them: `invoke_all`, `scope`, `TaskGroup`, `wait`, `consume` |
 //! | [`retry`] | retries with backoff on any runner |
@@ -72,7 +73,7 @@
 //! The guides in the repository's `docs/` folder explain each part with examples that run as
 //! tests: `handles-and-ownership.md`, `timers.md`, `keyed.md`, `orchestration.md`,
 //! `async-and-batching.md`, `runner-policies.md`, `shutdown.md`, `waiting-panics-and-time.md`,
-//! `testing.md`; `DESIGN.md` describes the architecture and `docs/performance.md` the
+//! `observability.md`, `testing.md`; `DESIGN.md` describes the architecture and `docs/performance.md` the
 //! measurements against rayon, tokio and threadpool.
 
 #![warn(missing_docs)]
@@ -112,6 +113,7 @@ use std::time::Duration;
 pub use base::error::{BuildError, PostError, PostRefusal};
 pub use base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use engine::blocking::blocking;
+pub use engine::metrics::PoolMetrics;
 pub use engine::worker::RunningTask;
 pub use handle::{AbortHandle, TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
@@ -373,6 +375,10 @@ struct RunnerPoliciesGuide;
 #[cfg(all(doctest, feature = "test-util"))]
 #[doc = include_str!("../docs/shutdown.md")]
 struct ShutdownGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/observability.md")]
+struct ObservabilityGuide;
 
 #[cfg(doctest)]
 #[doc = include_str!("../docs/waiting-panics-and-time.md")]

@@ -349,5 +349,8 @@ mod deque {
         pub(crate) fn is_empty(&self) -> bool {
             self.q.lock().is_empty()
         }
+        pub(crate) fn len(&self) -> usize {
+            self.q.lock().len()
+        }
     }
 }

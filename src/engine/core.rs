@@ -26,6 +26,7 @@ use crate::base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
 use crate::base::unwind::{drop_each_quietly, drop_quietly};
 use crate::engine::current::{self, TaskKind, TaskScope};
 use crate::engine::delay::{DelayId, DelayManager, Delayed, Destination};
+use crate::engine::metrics::Counters;
 use crate::engine::scheduler::{Begin, Home, Sequence, Work};
 use crate::engine::task::{BoxedFn, Job, Task};
 use crate::engine::tracker::{Completion, Tracker};
@@ -50,6 +51,8 @@ pub(crate) struct Engine {
     pub(super) completion: Mutex<()>,
     /// The origin of the queue-time stamps that tracing reports.
     epoch: Instant,
+    /// Tasks started, panicked, posts refused (`ThreadPool::metrics`).
+    pub(crate) counters: Counters,
     /// Test environments: tasks posted and not yet run (see `TestEnvironment::run_until_idle`).
     #[cfg(feature = "test-util")]
     pub(crate) test: Option<crate::engine::tracker::TestHooks>,
@@ -91,6 +94,7 @@ impl Engine {
             lifecycle: Mutex::new(()),
             completion: Mutex::new(()),
             epoch: Instant::now(),
+            counters: Counters::default(),
             #[cfg(feature = "test-util")]
             test,
             #[cfg(feature = "test-util")]
@@ -151,6 +155,19 @@ impl Engine {
     /// it runs, and a post racing completion is either counted or refused with its closure.
     #[inline]
     pub(crate) fn admit(
+        this: &Arc<Self>,
+        dest: &PostDest<'_>,
+        delay: Duration,
+    ) -> Result<bool, PostRefusal> {
+        let admitted = Engine::admit_or_refuse(this, dest, delay);
+        if admitted.is_err() {
+            this.counters.refused();
+        }
+        admitted
+    }
+
+    #[inline]
+    fn admit_or_refuse(
         this: &Arc<Self>,
         dest: &PostDest<'_>,
         delay: Duration,
@@ -546,6 +563,7 @@ impl Engine {
                 policy,
             };
             let (scope, _) = TaskScope::enter_task(token, Some(seq), kind);
+            this.counters.started(me.index);
             let panicked = this.run_task(task, token, info.priority, policy, ready_at);
             if panicked && policy == PanicPolicy::Poison {
                 // Poisoned: what it holds never runs (dropped here, in the sequence's
@@ -603,6 +621,7 @@ impl Engine {
                 policy: traits.panic_policy,
             };
             let (scope, token) = TaskScope::enter_task(0, None, kind);
+            this.counters.started(me.index);
             // Poison has nothing to poison for a one-off task: it behaves as Isolate.
             this.run_task(task, token, info.priority, kind.policy, ready_at);
             let _ = scope.exit();
@@ -670,7 +689,9 @@ impl Engine {
         // Under `Poison`, the sequence is marked before anyone hears of the panic (the panic
         // handler, or — for a handle — its joiner): a post made in reaction is refused, not
         // accepted and dropped.
+        // Counted, and under `Poison` the sequence marked, before anyone hears of the panic.
         let poison = || {
+            self.counters.panicked();
             if policy == PanicPolicy::Poison {
                 current::running_sequence_ref(|s| s.mark_poisoned());
             }

@@ -13,6 +13,7 @@ pub(crate) mod blocking;
 mod core;
 pub(crate) mod current;
 pub(crate) mod delay;
+pub(crate) mod metrics;
 pub(crate) mod panics;
 pub(crate) mod scheduler;
 mod shutdown;

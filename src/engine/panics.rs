@@ -26,6 +26,7 @@ pub(crate) fn report_task_panic(message: String, posted_from: &'static Location<
         tracing::error!(target: "taskrunner", posted_from = %posted_from, "task panicked: {message}");
         return;
     };
+    pool.counters.panicked();
     let policy = current::panic_policy();
     if policy == PanicPolicy::Poison {
         if let Some((queued, behavior)) =

@@ -4,6 +4,7 @@
 mod builder;
 pub(crate) mod global;
 
+use std::fmt;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,8 @@ pub use builder::ThreadPoolBuilder;
 use crate::base::clock::Clock;
 use crate::base::error::PostError;
 use crate::base::shim::Arc;
-use crate::base::traits::TaskTraits;
+use crate::base::traits::{TaskPriority, TaskTraits};
+use crate::engine::metrics::PoolMetrics;
 use crate::engine::{Config, Engine, PoolRef, PostDest};
 use crate::handle::TaskHandle;
 
@@ -44,7 +46,7 @@ use crate::handle::TaskHandle;
 /// assert_eq!(rx.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
 /// pool.shutdown();
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ThreadPool {
     r: PoolRef,
 }
@@ -288,6 +290,25 @@ impl ThreadPool {
         self.r.inner().group.workers().len()
     }
 
+    /// A snapshot of what the pool is doing: workers, queued and delayed tasks, and counts of
+    /// tasks started, panicked and refused. See [`PoolMetrics`] for each figure.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// pool.post_task_with_result(TaskTraits::default(), || ()).unwrap().join().unwrap();
+    /// assert_eq!(pool.metrics().tasks_started(), 1);
+    /// ```
+    pub fn metrics(&self) -> PoolMetrics {
+        let e = self.r.inner();
+        let ready = [
+            e.group.ready_len(TaskPriority::BestEffort),
+            e.group.ready_len(TaskPriority::UserVisible),
+            e.group.ready_len(TaskPriority::UserBlocking),
+        ];
+        PoolMetrics::new(&e.counters, e.group.worker_counts(), ready, e.delay.len())
+    }
+
     /// Delayed tasks waiting in the delay manager.
     ///
     /// ```
@@ -329,5 +350,25 @@ impl ThreadPool {
     /// Where `PostTask` posts on a pool go: one-off tasks with default traits.
     pub(crate) fn post_dest(&self) -> PostDest<'_> {
         PostDest::Parallel(TaskTraits::default())
+    }
+}
+
+/// The pool's settings and a [`metrics`](ThreadPool::metrics) snapshot.
+///
+/// ```
+/// let pool = taskrunner::ThreadPool::builder().max_workers(3).build().unwrap();
+/// let shown = format!("{pool:?}");
+/// assert!(shown.contains("max_workers: 3") && shown.contains("tasks_started: 0"), "{shown}");
+/// ```
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.r.inner();
+        f.debug_struct("ThreadPool")
+            .field("name", &e.config.name_prefix)
+            .field("max_workers", &e.group.max_workers)
+            .field("max_best_effort_workers", &e.group.max_best_effort)
+            .field("shutdown_started", &e.tracker.shutdown_started())
+            .field("metrics", &self.metrics())
+            .finish()
     }
 }

@@ -604,6 +604,18 @@ impl Group {
         self.synced.lock().all.clone()
     }
 
+    /// Live workers, parked ones among them, and entries in their local queues (a snapshot).
+    pub(crate) fn worker_counts(&self) -> (usize, usize, usize) {
+        let s = self.synced.lock();
+        let local = s.all.iter().map(|w| w.local_len()).sum();
+        (s.all.len(), s.idle.len(), local)
+    }
+
+    /// Entries waiting in the ready queue of `p` (a snapshot).
+    pub(crate) fn ready_len(&self, p: TaskPriority) -> usize {
+        self.queues[p.index()].len()
+    }
+
     // ---- seeded test mode -------------------------------------------------------------------
 
     /// Seeded single-thread test mode: from now on no worker thread is started or woken.

@@ -176,6 +176,11 @@ impl WorkerShared {
         crate::base::shim::fence(Ordering::SeqCst);
     }
 
+    /// Entries in this worker's local queues (a snapshot).
+    pub(crate) fn local_len(&self) -> usize {
+        self.fifo.len() + self.next.len()
+    }
+
     /// What runs here now (a snapshot).
     pub(crate) fn running(&self) -> Option<RunningTask> {
         let s = self.slot.state.load(Ordering::SeqCst);

@@ -1,0 +1,228 @@
+//! What a pool counts about itself, and the snapshot users read ([`PoolMetrics`]).
+//!
+//! The counters cost one uncontended atomic add where they count: a started task adds to a
+//! counter of its worker's own (eight cache-padded shards, picked by worker index, so two
+//! workers never share a line); panics and refusals are rare paths. The snapshot sums the
+//! shards and reads the gauges (workers, queue lengths, delayed tasks) under no lock that a
+//! post takes.
+
+use std::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::base::shim::{AtomicU64, Ordering};
+use crate::base::traits::TaskPriority;
+
+const SHARDS: usize = 8;
+
+/// The pool's event counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    started: [CachePadded<AtomicU64>; SHARDS],
+    panicked: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Counters {
+    /// A task is about to run on the worker (or dedicated thread) with index `worker`.
+    #[inline]
+    pub(crate) fn started(&self, worker: usize) {
+        self.started[worker % SHARDS].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task panicked (counted before the panic handler hears of it).
+    pub(crate) fn panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A post was refused.
+    #[cold]
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn started_total(&self) -> u64 {
+        self.started.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// A snapshot of what a pool is doing, from [`ThreadPool::metrics`](crate::ThreadPool::metrics).
+///
+/// Counters (`tasks_started`, `tasks_panicked`, `posts_refused`) only grow, from the pool's
+/// creation; gauges (`workers`, `idle_workers`, `ready`, `ready_in_local_queues`, `delayed`)
+/// say how things stand at the moment of the call. Taking a snapshot is cheap enough to do
+/// from a repeating task, and counting costs the pool one uncontended atomic add per task.
+///
+/// A counter increment happens before anything the task does, so once the effects of `n`
+/// tasks were observed (through a channel, a join, a lock), a snapshot counts at least `n`.
+///
+/// `Display` prints one line, for a progress log.
+///
+/// ```
+/// use taskrunner::{PostTask, TaskPriority, TaskTraits, ThreadPool};
+/// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+/// let handles: Vec<_> = (0..10).map(|i| pool.post_task_with_result(TaskTraits::default(), move || i).unwrap()).collect();
+/// for h in handles { h.join().unwrap(); }
+/// let m = pool.metrics();
+/// assert_eq!(m.tasks_started(), 10);
+/// assert_eq!(m.tasks_panicked(), 0);
+/// assert_eq!(m.ready(TaskPriority::UserBlocking), 0);
+/// assert!(m.workers() <= 2);
+/// println!("{m}");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolMetrics {
+    pub(crate) workers: usize,
+    pub(crate) idle_workers: usize,
+    pub(crate) ready: [usize; 3],
+    pub(crate) ready_local: usize,
+    pub(crate) delayed: usize,
+    pub(crate) tasks_started: u64,
+    pub(crate) tasks_panicked: u64,
+    pub(crate) posts_refused: u64,
+}
+
+impl PoolMetrics {
+    pub(crate) fn new(
+        counters: &Counters,
+        (workers, idle_workers, ready_local): (usize, usize, usize),
+        ready: [usize; 3],
+        delayed: usize,
+    ) -> Self {
+        PoolMetrics {
+            workers,
+            idle_workers,
+            ready,
+            ready_local,
+            delayed,
+            tasks_started: counters.started_total(),
+            tasks_panicked: counters.panicked.load(Ordering::Relaxed),
+            posts_refused: counters.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Worker threads alive: running a task, looking for one, or parked. Dedicated threads of
+    /// single-thread runners are not counted. Workers start on demand and leave after an idle
+    /// timeout, so this moves between 0 and `max_workers` (more while tasks block in
+    /// [`blocking`](crate::blocking)).
+    ///
+    /// See [`PoolMetrics`] for an example.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Of the [`workers`](Self::workers), those parked: waiting for work.
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let m = pool.metrics();
+    /// assert!(m.idle_workers() <= m.workers());
+    /// ```
+    pub fn idle_workers(&self) -> usize {
+        self.idle_workers
+    }
+
+    /// Tasks waiting in the pool's ready queue of `priority`: posted, ripe, not yet taken by a
+    /// worker. A sequence's task counts here too while it waits for its turn. Tasks a worker
+    /// keeps in its local queue (ones that a running task posted) are
+    /// [`ready_in_local_queues`](Self::ready_in_local_queues).
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskPriority, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let (release, wait) = std::sync::mpsc::channel::<()>();
+    /// let (started, is_running) = std::sync::mpsc::channel();
+    /// pool.post_task(TaskTraits::default(), move || { started.send(()).unwrap(); wait.recv().unwrap(); }).unwrap();
+    /// is_running.recv().unwrap(); // the only worker is busy now
+    /// let later = TaskTraits::new().priority(TaskPriority::BestEffort);
+    /// pool.post_task(later, || ()).unwrap();
+    /// pool.post_task(later, || ()).unwrap();
+    /// assert_eq!(pool.metrics().ready(TaskPriority::BestEffort), 2);
+    /// release.send(()).unwrap();
+    /// ```
+    pub fn ready(&self, priority: TaskPriority) -> usize {
+        self.ready[priority.index()]
+    }
+
+    /// Tasks in workers' local queues: posted by a running task and kept by its worker, which
+    /// runs them next unless another worker steals them first.
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert_eq!(pool.metrics().ready_in_local_queues(), 0);
+    /// ```
+    pub fn ready_in_local_queues(&self) -> usize {
+        self.ready_local
+    }
+
+    /// Delayed tasks not yet due ([`ThreadPool::pending_delayed_tasks`](crate::ThreadPool::pending_delayed_tasks)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(3600), || ()).unwrap();
+    /// assert_eq!(pool.metrics().delayed(), 1);
+    /// ```
+    pub fn delayed(&self) -> usize {
+        self.delayed
+    }
+
+    /// Tasks that started running, on the pool's workers and on its single-thread runners'
+    /// threads, since the pool was built. A task that shutdown skipped, or that was dropped
+    /// unrun, is not counted.
+    ///
+    /// See [`PoolMetrics`] for an example.
+    pub fn tasks_started(&self) -> u64 {
+        self.tasks_started
+    }
+
+    /// Tasks that panicked (whatever their [`PanicPolicy`](crate::PanicPolicy)), counted
+    /// before the pool's panic handler is called. Includes panics that a task handle, an
+    /// executor, a retry or a repetition caught and reported.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_task_with_result(TaskTraits::default(), || -> u32 { panic!("boom") }).unwrap();
+    /// assert!(h.join().is_err());
+    /// assert_eq!(pool.metrics().tasks_panicked(), 1);
+    /// ```
+    pub fn tasks_panicked(&self) -> u64 {
+        self.tasks_panicked
+    }
+
+    /// Posts the pool refused (shutdown, a poisoned sequence, a single-thread runner whose
+    /// thread is gone, no thread could be started); each handed its closure back in a
+    /// [`PostError`](crate::PostError).
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.post_task(TaskTraits::default(), || ()).is_err());
+    /// assert_eq!(pool.metrics().posts_refused(), 1);
+    /// ```
+    pub fn posts_refused(&self) -> u64 {
+        self.posts_refused
+    }
+}
+
+impl fmt::Display for PoolMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "workers {} ({} idle), ready {}/{}/{} (blocking/visible/best-effort) + {} local, delayed {}, started {}, panicked {}, refused {}",
+            self.workers,
+            self.idle_workers,
+            self.ready[TaskPriority::UserBlocking.index()],
+            self.ready[TaskPriority::UserVisible.index()],
+            self.ready[TaskPriority::BestEffort.index()],
+            self.ready_local,
+            self.delayed,
+            self.tasks_started,
+            self.tasks_panicked,
+            self.posts_refused,
+        )
+    }
+}
