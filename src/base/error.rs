@@ -47,6 +47,9 @@ pub enum PostRefusal {
     /// pool's worker threads (and none is alive), or the single-thread runner's thread. Each
     /// refused post retries the start first, so posts succeed again once threads can be made.
     ThreadSpawnFailed,
+    /// The runner was closed (`SequencedTaskRunner::close`, `SingleThreadTaskRunner::close`):
+    /// it accepts no more work, while the pool goes on.
+    RunnerClosed,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -192,6 +195,9 @@ impl fmt::Display for PostRefusal {
             PostRefusal::SequencePoisoned => f.write_str(
                 "task refused: a task of this sequence panicked and its panic policy is Poison",
             ),
+            PostRefusal::RunnerClosed => {
+                f.write_str("task refused: the runner was closed")
+            }
             PostRefusal::NoCurrentSequence => f.write_str(
                 "task refused: post-and-reply needs a current sequence to reply to; call it from a task of a sequenced or single-thread runner",
             ),

@@ -64,7 +64,8 @@ pub(crate) struct Engine {
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadPoolInner")
+        f.debug_struct("ThreadPool")
+            .field("name", &self.config.name_prefix)
             .field("max_workers", &self.group.max_workers)
             .field("shutdown_started", &self.tracker.shutdown_started())
             .finish_non_exhaustive()
@@ -159,11 +160,20 @@ impl Engine {
         dest: &PostDest<'_>,
         delay: Duration,
     ) -> Result<bool, PostRefusal> {
-        let admitted = Engine::admit_or_refuse(this, dest, delay);
+        let admitted = Engine::admit_or_refuse(this, dest, delay, false);
         if admitted.is_err() {
             this.counters.refused();
         }
         admitted
+    }
+
+    /// [`admit`](Self::admit) for a runner's own `flush` marker: it is queued behind what the
+    /// runner holds even after the runner was closed.
+    pub(crate) fn admit_past_close(
+        this: &Arc<Self>,
+        dest: &PostDest<'_>,
+    ) -> Result<bool, PostRefusal> {
+        Engine::admit_or_refuse(this, dest, Duration::ZERO, true)
     }
 
     #[inline]
@@ -171,6 +181,7 @@ impl Engine {
         this: &Arc<Self>,
         dest: &PostDest<'_>,
         delay: Duration,
+        past_close: bool,
     ) -> Result<bool, PostRefusal> {
         let delayed = !delay.is_zero();
         let behavior = match dest {
@@ -188,6 +199,9 @@ impl Engine {
         if let PostDest::Sequence(s) = dest {
             if s.is_poisoned() {
                 return Err(PostRefusal::SequencePoisoned);
+            }
+            if !past_close && s.is_closed() {
+                return Err(PostRefusal::RunnerClosed);
             }
             if let Home::Dedicated(d) = &s.home {
                 if d.is_dead() {
@@ -550,9 +564,13 @@ impl Engine {
         let token = seq.token;
         let may_block = traits.may_block;
         let policy = traits.panic_policy;
-        let seq = if seq.is_poisoned() {
-            // A post admitted just before the sequence was poisoned: never run it. It is
-            // dropped in the sequence's context.
+        // A closed runner's queued tasks run only if they would run at shutdown: immediate
+        // block-shutdown tasks.
+        let closed_out =
+            seq.is_closed() && (behavior != ShutdownBehavior::BlockShutdown || was_delayed);
+        let seq = if seq.is_poisoned() || closed_out {
+            // A post admitted just before the sequence was poisoned (or the runner closed):
+            // never run it. It is dropped in the sequence's context.
             let scope = TaskScope::enter(token, Some(seq), may_block);
             drop_quietly(task);
             scope.exit().expect("the task scope keeps the sequence")

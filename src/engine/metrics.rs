@@ -70,7 +70,7 @@ impl Counters {
 /// assert!(m.workers() <= 2);
 /// println!("{m}");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PoolMetrics {
     pub(crate) workers: usize,
     pub(crate) idle_workers: usize,
@@ -205,6 +205,26 @@ impl PoolMetrics {
     /// ```
     pub fn posts_refused(&self) -> u64 {
         self.posts_refused
+    }
+}
+
+impl fmt::Debug for PoolMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolMetrics")
+            .field("workers", &self.workers)
+            .field("idle_workers", &self.idle_workers)
+            .field(
+                "ready_user_blocking",
+                &self.ready(TaskPriority::UserBlocking),
+            )
+            .field("ready_user_visible", &self.ready(TaskPriority::UserVisible))
+            .field("ready_best_effort", &self.ready(TaskPriority::BestEffort))
+            .field("ready_in_local_queues", &self.ready_local)
+            .field("delayed", &self.delayed)
+            .field("tasks_started", &self.tasks_started)
+            .field("tasks_panicked", &self.tasks_panicked)
+            .field("posts_refused", &self.posts_refused)
+            .finish()
     }
 }
 

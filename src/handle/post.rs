@@ -13,6 +13,7 @@ use crate::base::shim::Arc;
 use crate::base::unwind::drop_quietly;
 use crate::engine::current;
 use crate::engine::delay::DelayId;
+use crate::engine::scheduler::Sequence;
 use crate::engine::task::{BoxedFn, Job, Task};
 use crate::engine::{Engine, PoolRef, PostDest};
 use crate::handle::{new_queued_cell, HandleHost, Reply, TaskHandle};
@@ -73,6 +74,32 @@ impl Engine {
             }
             Err(reason) => Err(PostError::new(reason, f)),
         }
+    }
+
+    /// Queues an empty task at the tail of `seq` (even if its runner was closed) and returns
+    /// its handle: when the handle resolves, whether the marker ran or was dropped, every
+    /// task queued on `seq` before it has run or been dropped. A runner's `flush`.
+    pub(crate) fn post_marker(
+        this: &Arc<Self>,
+        seq: &Arc<Sequence>,
+        posted_from: &'static Location<'static>,
+    ) -> Result<TaskHandle<()>, PostRefusal> {
+        let dest = PostDest::Sequence(seq);
+        let block = Engine::admit_past_close(this, &dest)?;
+        let (job, cell) = new_queued_cell(|| ());
+        Engine::submit(
+            this,
+            dest,
+            Duration::ZERO,
+            Task::from_job(Job::Cell(job), posted_from),
+            block,
+        );
+        let handle = TaskHandle::from_cell(cell).on_sequence(seq.token);
+        #[cfg(feature = "test-util")]
+        let handle = handle
+            .on_seeded_pool(this.group.is_manual())
+            .on_mock_pool(this);
+        Ok(handle)
     }
 
     /// Post-and-reply: runs `wrap(task)` at `dest`, then posts `reply(value)` to the sequence

@@ -10,6 +10,7 @@
 pub(crate) mod bound;
 mod cancel_after;
 pub(crate) mod checker;
+mod control;
 mod create;
 mod deferred;
 pub(crate) mod future_task;

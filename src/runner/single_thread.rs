@@ -47,6 +47,11 @@ impl SingleThreadTaskRunner {
         PostDest::Sequence(&self.seq)
     }
 
+    /// The pool and sequence behind this runner (for crate-internal helpers).
+    pub(crate) fn parts(&self) -> (&Arc<crate::engine::Engine>, &Arc<Sequence>) {
+        (self.pool.inner(), &self.seq)
+    }
+
     pub(crate) fn pool_inner(&self) -> &crate::base::shim::Arc<crate::engine::Engine> {
         self.pool.inner()
     }

@@ -128,13 +128,16 @@ pub(crate) struct Sequence {
     /// stale ticket still queued must stay stale.
     next_pos: AtomicU32,
     /// Bits 0-7: packed `TaskTraits` (the priority part is live: `set_priority`); bit 8: held
-    /// mode.
+    /// mode; bit 9: closed.
     traits: AtomicU32,
     pub(crate) home: Home,
     cold: Mutex<Option<Box<Cold>>>,
 }
 
 const HELD: u32 = 1 << 8;
+/// In the traits word: the runner was closed (`close`): posts are refused, and queued tasks
+/// run only if they would run at shutdown.
+const CLOSED: u32 = 1 << 9;
 
 impl Sequence {
     /// A direct-mode sequence.
@@ -467,6 +470,16 @@ impl Sequence {
 
     /// Marks the sequence poisoned: later posts are refused, queued entries are dropped unrun
     /// when they come up.
+    /// Closes the sequence's runner; `true` if this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        self.traits.fetch_or(CLOSED, Ordering::Release) & CLOSED == 0
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.traits.load(Ordering::Acquire) & CLOSED != 0
+    }
+
     pub(crate) fn mark_poisoned(&self) {
         self.state.fetch_or(POISONED, Ordering::Release);
     }
