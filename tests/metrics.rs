@@ -11,18 +11,17 @@ use taskrunner::{PanicPolicy, PostTask, ShutdownBehavior, TaskPriority, TaskTrai
 
 const HANG: Duration = Duration::from_secs(20);
 
-/// A pool whose only worker is held by a task until the returned sender is dropped.
-fn held_pool() -> (ThreadPool, mpsc::Sender<()>) {
+mod support;
+use support::Blocker;
+
+/// A pool whose only worker is held by a task until the blocker is released.
+fn held_pool() -> (ThreadPool, Blocker) {
     let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    let (release, wait) = mpsc::channel::<()>();
-    let (started, is_running) = mpsc::channel();
-    pool.post_task(TaskTraits::default(), move || {
-        started.send(()).unwrap();
-        let _ = wait.recv();
-    })
-    .unwrap();
-    is_running.recv_timeout(HANG).unwrap();
-    (pool, release)
+    let blocker = Blocker::new();
+    pool.post_task(TaskTraits::default(), blocker.task())
+        .unwrap();
+    blocker.wait_started();
+    (pool, blocker)
 }
 
 #[test]
@@ -206,7 +205,7 @@ fn refusals_after_shutdown_are_counted_and_skipped_tasks_never_start() {
             .is_err(),
     );
     assert_eq!(refused, 3);
-    drop(release);
+    release.release();
     shutting.join().unwrap();
     let m = pool.metrics();
     // The holder and the two block-shutdown tasks ran; the ten skip tasks never started.
@@ -241,7 +240,7 @@ fn ready_counts_what_waits_by_priority_and_empties_as_it_runs() {
     assert_eq!(m.workers(), 1);
     assert_eq!(m.idle_workers(), 0);
     assert!(m.to_string().contains("ready 1/3/3"), "{m}");
-    drop(release);
+    release.release();
     rx.recv_timeout(HANG).unwrap();
     let t0 = std::time::Instant::now();
     while pool.metrics().tasks_started() < 8 {

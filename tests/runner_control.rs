@@ -103,17 +103,16 @@ fn close_refuses_later_posts_and_hands_the_closure_back() {
     assert!(!pool.is_shutdown());
 }
 
-/// Holds the only worker until the returned sender is dropped.
-fn hold(pool: &ThreadPool) -> mpsc::Sender<()> {
-    let (release, wait) = mpsc::channel::<()>();
-    let (started, is_running) = mpsc::channel();
-    pool.post_task(TaskTraits::default(), move || {
-        started.send(()).unwrap();
-        let _ = wait.recv();
-    })
-    .unwrap();
-    is_running.recv_timeout(HANG).unwrap();
-    release
+mod support;
+use support::Blocker;
+
+/// Holds the only worker until the blocker is released.
+fn hold(pool: &ThreadPool) -> Blocker {
+    let blocker = Blocker::new();
+    pool.post_task(TaskTraits::default(), blocker.task())
+        .unwrap();
+    blocker.wait_started();
+    blocker
 }
 
 #[test]
@@ -141,7 +140,7 @@ fn queued_tasks_follow_the_runners_shutdown_behaviour_after_close() {
         .collect();
     assert!(skipping.close());
     assert!(blocking.close());
-    drop(release);
+    release.release();
     for h in skipped {
         let err = h.join().unwrap_err();
         assert!(err.is_not_run(), "{err:?}");
