@@ -26,7 +26,7 @@ use crate::base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
 use crate::base::unwind::{drop_each_quietly, drop_quietly};
 use crate::engine::current::{self, TaskKind, TaskScope};
 use crate::engine::delay::{DelayId, DelayManager, Delayed, Destination};
-use crate::engine::metrics::Counters;
+use crate::engine::metrics::{Counters, Flow};
 use crate::engine::scheduler::{Begin, Home, Sequence, Work};
 use crate::engine::task::{BoxedFn, Job, Task};
 use crate::engine::tracker::{Completion, Tracker};
@@ -53,6 +53,8 @@ pub(crate) struct Engine {
     epoch: Instant,
     /// Tasks started, panicked, posts refused (`ThreadPool::metrics`).
     pub(crate) counters: Counters,
+    /// Tasks in the queues or running (`ThreadPool::flush`).
+    pub(crate) flow: Flow,
     /// Test environments: tasks posted and not yet run (see `TestEnvironment::run_until_idle`).
     #[cfg(feature = "test-util")]
     pub(crate) test: Option<crate::engine::tracker::TestHooks>,
@@ -96,6 +98,7 @@ impl Engine {
             completion: Mutex::new(()),
             epoch: Instant::now(),
             counters: Counters::default(),
+            flow: Flow::default(),
             #[cfg(feature = "test-util")]
             test,
             #[cfg(feature = "test-util")]
@@ -334,6 +337,7 @@ impl Engine {
             Home::Pool => {
                 let work = if seq.is_held() {
                     let (epoch, _) = seq.push_held(task, delayed);
+                    this.flow.entered(1);
                     #[cfg(feature = "test-util")]
                     if let Some(t) = &this.test {
                         t.posted();
@@ -345,7 +349,9 @@ impl Engine {
                 Engine::push_work(this, work);
             }
             Home::Dedicated(d) => {
+                this.flow.entered(1);
                 if let Err(task) = d.push(task, delayed) {
+                    this.flow.left(1);
                     // The thread exited after the poster's check (posts are normally refused
                     // with `ThreadExited` up front): drop the task rather than strand it.
                     tracing::warn!(target: "taskrunner", "task posted to a single-thread runner whose thread has exited; dropped");
@@ -362,6 +368,9 @@ impl Engine {
     #[inline(always)]
     pub(crate) fn push_work(this: &Arc<Self>, mut work: Work) {
         // A ticket stands for a task that was counted when it was held.
+        if work.task.is_some() {
+            this.flow.entered(1);
+        }
         #[cfg(feature = "test-util")]
         if let (Some(t), Some(_)) = (&this.test, &work.task) {
             t.posted();
@@ -466,6 +475,7 @@ impl Engine {
         }
         // Stable: equal priorities keep (run time, post) order.
         works.sort_by_key(|w| std::cmp::Reverse(w.priority()));
+        this.flow.entered(works.len() as u64);
         #[cfg(feature = "test-util")]
         if let Some(t) = &this.test {
             for _ in &works {
@@ -532,6 +542,7 @@ impl Engine {
                 entry.ready_at(),
                 me,
             );
+            this.flow.left(1);
             #[cfg(feature = "test-util")]
             if let Some(t) = &this.test {
                 t.ran();
@@ -656,6 +667,7 @@ impl Engine {
         if behavior == ShutdownBehavior::BlockShutdown {
             Engine::check_completion(this, this.tracker.unregister_block());
         }
+        this.flow.left(1);
         #[cfg(feature = "test-util")]
         if let Some(t) = &this.test {
             t.ran();
@@ -668,6 +680,7 @@ impl Engine {
     pub(crate) fn drop_never_run(this: &Arc<Self>, behavior: ShutdownBehavior, tasks: Vec<Task>) {
         let n = tasks.len();
         drop_each_quietly(tasks);
+        this.flow.left(n as u64);
         if behavior == ShutdownBehavior::BlockShutdown {
             for _ in 0..n {
                 Engine::check_completion(this, this.tracker.unregister_block());
@@ -854,6 +867,7 @@ impl DedicatedHost for Engine {
         me: &WorkerShared,
     ) {
         let seq = Engine::run_sequence_task(this, Arc::clone(seq), task, delayed, 0, me);
+        this.flow.left(1);
         if seq.is_poisoned() {
             if let Home::Dedicated(d) = &seq.home {
                 let queued = d.take_queued().into_iter().map(|(task, _)| task).collect();

@@ -46,6 +46,58 @@ impl Counters {
     }
 }
 
+/// Tasks that entered the pool's queues and tasks that left them (ran, or were dropped unrun
+/// outside shutdown): what [`ThreadPool::flush`](crate::ThreadPool::flush) waits on. Each
+/// thread adds to a shard of its own, so posting and running threads never share a line.
+///
+/// A task is counted in `entered` before it can be taken, and in `left` (with `Release`)
+/// after it ran; reading every `left` shard (with `Acquire`) and then every `entered` shard
+/// gives equal sums only if every task entered before the reads had left: a task counted in
+/// `left` was counted in `entered` before, and the `Acquire` read makes that visible.
+#[derive(Debug, Default)]
+pub(crate) struct Flow {
+    entered: [CachePadded<AtomicU64>; SHARDS],
+    left: [CachePadded<AtomicU64>; SHARDS],
+}
+
+#[cfg(not(loom))]
+fn my_shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+    // A plain std counter: it hands out shard numbers and takes part in no protocol.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// Loom models run every model thread on one OS thread: one shard.
+#[cfg(loom)]
+fn my_shard() -> usize {
+    0
+}
+
+impl Flow {
+    /// `n` tasks entered the queues (before they can be taken).
+    #[inline]
+    pub(crate) fn entered(&self, n: u64) {
+        self.entered[my_shard()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` tasks left: ran, or were dropped unrun.
+    #[inline]
+    pub(crate) fn left(&self, n: u64) {
+        self.left[my_shard()].fetch_add(n, Ordering::Release);
+    }
+
+    /// No task is queued or running (a snapshot; see the type's docs).
+    pub(crate) fn is_idle(&self) -> bool {
+        let left: u64 = self.left.iter().map(|c| c.load(Ordering::Acquire)).sum();
+        let entered: u64 = self.entered.iter().map(|c| c.load(Ordering::Acquire)).sum();
+        left == entered
+    }
+}
+
 /// A snapshot of what a pool is doing, from [`ThreadPool::metrics`](crate::ThreadPool::metrics).
 ///
 /// Counters (`tasks_started`, `tasks_panicked`, `posts_refused`) only grow, from the pool's

@@ -39,7 +39,7 @@
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
-//! Plus the `handle`, `orchestration`, `future_task`, `timer` and `repeat` files and the `loom_keyed_*`
+//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat` and `flow` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes about
 //! 10 s on 2 cores (`--nocapture` prints the executions explored per model).
 //!
@@ -50,6 +50,7 @@
 //! before parking is compiled out under loom; dedicated threads are not modelled.
 
 mod delay_handoff;
+mod flow;
 mod future_task;
 mod group_wakeups;
 mod handle;

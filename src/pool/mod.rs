@@ -290,6 +290,58 @@ impl ThreadPool {
         self.r.inner().group.workers().len()
     }
 
+    /// Blocks until no task is queued or running on the pool: everything posted before the
+    /// call, through any of its runners, has run (or was dropped unrun: a closed runner, a
+    /// poisoned sequence), and so has anything posted meanwhile. Delayed tasks that are not
+    /// due are not waited for; once one ripens it is waited for like the others. This is
+    /// Chromium's `FlushForTesting`: meant for tests and for quiet points of a program, since
+    /// a pool that never runs out of work never flushes. Returns once shutdown has completed.
+    ///
+    /// From a task of another pool the wait is a blocking scope there.
+    ///
+    /// # Panics
+    ///
+    /// If called from a task of this pool (it would wait for itself), or on the thread that
+    /// drives a seeded single-thread `TestEnvironment`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let n = Arc::new(AtomicUsize::new(0));
+    /// for i in 0..50 {
+    ///     let n = n.clone();
+    ///     let bump = move || { n.fetch_add(1, Ordering::SeqCst); };
+    ///     if i % 2 == 0 { pool.post_task(TaskTraits::default(), bump).unwrap() } else { seq.post_task(bump).unwrap() }
+    /// }
+    /// pool.flush();
+    /// assert_eq!(n.load(Ordering::SeqCst), 50);
+    /// ```
+    pub fn flush(&self) {
+        let e = self.r.inner();
+        if let Some(current) = crate::engine::current::current_pool() {
+            assert!(
+                !Arc::ptr_eq(&current, e) || !crate::engine::current::in_task(),
+                "ThreadPool::flush called from a task of the same pool would wait for itself: \
+                 flush from outside the pool, or wait for the specific work (a TaskHandle, a \
+                 runner's flush) instead"
+            );
+        }
+        crate::engine::check_can_block("ThreadPool::flush");
+        if e.flow.is_idle() || e.tracker.shutdown_completed() {
+            return;
+        }
+        crate::engine::blocking_unchecked(|| {
+            let mut pause = Duration::from_micros(20);
+            while !e.flow.is_idle() && !e.tracker.shutdown_completed() {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+        });
+    }
+
     /// A snapshot of what the pool is doing: workers, queued and delayed tasks, and counts of
     /// tasks started, panicked and refused. See [`PoolMetrics`] for each figure.
     ///
