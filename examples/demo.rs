@@ -3,6 +3,10 @@
 //! Run it with `cargo run --release --example demo`. Every section prints what happened and
 //! asserts it, so the demo fails loudly if the behaviour is wrong. Nothing here asserts on how
 //! long anything took: durations are printed for information only.
+//!
+//! `cargo run --release --example demo -- --trace demo-trace.json` also records the run as a
+//! Chrome trace (every task a slice on its worker's track, every post a `ready` instant),
+//! which <https://ui.perfetto.dev> or `chrome://tracing` opens.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
@@ -26,6 +30,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const DELIBERATE: &str = "deliberate panic";
 
 fn main() {
+    let _trace = record_trace_if_asked();
     install_quiet_panic_hook();
     let t0 = Instant::now();
     println!("taskrunner demo\n");
@@ -35,6 +40,29 @@ fn main() {
     panics();
     shutdown();
     println!("\nall checks passed in {:.2} s", t0.elapsed().as_secs_f64());
+}
+
+/// With `--trace FILE`: records every task span and `ready` event of the crate to FILE as a
+/// Chrome trace, through `tracing-chrome`. The returned guard writes the file out when dropped
+/// (at the end of `main`).
+fn record_trace_if_asked() -> Option<tracing_chrome::FlushGuard> {
+    use tracing_subscriber::prelude::*;
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--trace")?;
+    let path = args
+        .get(i + 1)
+        .expect("--trace needs a file name: --trace demo-trace.json");
+    let (chrome, guard) = tracing_chrome::ChromeLayerBuilder::new()
+        .file(path)
+        .include_args(true)
+        .build();
+    let only_taskrunner =
+        tracing_subscriber::filter::Targets::new().with_target("taskrunner", tracing::Level::TRACE);
+    tracing_subscriber::registry()
+        .with(chrome.with_filter(only_taskrunner))
+        .init();
+    println!("recording a Chrome trace to {path}\n");
+    Some(guard)
 }
 
 /// What each task of section 1 records: its index and the thread it ran on.

@@ -376,7 +376,9 @@ impl Engine {
             t.posted();
         }
         if tracing::enabled!(target: "taskrunner::task", tracing::Level::TRACE) {
-            work.set_ready_at(this.stamp_now());
+            let at = this.stamp_now();
+            work.set_ready_at(at);
+            trace_ready(&work, at);
         }
         let addr = Engine::addr(this);
         // Only a worker of this pool keeps work local; the check of a plain thread-local word
@@ -491,6 +493,7 @@ impl Engine {
             .push_all(works.into_iter().map(|mut w| {
                 if stamp != 0 {
                     w.set_ready_at(stamp);
+                    trace_ready(&w, stamp);
                 }
                 w
             }))
@@ -715,6 +718,7 @@ impl Engine {
             priority = ?priority,
             posted_from = %posted_from,
             queue_time_us = if ready_at == 0 { 0 } else { self.stamp_now().wrapping_sub(ready_at) & 0x7FFF_FFFF },
+            ready_at_us = ready_at,
         );
         let _entered = span.enter();
         // Under `Poison`, the sequence is marked before anyone hears of the panic (the panic
@@ -795,6 +799,23 @@ impl Engine {
 }
 
 // ---- the seams the worker threads see --------------------------------------------------------
+
+/// The `ready` event of a task entering a ready queue (only while `taskrunner::task` is traced):
+/// where it was posted from and when it became ready. The task's span carries the same
+/// `ready_at_us`, which links the two in a timeline.
+#[cold]
+fn trace_ready(work: &Work, at: u32) {
+    if let Some(task) = &work.task {
+        tracing::trace!(
+            target: "taskrunner::task",
+            posted_from = %task.posted_from,
+            sequence = work.seq.as_ref().map_or(0, |s| s.token),
+            priority = ?work.priority(),
+            ready_at_us = at,
+            "ready"
+        );
+    }
+}
 
 impl Host for Engine {
     #[inline]

@@ -29,7 +29,9 @@ pub(crate) mod worker;
 pub(crate) use self::blocking::{blocking_unchecked, check_can_block, check_not_own_sequence};
 #[cfg(feature = "test-util")]
 pub(crate) use self::current::drives_test_env;
-pub(crate) use self::current::{current_sequence, current_token, may_block, running_sequence_ref};
+#[cfg(feature = "batch")]
+pub(crate) use self::current::{current_sequence, may_block};
+pub(crate) use self::current::{current_token, running_sequence_ref};
 pub(crate) use self::delay::{DelayId, Destination};
 pub(crate) use self::panics::report_task_panic;
 pub(crate) use self::scheduler::Sequence;
