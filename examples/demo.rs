@@ -82,7 +82,8 @@ fn sequences() {
         .map(|name| {
             (
                 name,
-                pool.create_sequenced_task_runner(TaskTraits::default()),
+                pool.create_sequenced_task_runner(TaskTraits::default())
+                    .named(format!("sequence {name}")),
             )
         })
         .collect();

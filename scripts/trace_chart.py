@@ -88,7 +88,8 @@ def main():
     for tid, b, e, args in slices:
         w = max(x(e) - x(b), 1.5)
         color = COLORS.get(args.get("priority"), "#495057")
-        title = escape(f'{args.get("posted_from", "")}, queued {args.get("queue_time_us", "?")} µs')
+        who = f'{args["runner"]}: ' if args.get("runner") else ""
+        title = escape(f'{who}{args.get("posted_from", "")}, queued {args.get("queue_time_us", "?")} µs')
         svg.append(
             f'<rect x="{x(b):.1f}" y="{y(tid) + 4}" width="{w:.1f}" height="{ROW - 8}" '
             f'fill="{color}"><title>{title}</title></rect>'

@@ -1,6 +1,6 @@
 //! The timeline: with a Chrome-trace layer installed (`tracing-chrome`, as the demo's
 //! `--trace FILE` does), every task is a `task` span on the thread that ran it and every post a
-//! `ready` event, and the two share `ready_at_us`. Runs in its own test binary because it
+//! `ready` event, and the two share `ready_at_us`; a named runner's tasks carry its name. Runs in its own test binary because it
 //! installs a global subscriber.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
@@ -31,8 +31,9 @@ fn every_task_span_is_linked_to_the_post_that_made_it_ready() {
         .init();
 
     let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    let seq =
-        pool.create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserVisible));
+    let seq = pool
+        .create_sequenced_task_runner(TaskTraits::new().priority(TaskPriority::UserVisible))
+        .named("ledger");
     for _ in 0..10 {
         seq.post_task(|| ()).unwrap();
         pool.post_task(TaskTraits::default(), || ()).unwrap();
@@ -63,17 +64,22 @@ fn every_task_span_is_linked_to_the_post_that_made_it_ready() {
             spans.push((
                 field(line, "ready_at_us").unwrap().to_owned(),
                 field(line, "posted_from").unwrap().to_owned(),
+                field(line, "priority").unwrap().to_owned(),
+                field(line, "runner").map(str::to_owned),
             ));
         } else if field(line, "message") == Some("ready") {
             readies.insert(field(line, "ready_at_us").unwrap().to_owned());
         }
     }
     assert_eq!(spans.len(), 23, "one span per task:\n{trace}");
-    for (at, posted_from) in &spans {
+    for (at, posted_from, priority, runner) in &spans {
         assert!(posted_from.contains("tests/timeline.rs"), "{posted_from}");
         assert!(
             readies.contains(at),
             "span ready at {at} has no ready event"
         );
+        // The named sequence's tasks (the only UserVisible ones) carry its name.
+        let expected = (priority == "UserVisible").then_some("ledger");
+        assert_eq!(runner.as_deref(), expected, "{priority}");
     }
 }

@@ -719,7 +719,13 @@ impl Engine {
             posted_from = %posted_from,
             queue_time_us = if ready_at == 0 { 0 } else { self.stamp_now().wrapping_sub(ready_at) & 0x7FFF_FFFF },
             ready_at_us = ready_at,
+            runner = tracing::field::Empty,
         );
+        if !span.is_disabled() {
+            if let Some(Some(name)) = current::running_sequence_ref(|s| s.name()) {
+                span.record("runner", tracing::field::display(&*name));
+            }
+        }
         let _entered = span.enter();
         // Under `Poison`, the sequence is marked before anyone hears of the panic (the panic
         // handler, or — for a handle — its joiner): a post made in reaction is refused, not
@@ -762,9 +768,15 @@ impl Engine {
         posted_from: &'static Location<'static>,
         message: String,
     ) {
-        tracing::error!(target: "taskrunner", posted_from = %posted_from, "task panicked: {message}");
+        let runner = current::running_sequence_ref(|s| s.name()).flatten();
+        tracing::error!(
+            target: "taskrunner",
+            posted_from = %posted_from,
+            runner = runner.as_deref().unwrap_or(""),
+            "task panicked: {message}"
+        );
         if let Some(h) = &self.config.panic_handler {
-            let p = crate::engine::TaskPanic::new(message, posted_from);
+            let p = crate::engine::TaskPanic::new(message, posted_from, runner);
             // The handler's own panic is caught, and so is a panic of its payload's destructor.
             if let Err(payload) = crate::base::unwind::catch(|| h(&p)) {
                 tracing::error!(

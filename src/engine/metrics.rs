@@ -1,10 +1,10 @@
 //! What a pool counts about itself, and the snapshot users read ([`PoolMetrics`]).
 //!
-//! The counters cost one uncontended atomic add where they count: a started task adds to a
-//! counter of its worker's own (eight cache-padded shards, picked by worker index, so two
-//! workers never share a line); panics and refusals are rare paths. The snapshot sums the
-//! shards and reads the gauges (workers, queue lengths, delayed tasks) under no lock that a
-//! post takes.
+//! The counters cost one atomic add where they count, on a cache line that other threads
+//! rarely write: a started task adds to one of eight cache-padded shards picked by its
+//! worker's index (workers 0 and 8 would share one); panics and refusals are rare paths. The
+//! snapshot sums the shards and reads the gauges (workers, queue lengths, delayed tasks); the
+//! only lock it takes is the worker group's, for a moment.
 
 use std::fmt;
 
@@ -48,7 +48,8 @@ impl Counters {
 
 /// Tasks that entered the pool's queues and tasks that left them (ran, or were dropped unrun
 /// outside shutdown): what [`ThreadPool::flush`](crate::ThreadPool::flush) waits on. Each
-/// thread adds to a shard of its own, so posting and running threads never share a line.
+/// thread adds to one of eight shards, handed out round-robin to threads on first use, so
+/// posting and running threads rarely share a line.
 ///
 /// A task is counted in `entered` before it can be taken, and in `left` (with `Release`)
 /// after it ran; reading every `left` shard (with `Acquire`) and then every `entered` shard
@@ -104,6 +105,8 @@ impl Flow {
 /// creation; gauges (`workers`, `idle_workers`, `ready`, `ready_in_local_queues`, `delayed`)
 /// say how things stand at the moment of the call. Taking a snapshot is cheap enough to do
 /// from a repeating task, and counting costs the pool one uncontended atomic add per task.
+/// The snapshot takes the worker group's lock for a moment (the lock that parking and waking
+/// workers take), never one on the posting fast path.
 ///
 /// A counter increment happens before anything the task does, so once the effects of `n`
 /// tasks were observed (through a channel, a join, a lock), a snapshot counts at least `n`.
@@ -244,8 +247,8 @@ impl PoolMetrics {
         self.tasks_panicked
     }
 
-    /// Posts the pool refused (shutdown, a poisoned sequence, a single-thread runner whose
-    /// thread is gone, no thread could be started); each handed its closure back in a
+    /// Posts the pool refused (shutdown, a closed runner, a poisoned sequence, a single-thread
+    /// runner whose thread is gone, no thread could be started); each handed its closure back in a
     /// [`PostError`](crate::PostError).
     ///
     /// ```

@@ -70,14 +70,40 @@ pub(crate) type PanicHandler = StdArc<dyn Fn(&TaskPanic) + Send + Sync + 'static
 pub struct TaskPanic {
     message: String,
     posted_from: &'static Location<'static>,
+    runner: Option<StdArc<str>>,
 }
 
 impl TaskPanic {
-    pub(crate) fn new(message: String, posted_from: &'static Location<'static>) -> Self {
+    pub(crate) fn new(
+        message: String,
+        posted_from: &'static Location<'static>,
+        runner: Option<StdArc<str>>,
+    ) -> Self {
         TaskPanic {
             message,
             posted_from,
+            runner,
         }
+    }
+
+    /// The name of the runner the task ran on, if it was given one
+    /// ([`SequencedTaskRunner::named`](crate::SequencedTaskRunner::named)).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let (tx, rx) = mpsc::channel();
+    /// let pool = ThreadPool::builder()
+    ///     .max_workers(1)
+    ///     .panic_handler(move |p| tx.send(p.runner_name().map(str::to_owned)).unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let db = pool.create_sequenced_task_runner(TaskTraits::default()).named("db");
+    /// db.post_task(|| panic!("lost the connection")).unwrap();
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("db"));
+    /// ```
+    pub fn runner_name(&self) -> Option<&str> {
+        self.runner.as_deref()
     }
 
     /// The panic message (`"<non-string panic payload>"` if the payload was not a string).

@@ -1,14 +1,16 @@
-//! Per-runner control for the runners that own a sequence: `flush`, `close`, `is_closed`.
+//! Per-runner control for the runners that own a sequence: a name, `flush`, `close`,
+//! `is_closed`.
 //! The methods are documented on [`SequencedTaskRunner`] and [`SingleThreadTaskRunner`];
 //! both share these bodies.
 
 use std::panic::Location;
+use std::sync::Arc as StdArc;
 
 use crate::base::error::PostRefusal;
 use crate::base::shim::Arc;
 use crate::engine::scheduler::Sequence;
 use crate::engine::{check_can_block, check_not_own_sequence, Engine};
-use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner};
+use crate::runner::{SequencedTaskRunner, SingleThreadTaskRunner, UpdateableSequencedTaskRunner};
 
 /// Waits until everything queued on `seq` before the call has run or been dropped.
 fn flush(
@@ -27,6 +29,34 @@ fn flush(
 }
 
 impl SequencedTaskRunner {
+    /// Gives the runner a name (for all its clones): it appears as the `runner` field of its
+    /// tasks' tracing spans, in the pool's panic reports
+    /// ([`TaskPanic::runner_name`](crate::TaskPanic::runner_name)) and in `Debug`. Naming
+    /// costs its tasks nothing; a name given later replaces the earlier one.
+    ///
+    /// ```
+    /// use taskrunner::{TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let db = pool.create_sequenced_task_runner(TaskTraits::default()).named("db");
+    /// assert_eq!(db.name().as_deref(), Some("db"));
+    /// assert!(format!("{db:?}").contains("\"db\""));
+    /// ```
+    #[must_use]
+    pub fn named(self, name: impl Into<StdArc<str>>) -> Self {
+        self.parts().1.set_name(name.into());
+        self
+    }
+
+    /// The runner's name, if it was given one ([`named`](Self::named)).
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(pool.create_sequenced_task_runner(Default::default()).name().is_none());
+    /// ```
+    pub fn name(&self) -> Option<StdArc<str>> {
+        self.parts().1.name()
+    }
+
     /// Blocks until every task posted to this runner before the call has run (or been dropped:
     /// a closed runner, shutdown, a poisoned sequence). Delayed tasks that are not due yet are
     /// not waited for (as Chromium's `FlushForTesting`); a task posted meanwhile by another
@@ -101,6 +131,32 @@ impl SequencedTaskRunner {
 }
 
 impl SingleThreadTaskRunner {
+    /// Gives the runner a name (for all its clones and views); as
+    /// [`SequencedTaskRunner::named`].
+    ///
+    /// ```
+    /// use taskrunner::{TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let ui = pool.create_single_thread_task_runner(TaskTraits::default()).named("ui");
+    /// assert_eq!(ui.name().as_deref(), Some("ui"));
+    /// assert_eq!(ui.as_sequenced().name().as_deref(), Some("ui"));
+    /// ```
+    #[must_use]
+    pub fn named(self, name: impl Into<StdArc<str>>) -> Self {
+        self.parts().1.set_name(name.into());
+        self
+    }
+
+    /// The runner's name, if it was given one ([`named`](Self::named)).
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(pool.create_single_thread_task_runner(Default::default()).name().is_none());
+    /// ```
+    pub fn name(&self) -> Option<StdArc<str>> {
+        self.parts().1.name()
+    }
+
     /// Blocks until every task posted to this runner before the call has run (or been
     /// dropped); as [`SequencedTaskRunner::flush`].
     ///
@@ -152,5 +208,22 @@ impl SingleThreadTaskRunner {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.parts().1.is_closed()
+    }
+}
+
+impl UpdateableSequencedTaskRunner {
+    /// Gives the runner a name; as [`SequencedTaskRunner::named`] (whose other methods,
+    /// [`name`](SequencedTaskRunner::name) among them, this runner has through `Deref`).
+    ///
+    /// ```
+    /// use taskrunner::{TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let jobs = pool.create_updateable_sequenced_task_runner(TaskTraits::default()).named("jobs");
+    /// assert_eq!(jobs.name().as_deref(), Some("jobs"));
+    /// ```
+    #[must_use]
+    pub fn named(self, name: impl Into<StdArc<str>>) -> Self {
+        self.parts().1.set_name(name.into());
+        self
     }
 }

@@ -41,6 +41,7 @@ pub struct SequencedTaskRunner {
 impl fmt::Debug for SequencedTaskRunner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SequencedTaskRunner")
+            .field("name", &self.seq.name())
             .field("sequence", &self.seq.token)
             .field("priority", &self.seq.priority())
             .finish_non_exhaustive()

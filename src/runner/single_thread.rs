@@ -35,6 +35,7 @@ pub struct SingleThreadTaskRunner {
 impl fmt::Debug for SingleThreadTaskRunner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SingleThreadTaskRunner")
+            .field("name", &self.seq.name())
             .field("sequence", &self.seq.token)
             .finish_non_exhaustive()
     }

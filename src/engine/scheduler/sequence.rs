@@ -56,6 +56,7 @@ use crate::base::traits::{ShutdownBehavior, TaskPriority, TaskTraits};
 use crate::engine::scheduler::Work;
 use crate::engine::task::Task;
 use crate::engine::worker::Dedicated;
+use std::sync::Arc as StdArc;
 
 const RUNNING: u64 = 1;
 const BUFFERED: u64 = 2;
@@ -138,6 +139,9 @@ const HELD: u32 = 1 << 8;
 /// In the traits word: the runner was closed (`close`): posts are refused, and queued tasks
 /// run only if they would run at shutdown.
 const CLOSED: u32 = 1 << 9;
+/// In the traits word: the runner has a name, kept in `names` under the sequence's token
+/// (so that an unnamed sequence pays nothing, and a named one no bytes).
+const NAMED: u32 = 1 << 10;
 
 impl Sequence {
     /// A direct-mode sequence.
@@ -470,6 +474,20 @@ impl Sequence {
 
     /// Marks the sequence poisoned: later posts are refused, queued entries are dropped unrun
     /// when they come up.
+    /// Names the sequence's runner (for spans, panic reports and `Debug`).
+    pub(crate) fn set_name(&self, name: StdArc<str>) {
+        names::set(self.token, name);
+        self.traits.fetch_or(NAMED, Ordering::Release);
+    }
+
+    /// The runner's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<StdArc<str>> {
+        if self.traits.load(Ordering::Acquire) & NAMED == 0 {
+            return None;
+        }
+        names::get(self.token)
+    }
+
     /// Closes the sequence's runner; `true` if this call closed it.
     pub(crate) fn close(&self) -> bool {
         self.traits.fetch_or(CLOSED, Ordering::Release) & CLOSED == 0
@@ -573,6 +591,9 @@ impl Drop for Sequence {
     /// the scheduler, and in the sequence's context (its token is current), as Chromium
     /// destroys SequenceLocalStorage in the sequence's environment.
     fn drop(&mut self) {
+        if self.traits.load(Ordering::Relaxed) & NAMED != 0 {
+            names::remove(self.token);
+        }
         let Some(cold) = self.cold.lock().take() else {
             return;
         };
@@ -704,5 +725,62 @@ mod tests {
         };
         assert!(s.finish().is_none());
         assert!(s.cold.lock().is_none());
+    }
+}
+
+/// Runner names by sequence token. Read when a named sequence's task is traced or panics, and
+/// by `Debug`; written when a runner is named and when its sequence is dropped. A plain std
+/// lock: it takes part in no hand-off between threads.
+mod names {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+
+    fn map() -> &'static RwLock<HashMap<u64, Arc<str>>> {
+        static NAMES: OnceLock<RwLock<HashMap<u64, Arc<str>>>> = OnceLock::new();
+        NAMES.get_or_init(Default::default)
+    }
+
+    pub(super) fn set(token: u64, name: Arc<str>) {
+        map()
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, name);
+    }
+
+    pub(super) fn get(token: u64) -> Option<Arc<str>> {
+        map()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&token)
+            .cloned()
+    }
+
+    pub(super) fn remove(token: u64) {
+        map()
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+    }
+
+    #[cfg(all(test, not(loom)))]
+    mod tests {
+        use crate::base::shim::Arc;
+        use crate::base::traits::TaskTraits;
+        use crate::engine::scheduler::{Home, Sequence};
+
+        #[test]
+        fn a_name_lives_as_long_as_its_sequence() {
+            let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
+            let token = seq.token;
+            assert!(seq.name().is_none());
+            seq.set_name("first".into());
+            seq.set_name("second".into());
+            assert_eq!(seq.name().as_deref(), Some("second"));
+            drop(seq);
+            assert!(
+                super::get(token).is_none(),
+                "the name outlived its sequence"
+            );
+        }
     }
 }
