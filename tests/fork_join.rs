@@ -1100,3 +1100,42 @@ mod test_environment {
         batch.join();
     }
 }
+
+#[test]
+fn progress_only_grows_and_ends_with_every_outcome_counted() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let batch = taskrunner::fork_join::invoke_all(
+        &pool,
+        (0..200_u32).map(|i| {
+            move || {
+                if i % 50 == 0 {
+                    panic!("task {i}");
+                }
+                if i % 10 == 0 {
+                    Err("failed")
+                } else {
+                    Ok(i)
+                }
+            }
+        }),
+        8,
+    );
+    let mut last = taskrunner::fork_join::Progress::default();
+    loop {
+        let p = batch.progress();
+        assert_eq!(p.total(), 200);
+        assert!(p.finished() >= last.finished() && p.failed() >= last.failed());
+        last = p;
+        if p.is_done() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    // 4 panics (0, 50, 100, 150) and 16 other multiples of 10 returned Err.
+    assert_eq!(
+        (last.failed(), last.succeeded(), last.remaining()),
+        (20, 180, 0)
+    );
+    let outcomes = batch.join();
+    assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), 20);
+}

@@ -443,6 +443,76 @@ where
     }
 }
 
+/// How far a batch of tasks has got ([`InvokeAll::progress`]): how many finished (completed,
+/// failed, panicked or cancelled) and how many of those failed, out of the total.
+///
+/// ```
+/// use taskrunner::fork_join::Progress;
+/// let p = Progress::default();
+/// assert!(p.is_done()); // nothing to do
+/// assert_eq!(p.remaining(), 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    total: usize,
+    finished: usize,
+    failed: usize,
+}
+
+impl Progress {
+    /// Tasks in the batch.
+    ///
+    /// See [`InvokeAll::progress`] for an example.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Tasks that ended, in any way.
+    ///
+    /// See [`InvokeAll::progress`] for an example.
+    pub fn finished(&self) -> usize {
+        self.finished
+    }
+
+    /// Tasks that ended without a value: returned `Err`, panicked, or were cancelled.
+    ///
+    /// See [`InvokeAll::progress`] for an example.
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+
+    /// Tasks that ended with a value.
+    ///
+    /// See [`InvokeAll::progress`] for an example.
+    pub fn succeeded(&self) -> usize {
+        self.finished - self.failed
+    }
+
+    /// Tasks not finished yet (queued or running).
+    ///
+    /// See [`Progress`] for an example.
+    pub fn remaining(&self) -> usize {
+        self.total - self.finished
+    }
+
+    /// `true` once every task has ended.
+    ///
+    /// See [`Progress`] for an example.
+    pub fn is_done(&self) -> bool {
+        self.finished == self.total
+    }
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} finished, {} failed",
+            self.finished, self.total, self.failed
+        )
+    }
+}
+
 /// A running [`invoke_all`] batch: its tasks' handles, in input order, and the batch token.
 ///
 /// Dropping it does not cancel anything: the tasks run to the end (like dropping a
@@ -654,6 +724,39 @@ impl<T: Send + 'static> InvokeAll<T> {
     /// ```
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
+    }
+
+    /// How far the batch has got: tasks finished in any way and tasks failed, out of the
+    /// total. Never blocks; poll it to drive a progress line.
+    ///
+    /// ```
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::fork_join::invoke_all;
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let batch = invoke_all(&pool, (0..10).map(|i| move || if i < 7 { Ok(i) } else { Err("odd job") }), 4);
+    /// while !batch.progress().is_done() { std::thread::yield_now(); }
+    /// let p = batch.progress();
+    /// assert_eq!((p.total(), p.finished(), p.failed(), p.succeeded()), (10, 10, 3, 7));
+    /// assert_eq!(p.to_string(), "10/10 finished, 3 failed");
+    /// ```
+    pub fn progress(&self) -> Progress {
+        let total = self.handles.len();
+        let (mut finished, mut failed) = (0, 0);
+        for h in &self.handles {
+            match h.state() {
+                TaskState::Pending | TaskState::Running => {}
+                TaskState::Completed => finished += 1,
+                _ => {
+                    finished += 1;
+                    failed += 1;
+                }
+            }
+        }
+        Progress {
+            total,
+            finished,
+            failed,
+        }
     }
 
     /// `true` once every task has ended (completed, failed, panicked or cancelled). Never
