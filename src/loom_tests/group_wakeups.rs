@@ -142,3 +142,59 @@ fn loom_group_terminate_with_parked_workers() {
         assert!(inner.group.workers().is_empty());
     });
 }
+
+/// A blocking scope ends while two workers are awake: the pool is over capacity, so both
+/// stand down at their next look without taking work, and a post made meanwhile woke nobody
+/// (every worker still counted as awake). Each worker that stands down looks at the queues
+/// after its own `active` decrement, so the last of them finds the post (or the post saw
+/// `active` below capacity and woke a worker). The task always runs.
+#[test]
+fn loom_group_blocking_scope_end_vs_post() {
+    use crate::base::shim::{Condvar, Mutex};
+    model(|| {
+        let inner = Engine::new_for_loom(1, 1);
+        let probe = Probe::new();
+        // A task blocks: the pool may run one more worker.
+        inner.group.begin_blocking(false).run(&inner);
+        // (tasks started, may they end), and the condition both sides wait on.
+        let gate = Arc::new((Mutex::new((0_usize, false)), Condvar::new()));
+        for _ in 0..2 {
+            let gate = gate.clone();
+            Engine::post(
+                &inner,
+                PostDest::Parallel(TaskTraits::default()),
+                Duration::ZERO,
+                move || {
+                    let (m, cv) = &*gate;
+                    let mut g = m.lock();
+                    g.0 += 1;
+                    cv.notify_all();
+                    while !g.1 {
+                        cv.wait(&mut g);
+                    }
+                },
+                Location::caller(),
+            )
+            .expect("accepted");
+        }
+        // Two workers are awake, each in a task.
+        {
+            let (m, cv) = &*gate;
+            let mut g = m.lock();
+            while g.0 < 2 {
+                cv.wait(&mut g);
+            }
+        }
+        // The scope ends, the tasks end, and a post races the workers standing down.
+        inner.group.end_blocking(false);
+        {
+            let (m, cv) = &*gate;
+            m.lock().1 = true;
+            cv.notify_all();
+        }
+        post(&inner, PostDest::Parallel(TaskTraits::default()), &probe, 3);
+        wait_for(&probe, 1);
+        stop_workers(&inner);
+        assert_eq!(probe.ran_ids(), vec![3]);
+    });
+}

@@ -31,6 +31,7 @@
 //! | `loom_group_park_vs_post_sequenced` | the same through a sequence entry |
 //! | `loom_group_two_posts_two_workers` | two posts on a two-worker pool: the second finds the first worker searching or starts another; both run, nothing is stranded |
 //! | `loom_group_reclaim_vs_post` | an idle worker's timeout (`try_reclaim`) vs a post: it stays and runs the task, or leaves and the post starts a new one |
+//! | `loom_group_blocking_scope_end_vs_post` | a blocking scope ends with two workers awake: both stand down without taking work while a post that woke nobody (every worker counted awake) races them; the last to stand down looks after its own `active` decrement, so the task runs |
 //! | `loom_group_terminate_with_parked_workers` | two parked workers, posts, then the last handle dropped: queued work still runs, both exit |
 //! | `loom_shutdown_skip_run_vs_start` | the running slot's handshake: a skip task is skipped, or runs and completion waits for it |
 //! | `loom_shutdown_block_post_vs_shutdown` | `Engine::post` of a block one-off (item taken before boxing) vs shutdown: `Ok` means it runs before completion |
@@ -40,8 +41,8 @@
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
 //! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat` and `flow` files and the `loom_keyed_*`
-//! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes about
-//! 10 s on 2 cores (`--nocapture` prints the executions explored per model).
+//! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes under a
+//! minute on 2 cores (`--nocapture` prints the executions explored per model).
 //!
 //! Limits: loom threads share one OS thread's thread-locals, so no model runs two sequenced
 //! tasks on two model workers at once through `run_work` (`TaskScope` would interleave): the

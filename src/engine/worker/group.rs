@@ -516,7 +516,8 @@ impl Group {
         self.notify_if_work()
     }
 
-    /// The scope ended: the capacity goes back; surplus workers park at their next look.
+    /// The scope ended: the capacity goes back; surplus workers park at their next look (and
+    /// look at the queues once more after that; see the worker loop).
     pub(crate) fn end_blocking(&self, best_effort: bool) {
         self.capacity.fetch_sub(1, Ordering::SeqCst);
         if best_effort {

@@ -405,7 +405,8 @@ pub(crate) fn worker_loop<H: Host>(host: &Arc<H>, me: &Arc<WorkerShared>, local:
     let mut searching = true;
     loop {
         // With more workers awake than the pool may run (a blocking scope ended), stand down.
-        if !group.over_capacity() {
+        let standing_down = group.over_capacity();
+        if !standing_down {
             if let Some((work, be)) = take_work(group, local, true) {
                 if searching {
                     searching = false;
@@ -438,9 +439,13 @@ pub(crate) fn worker_loop<H: Host>(host: &Arc<H>, me: &Arc<WorkerShared>, local:
         if group.park_begin(me) == Parking::Exit {
             return;
         }
-        if was_last {
+        if was_last || standing_down {
             // Posts made while this worker searched did not wake anybody: look once more
-            // (after the fence in `notify_if_work`); this may wake this very worker.
+            // (after the fence in `notify_if_work`); this may wake this very worker. A worker
+            // that stood down did not look at the queues at all, and a post made while the
+            // pool was over capacity woke nobody (every worker counted as awake): after its
+            // own `active` decrement it looks, so the last of them to stand down finds the
+            // post, or the post found `active` below capacity and woke someone.
             group.notify_if_work().run(host);
         }
         if !park(me, host.idle_timeout()) {
