@@ -15,10 +15,32 @@ use crate::base::traits::TaskPriority;
 
 const SHARDS: usize = 8;
 
+/// A count that many threads add to: eight cache-padded shards, summed when read, so threads
+/// rarely write the same cache line. A thread adds to its own shard (handed out round-robin
+/// on first use), or a worker to the shard of its index, which it already has at hand.
+#[derive(Debug, Default)]
+struct Sharded([CachePadded<AtomicU64>; SHARDS]);
+
+impl Sharded {
+    #[inline]
+    fn add(&self, n: u64, order: Ordering) {
+        self.add_at(my_shard(), n, order);
+    }
+
+    #[inline]
+    fn add_at(&self, shard: usize, n: u64, order: Ordering) {
+        self.0[shard % SHARDS].fetch_add(n, order);
+    }
+
+    fn sum(&self, order: Ordering) -> u64 {
+        self.0.iter().map(|c| c.load(order)).sum()
+    }
+}
+
 /// The pool's event counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    started: [CachePadded<AtomicU64>; SHARDS],
+    started: Sharded,
     panicked: AtomicU64,
     refused: AtomicU64,
 }
@@ -27,7 +49,7 @@ impl Counters {
     /// A task is about to run on the worker (or dedicated thread) with index `worker`.
     #[inline]
     pub(crate) fn started(&self, worker: usize) {
-        self.started[worker % SHARDS].fetch_add(1, Ordering::Relaxed);
+        self.started.add_at(worker, 1, Ordering::Relaxed);
     }
 
     /// A task panicked (counted before the panic handler hears of it).
@@ -42,14 +64,13 @@ impl Counters {
     }
 
     fn started_total(&self) -> u64 {
-        self.started.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.started.sum(Ordering::Relaxed)
     }
 }
 
 /// Tasks that entered the pool's queues and tasks that left them (ran, or were dropped unrun
-/// outside shutdown): what [`ThreadPool::flush`](crate::ThreadPool::flush) waits on. Each
-/// thread adds to one of eight shards, handed out round-robin to threads on first use, so
-/// posting and running threads rarely share a line.
+/// outside shutdown): what [`ThreadPool::flush`](crate::ThreadPool::flush) waits on, each a
+/// [`Sharded`] count.
 ///
 /// A task is counted in `entered` before it can be taken, and in `left` (with `Release`)
 /// after it ran; reading every `left` shard (with `Acquire`) and then every `entered` shard
@@ -57,8 +78,8 @@ impl Counters {
 /// `left` was counted in `entered` before, and the `Acquire` read makes that visible.
 #[derive(Debug, Default)]
 pub(crate) struct Flow {
-    entered: [CachePadded<AtomicU64>; SHARDS],
-    left: [CachePadded<AtomicU64>; SHARDS],
+    entered: Sharded,
+    left: Sharded,
 }
 
 #[cfg(not(loom))]
@@ -82,19 +103,19 @@ impl Flow {
     /// `n` tasks entered the queues (before they can be taken).
     #[inline]
     pub(crate) fn entered(&self, n: u64) {
-        self.entered[my_shard()].fetch_add(n, Ordering::Relaxed);
+        self.entered.add(n, Ordering::Relaxed);
     }
 
     /// `n` tasks left: ran, or were dropped unrun.
     #[inline]
     pub(crate) fn left(&self, n: u64) {
-        self.left[my_shard()].fetch_add(n, Ordering::Release);
+        self.left.add(n, Ordering::Release);
     }
 
     /// No task is queued or running (a snapshot; see the type's docs).
     pub(crate) fn is_idle(&self) -> bool {
-        let left: u64 = self.left.iter().map(|c| c.load(Ordering::Acquire)).sum();
-        let entered: u64 = self.entered.iter().map(|c| c.load(Ordering::Acquire)).sum();
+        let left = self.left.sum(Ordering::Acquire);
+        let entered = self.entered.sum(Ordering::Acquire);
         left == entered
     }
 }

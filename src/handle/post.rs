@@ -16,7 +16,9 @@ use crate::engine::delay::DelayId;
 use crate::engine::scheduler::Sequence;
 use crate::engine::task::{BoxedFn, Job, Task};
 use crate::engine::{Engine, PoolRef, PostDest};
+use crate::handle::cell::HandleCell;
 use crate::handle::{new_queued_cell, HandleHost, Reply, TaskHandle};
+use std::sync::Arc as StdArc;
 
 impl Engine {
     /// Like [`post`](Engine::post), returning a handle to the task's result. The closure and
@@ -62,11 +64,7 @@ impl Engine {
                     Task::from_job(Job::Cell(job), posted_from),
                     block,
                 );
-                let handle = TaskHandle::from_cell(cell).on_sequence(sequence);
-                #[cfg(feature = "test-util")]
-                let handle = handle
-                    .on_seeded_pool(this.group.is_manual())
-                    .on_mock_pool(this);
+                let handle = Engine::handle_of(this, cell, sequence);
                 Ok(match entry {
                     Some(id) => handle.with_delay_entry(this, id),
                     None => handle,
@@ -94,12 +92,24 @@ impl Engine {
             Task::from_job(Job::Cell(job), posted_from),
             block,
         );
-        let handle = TaskHandle::from_cell(cell).on_sequence(seq.token);
+        Ok(Engine::handle_of(this, cell, seq.token))
+    }
+
+    /// The handle of a cell queued on this pool (`sequence`: the sequence's token, 0 for a
+    /// one-off task), aware of a test environment's mock clock and seeded mode.
+    fn handle_of<T: Send + 'static>(
+        this: &Arc<Self>,
+        cell: StdArc<dyn HandleCell<T>>,
+        sequence: u64,
+    ) -> TaskHandle<T> {
+        let handle = TaskHandle::from_cell(cell).on_sequence(sequence);
         #[cfg(feature = "test-util")]
         let handle = handle
             .on_seeded_pool(this.group.is_manual())
             .on_mock_pool(this);
-        Ok(handle)
+        #[cfg(not(feature = "test-util"))]
+        let _ = this;
+        handle
     }
 
     /// Post-and-reply: runs `wrap(task)` at `dest`, then posts `reply(value)` to the sequence

@@ -651,7 +651,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
 
     /// The post of generation `gen` was dropped without running.
     fn abandoned(&self, gen: u64) {
-        let (f, r) = {
+        let (f, r, pending) = {
             let mut s = self.sync.lock();
             if s.stopped || s.gen != gen {
                 return;
@@ -660,9 +660,8 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
             s.gen += 1;
             // While starting, `start` hands the closure back or releases it.
             let f = if s.starting { None } else { s.f.take() };
-            (f, (s.runner.take(), s.pending.take()))
+            (f, s.runner.take(), s.pending.take())
         };
-        let (r, pending) = r;
         drop(pending);
         drop_quietly(r);
         if f.is_some() {
@@ -695,7 +694,7 @@ trait Control: Send + Sync {
 
 impl<R: PostTask + Clone + Send + Sync + 'static> Control for Shared<R> {
     fn stop(&self) -> bool {
-        let (f, r) = {
+        let (f, r, pending) = {
             let mut s = self.sync.lock();
             if s.stopped {
                 return false;
@@ -708,9 +707,8 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Control for Shared<R> {
                 s.released = true; // nothing left to drop
                 self.cv.notify_all();
             }
-            (f, (s.runner.take(), s.pending.take()))
+            (f, s.runner.take(), s.pending.take())
         };
-        let (r, pending) = r;
         if let Some(h) = pending {
             // Outside the lock: the cancelled post's tick is dropped here, and finds the
             // repetition stopped.
