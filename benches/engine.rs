@@ -53,8 +53,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     rayon_pool, tokio_runtime, DelayedExecutor, Executor, Floor, Gate, HeapTimerFloor, Latch,
-    OnPool, RayonSpawn, RayonSpawnFifo, Strand, StrandExecutor, Taskrunner, ThreadPoolCrate,
-    TokioActors, TokioSleep, TokioSpawn, XorShift,
+    OnPool, RayonSpawn, RayonSpawnFifo, Strand, StrandExecutor, Taskrunner, TaskrunnerRunner,
+    ThreadPoolCrate, TokioActors, TokioSleep, TokioSpawn, XorShift,
 };
 use parking_lot::Mutex;
 use taskrunner::PostTask;
@@ -129,8 +129,9 @@ const CHILD_ENV: &str = "ENGINE_BENCH_CHILD";
 type WorkloadFn = fn(&Config) -> Vec<WorkloadResult>;
 
 /// Every workload, in running order.
-const WORKLOADS: [(&str, WorkloadFn); 9] = [
+const WORKLOADS: [(&str, WorkloadFn); 10] = [
     ("A", workload_a),
+    ("A.runner", workload_a_runner),
     ("B", workload_b),
     ("G", workload_g),
     ("C", workload_c),
@@ -900,6 +901,34 @@ fn workload_a(cfg: &Config) -> Vec<WorkloadResult> {
             parallel_throughput(RayonSpawnFifo(rayon_pool(w)), n),
             parallel_throughput(ThreadPoolCrate::new(w), n),
             parallel_throughput(TokioSpawn(tokio_runtime(w)), n),
+        ],
+    )
+}
+
+/// A through a parallel `TaskRunner` (its identity rides in each entry: a reference count and
+/// a count of tasks in flight), and through a named one (one more allocation and the runner's
+/// counters per task), against posting on the pool.
+fn workload_a_runner(cfg: &Config) -> Vec<WorkloadResult> {
+    let n = cfg.size(1_000_000, 20_000);
+    let w = cfg.workers;
+    measure(
+        cfg,
+        vec![spec(
+            "A.runner",
+            format!(
+                "parallel throughput through a runner ({} tiny tasks)",
+                human_count(n)
+            ),
+            "tasks_per_s",
+            Unit::PerSec,
+            true,
+            NO_GOAL,
+        )],
+        "taskrunner",
+        vec![
+            parallel_throughput(Taskrunner::new(w), n),
+            parallel_throughput(TaskrunnerRunner::new(w, false), n),
+            parallel_throughput(TaskrunnerRunner::new(w, true), n),
         ],
     )
 }

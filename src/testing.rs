@@ -727,7 +727,10 @@ fn pick_seeded(queued: &[Work], r: u64) -> usize {
     let eligible: Vec<usize> = (0..queued.len())
         .filter(|&i| {
             let w = &queued[i];
-            w.priority() == top && w.seq.as_ref().is_none_or(|s| s.is_turn(w))
+            w.priority() == top
+                && w.seq
+                    .as_ref()
+                    .is_none_or(|s| s.is_parallel() || s.is_turn(w))
         })
         .collect();
     if eligible.is_empty() {

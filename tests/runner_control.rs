@@ -5,7 +5,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use taskrunner::{PostRefusal, PostTask, ShutdownBehavior, TaskPriority, TaskTraits, ThreadPool};
@@ -104,16 +104,7 @@ fn close_refuses_later_posts_and_hands_the_closure_back() {
 }
 
 mod support;
-use support::Blocker;
-
-/// Holds the only worker until the blocker is released.
-fn hold(pool: &ThreadPool) -> Blocker {
-    let blocker = Blocker::new();
-    pool.post_task(TaskTraits::default(), blocker.task())
-        .unwrap();
-    blocker.wait_started();
-    blocker
-}
+use support::hold;
 
 #[test]
 fn queued_tasks_follow_the_runners_shutdown_behaviour_after_close() {
@@ -193,57 +184,16 @@ fn nothing_posted_around_a_close_is_lost() {
     for round in 0..20 {
         let pool = ThreadPool::builder().max_workers(2).build().unwrap();
         let seq = pool.create_sequenced_task_runner(skip().priority(TaskPriority::UserVisible));
-        let posters = 3;
-        let per = 200;
-        let barrier = Arc::new(Barrier::new(posters + 1));
-        let ran = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..posters)
-            .map(|_| {
-                let (seq, barrier, ran) = (seq.clone(), barrier.clone(), ran.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    let (mut refused, mut handles) = (0, Vec::new());
-                    for _ in 0..per {
-                        let ran = ran.clone();
-                        match seq.post_task_with_result(move || {
-                            ran.fetch_add(1, Ordering::SeqCst);
-                        }) {
-                            Ok(h) => handles.push(h),
-                            Err(e) => {
-                                assert_eq!(e.reason(), PostRefusal::RunnerClosed);
-                                refused += 1;
-                            }
-                        }
-                    }
-                    let mut not_run = 0;
-                    for h in handles {
-                        match h.join() {
-                            Ok(()) => {}
-                            Err(e) if e.is_not_run() => not_run += 1,
-                            Err(e) => panic!("unexpected {e:?}"),
-                        }
-                    }
-                    (refused, not_run)
-                })
-            })
-            .collect();
-        barrier.wait();
-        if round % 2 == 1 {
-            std::thread::yield_now();
-        }
-        seq.close();
-        let (mut refused, mut not_run) = (0, 0);
-        for t in threads {
-            let (r, n) = t.join().unwrap();
-            refused += r;
-            not_run += n;
-        }
-        let ran = ran.load(Ordering::SeqCst);
-        assert_eq!(
-            ran + refused + not_run,
-            posters * per,
-            "round {round}: ran {ran}, refused {refused}, not run {not_run}"
+        let poster = seq.clone();
+        let race = support::posts_around_close(
+            3,
+            200,
+            round % 2 == 1,
+            move |_, _, task| poster.post_task_with_result(task).map_err(|e| e.reason()),
+            || {
+                seq.close();
+            },
         );
-        assert_eq!(pool.metrics().posts_refused(), refused as u64);
+        assert_eq!(pool.metrics().posts_refused(), race.refused as u64);
     }
 }

@@ -181,6 +181,46 @@ impl Executor for Taskrunner {
     }
 }
 
+/// taskrunner: `TaskRunner::post_task` on a parallel runner of a pool instance, named or not
+/// (what a runner's identity, and a name's counting, cost over posting on the pool).
+#[derive(Debug)]
+pub(crate) struct TaskrunnerRunner {
+    pub(crate) runner: taskrunner::TaskRunner,
+    name: &'static str,
+    _pool: Taskrunner,
+}
+
+impl TaskrunnerRunner {
+    pub(crate) fn new(workers: usize, named: bool) -> Self {
+        let pool = Taskrunner::new(workers);
+        let runner = pool.pool.create_task_runner(TaskTraits::default());
+        let (runner, name) = if named {
+            (runner.named("bench"), "taskrunner_named_runner")
+        } else {
+            (runner, "taskrunner_runner")
+        };
+        TaskrunnerRunner {
+            runner,
+            name,
+            _pool: pool,
+        }
+    }
+}
+
+impl Executor for TaskrunnerRunner {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    #[inline]
+    fn post<F: FnOnce() + Send + 'static>(&self, f: F) {
+        use taskrunner::PostTask;
+        if self.runner.post_task(f).is_err() {
+            panic!("taskrunner refused a post");
+        }
+    }
+}
+
 /// rayon `ThreadPool::spawn` (LIFO-ish from inside, injector FIFO from outside).
 #[derive(Debug)]
 pub(crate) struct RayonSpawn(pub(crate) rayon::ThreadPool);

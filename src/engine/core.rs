@@ -33,6 +33,9 @@ use crate::engine::tracker::{Completion, Tracker};
 use crate::engine::worker::{Dedicated, DedicatedHost, Group, Host, RunningTask, WorkerShared};
 use crate::engine::{Config, PostDest};
 
+/// The bit that `Engine::sample_off` sets to turn timing off (no shard counts that far).
+const SAMPLE_TOP: u64 = 1 << 63;
+
 /// The pool's shared state. Runners and `ThreadPool` hold it through a counted [`PoolRef`];
 /// worker, service and dedicated threads hold plain `Arc`s.
 pub(crate) struct Engine {
@@ -49,6 +52,10 @@ pub(crate) struct Engine {
     pub(super) lifecycle: Mutex<()>,
     /// Serialises completion checks.
     pub(super) completion: Mutex<()>,
+    /// `sample_task_times - 1` (a power of two less one) with the top bit set, and the top
+    /// bit alone if the pool times no task (else 0): see `push_work`.
+    sample_mask: u64,
+    sample_off: u64,
     /// The origin of the queue-time stamps that tracing reports.
     epoch: Instant,
     /// Tasks started, panicked, posts refused (`ThreadPool::metrics`).
@@ -85,6 +92,10 @@ impl Engine {
         let test = config
             .test_hooks
             .then(crate::engine::tracker::TestHooks::new);
+        let every = config.sample_task_times;
+        debug_assert!(every == 0 || every.is_power_of_two());
+        let sample_mask = (u64::from(every.max(1)) - 1) | SAMPLE_TOP;
+        let sample_off = if every == 0 { SAMPLE_TOP } else { 0 };
         Engine {
             group: Group::new(max_workers, be),
             tracker: Tracker::new(),
@@ -96,6 +107,8 @@ impl Engine {
             next_dedicated: AtomicUsize::new(0),
             lifecycle: Mutex::new(()),
             completion: Mutex::new(()),
+            sample_mask,
+            sample_off,
             epoch: Instant::now(),
             counters: Counters::default(),
             flow: Flow::default(),
@@ -190,14 +203,20 @@ impl Engine {
         let behavior = match dest {
             PostDest::Sequence(s) => s.shutdown(),
             PostDest::Parallel(t) => t.shutdown_behavior,
+            PostDest::Runner(r) => r.seq.shutdown(),
         };
         this.tracker.will_post(behavior, delayed)?;
         let pool_homed = match dest {
             PostDest::Sequence(s) => matches!(s.home, Home::Pool),
-            PostDest::Parallel(_) => true,
+            PostDest::Parallel(_) | PostDest::Runner(_) => true,
         };
         if pool_homed && this.group.is_stalled() {
             Engine::retry_start(this)?;
+        }
+        if let PostDest::Runner(r) = dest {
+            if !past_close && r.seq.is_closed() {
+                return Err(PostRefusal::RunnerClosed);
+            }
         }
         if let PostDest::Sequence(s) = dest {
             if s.is_poisoned() {
@@ -235,7 +254,10 @@ impl Engine {
     }
 
     /// Queues an admitted task: now, or through the delay manager (then returns the id of its
-    /// pending entry, so a cancelled handle can remove it).
+    /// pending entry, so a cancelled handle can remove it). A named runner's task is wrapped
+    /// with its counters; whether a task is timed is decided when it enters a ready queue
+    /// (`push_work`).
+    #[inline]
     pub(crate) fn submit(
         this: &Arc<Self>,
         dest: PostDest<'_>,
@@ -243,11 +265,88 @@ impl Engine {
         task: Task,
         block: bool,
     ) -> Option<DelayId> {
+        let named = match &dest {
+            PostDest::Sequence(s) => s.is_named(),
+            PostDest::Runner(r) => r.stats().is_some(),
+            PostDest::Parallel(_) => false,
+        };
+        if named {
+            return Engine::submit_named(this, dest, delay, task, block);
+        }
+        Engine::submit_untracked(this, dest, delay, task, block)
+    }
+
+    /// [`submit`](Self::submit) for a named runner: the job is wrapped with the runner's
+    /// counters (and stamped, if sampled, for the runner's queue times).
+    #[cold]
+    #[inline(never)]
+    fn submit_named(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        mut task: Task,
+        block: bool,
+    ) -> Option<DelayId> {
+        let stamp = if delay.is_zero() {
+            this.sample_stamp()
+        } else {
+            0
+        };
+        match &dest {
+            PostDest::Runner(r) => {
+                if let Some(stats) = r.stats() {
+                    task.job = stats.track(task.job, stamp);
+                }
+            }
+            PostDest::Sequence(s) => {
+                if let Some(stats) = s.stats() {
+                    task.job = stats.track(task.job, stamp);
+                }
+            }
+            PostDest::Parallel(_) => {}
+        }
+        Engine::submit_stamped(this, dest, delay, task, block, stamp)
+    }
+
+    /// [`submit`](Self::submit) without a named runner's counters (also a `flush` marker).
+    /// Whether the task is timed is decided when it enters a ready queue (`push_work`).
+    #[inline]
+    pub(crate) fn submit_untracked(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        task: Task,
+        block: bool,
+    ) -> Option<DelayId> {
+        Engine::submit_stamped(this, dest, delay, task, block, 0)
+    }
+
+    /// Queues an admitted task whose post stamp (0: not sampled) was taken.
+    #[inline]
+    fn submit_stamped(
+        this: &Arc<Self>,
+        dest: PostDest<'_>,
+        delay: Duration,
+        task: Task,
+        block: bool,
+        stamp: u32,
+    ) -> Option<DelayId> {
         if delay.is_zero() {
             match dest {
-                PostDest::Sequence(s) => Engine::push_sequenced(this, s, task, false, block),
+                PostDest::Runner(r) => {
+                    let mut work = Work::of_runner(task, Arc::clone(&r.seq), false);
+                    if stamp != 0 {
+                        work.set_ready_at(stamp);
+                    }
+                    Engine::push_work(this, work);
+                }
+                PostDest::Sequence(s) => Engine::push_sequenced(this, s, task, false, block, stamp),
                 PostDest::Parallel(t) => {
-                    Engine::push_work(this, Work::one_off(task, t, false));
+                    let mut work = Work::one_off(task, t, false);
+                    if stamp != 0 {
+                        work.set_ready_at(stamp);
+                    }
+                    Engine::push_work(this, work);
                 }
             }
             return None;
@@ -258,12 +357,14 @@ impl Engine {
         let dest = match dest {
             PostDest::Sequence(s) => Destination::Sequence(Arc::clone(s)),
             PostDest::Parallel(t) => Destination::Parallel(t),
+            PostDest::Runner(r) => Destination::Runner(Arc::clone(r)),
         };
         match Engine::add_delayed(this, run_at, task, dest) {
             Ok(id) => Some(id),
             Err(task) => {
                 // Shutdown stopped the delay manager after admission: the task never runs (a
                 // handle resolves as not run).
+                this.counters.dropped(1);
                 drop_quietly(task);
                 None
             }
@@ -332,10 +433,11 @@ impl Engine {
         task: Task,
         delayed: bool,
         block: bool,
+        stamp: u32,
     ) {
         match &seq.home {
             Home::Pool => {
-                let work = if seq.is_held() {
+                let mut work = if seq.is_held() {
                     let (epoch, _) = seq.push_held(task, delayed);
                     this.flow.entered(1);
                     #[cfg(feature = "test-util")]
@@ -346,6 +448,9 @@ impl Engine {
                 } else {
                     Work::sequenced(task, Arc::clone(seq), seq.next_position(), delayed)
                 };
+                if stamp != 0 {
+                    work.set_ready_at(stamp);
+                }
                 Engine::push_work(this, work);
             }
             Home::Dedicated(d) => {
@@ -355,6 +460,7 @@ impl Engine {
                     // The thread exited after the poster's check (posts are normally refused
                     // with `ThreadExited` up front): drop the task rather than strand it.
                     tracing::warn!(target: "taskrunner", "task posted to a single-thread runner whose thread has exited; dropped");
+                    this.counters.dropped(1);
                     drop_quietly(task);
                     if block {
                         Engine::check_completion(this, this.tracker.unregister_block());
@@ -369,14 +475,23 @@ impl Engine {
     pub(crate) fn push_work(this: &Arc<Self>, mut work: Work) {
         // A ticket stands for a task that was counted when it was held.
         if work.task.is_some() {
-            this.flow.entered(1);
+            let before = this.flow.entered(1);
+            // Sampled for timing: one in `sample_task_times` of this thread's posts (a power of
+            // two, so the mask picks them; `sample_mask` has its top bit set, and so does
+            // `sample_off` when the pool times nothing).
+            if (before | this.sample_off) & this.sample_mask == 0 {
+                work.set_ready_at(this.stamp_now());
+            }
         }
         #[cfg(feature = "test-util")]
         if let (Some(t), Some(_)) = (&this.test, &work.task) {
             t.posted();
         }
         if tracing::enabled!(target: "taskrunner::task", tracing::Level::TRACE) {
-            let at = this.stamp_now();
+            let at = match work.ready_at() {
+                0 => this.stamp_now(),
+                at => at,
+            };
             work.set_ready_at(at);
             trace_ready(&work, at);
         }
@@ -402,7 +517,8 @@ impl Engine {
         // push, orders this `SeqCst` load after the push): then no
         // worker will look at it any more, so the poster discards what is left itself.
         if this.group.is_completed() {
-            Engine::discard(this.group.drain_queues());
+            this.counters
+                .dropped(Engine::discard(this.group.drain_queues()));
         }
     }
 
@@ -410,6 +526,31 @@ impl Engine {
     /// 0 means "not recorded", so 1 is the smallest stamp).
     fn stamp_now(&self) -> u32 {
         ((self.epoch.elapsed().as_micros() as u32) & 0x7FFF_FFFF).max(1)
+    }
+
+    /// A stamp now if the pool samples this event (one in `sample_task_times` on this thread),
+    /// else 0 (the clock is not read): a named runner's post (its stamp times it on a
+    /// single-thread runner too), or a batch of ripe delayed tasks.
+    #[inline]
+    fn sample_stamp(&self) -> u32 {
+        if crate::engine::times::sample(self.config.sample_task_times) {
+            self.stamp_now()
+        } else {
+            0
+        }
+    }
+
+    /// Microseconds from stamp `from` to stamp `to` (0 if `to` is not after `from`).
+    #[inline]
+    fn micros_between(from: u32, to: u32) -> u64 {
+        let d = to.wrapping_sub(from) & 0x7FFF_FFFF;
+        // A difference past half the range means `to` came first (stamps taken on two threads
+        // race by a few microseconds).
+        if d > 0x4000_0000 {
+            0
+        } else {
+            d as u64
+        }
     }
 
     /// Called with everything ripe at one moment, in (run time, post) order. The tasks join the
@@ -422,6 +563,9 @@ impl Engine {
         let mut works: Vec<Work> = Vec::new();
         for d in ripe {
             if this.tracker.shutdown_started() {
+                if !matches!(d.dest, Destination::Inline) {
+                    this.counters.dropped(1);
+                }
                 drop_quietly(d.task);
                 drop_quietly(d.dest);
                 continue;
@@ -431,6 +575,7 @@ impl Engine {
                     let block = s.shutdown() == ShutdownBehavior::BlockShutdown;
                     if block && this.tracker.register_block().is_err() {
                         // Shutdown completed since the check above: delayed tasks never run then.
+                        this.counters.dropped(1);
                         drop_quietly(d.task);
                         continue;
                     }
@@ -444,14 +589,25 @@ impl Engine {
                             works.push(Work::sequenced(d.task, Arc::clone(&s), pos, true));
                         }
                         Home::Dedicated(_) => {
-                            Engine::push_sequenced(this, &s, d.task, true, block);
+                            Engine::push_sequenced(this, &s, d.task, true, block, 0);
                         }
                     }
+                }
+                Destination::Runner(r) => {
+                    if r.seq.shutdown() == ShutdownBehavior::BlockShutdown
+                        && this.tracker.register_block().is_err()
+                    {
+                        this.counters.dropped(1);
+                        drop_quietly(d.task);
+                        continue;
+                    }
+                    works.push(Work::of_runner(d.task, Arc::clone(&r.seq), true));
                 }
                 Destination::Parallel(t) => {
                     if t.shutdown_behavior == ShutdownBehavior::BlockShutdown
                         && this.tracker.register_block().is_err()
                     {
+                        this.counters.dropped(1);
                         drop_quietly(d.task);
                         continue;
                     }
@@ -484,16 +640,19 @@ impl Engine {
                 t.posted();
             }
         }
-        let stamp = if tracing::enabled!(target: "taskrunner::task", tracing::Level::TRACE) {
+        let traced = tracing::enabled!(target: "taskrunner::task", tracing::Level::TRACE);
+        let stamp = if traced {
             this.stamp_now()
         } else {
-            0
+            this.sample_stamp()
         };
         this.group
             .push_all(works.into_iter().map(|mut w| {
                 if stamp != 0 {
                     w.set_ready_at(stamp);
-                    trace_ready(&w, stamp);
+                    if traced {
+                        trace_ready(&w, stamp);
+                    }
                 }
                 w
             }))
@@ -529,6 +688,10 @@ impl Engine {
             Engine::run_one_off(this, work, me);
             return;
         };
+        if seq.is_parallel() {
+            Engine::run_runner_task(this, work, me, seq);
+            return;
+        }
         let mut entry = match seq.begin(work) {
             Begin::Run(w) => w,
             // Parked in the sequence's buffer for its turn, or a stale or deferred ticket.
@@ -586,6 +749,7 @@ impl Engine {
             // A post admitted just before the sequence was poisoned (or the runner closed):
             // never run it. It is dropped in the sequence's context.
             let scope = TaskScope::enter(token, Some(seq), may_block);
+            this.counters.dropped(1);
             drop_quietly(task);
             scope.exit().expect("the task scope keeps the sequence")
         } else if me.begin(&this.tracker, info, was_delayed) {
@@ -613,9 +777,11 @@ impl Engine {
             // Skipped (shutdown started). Its captures are dropped in the sequence's context,
             // and so is what a held sequence queued behind it (it would be skipped too).
             let scope = TaskScope::enter(token, Some(seq), may_block);
+            this.counters.dropped(1);
             drop_quietly(task);
             if behavior != ShutdownBehavior::BlockShutdown {
                 if let Some(held) = current::running_sequence_ref(|s| s.take_held_tasks()) {
+                    this.counters.dropped(held.len() as u64);
                     drop_each_quietly(held);
                 }
             }
@@ -631,9 +797,31 @@ impl Engine {
         seq
     }
 
-    /// Runs a one-off task.
+    /// Runs a one-off task posted to the pool.
     #[inline]
     fn run_one_off(this: &Arc<Self>, work: Work, me: &WorkerShared) {
+        Engine::run_one_off_as(this, work, me, false);
+    }
+
+    /// Runs a task of the parallel runner `runner` (marked as the running parallel runner, so
+    /// that its `flush` refuses to wait for itself), then lets go of the entry's reference to
+    /// the runner, which ends the task's count in flight. A closed runner's queued tasks run
+    /// only if they would run at shutdown: immediate block-shutdown tasks.
+    #[inline(never)]
+    fn run_runner_task(this: &Arc<Self>, work: Work, me: &WorkerShared, runner: Arc<Sequence>) {
+        let closed_out = runner.is_closed()
+            && (work.one_off_traits().shutdown_behavior != ShutdownBehavior::BlockShutdown
+                || work.was_delayed());
+        let outer = current::set_parallel_runner(Arc::as_ptr(&runner) as usize);
+        Engine::run_one_off_as(this, work, me, closed_out);
+        current::set_parallel_runner(outer);
+        drop(runner);
+    }
+
+    /// Runs a one-off task, or drops it unrun if `closed_out` (its runner was closed) or if
+    /// shutdown skips it.
+    #[inline(always)]
+    fn run_one_off_as(this: &Arc<Self>, work: Work, me: &WorkerShared, closed_out: bool) {
         let traits = work.one_off_traits();
         let was_delayed = work.was_delayed();
         let ready_at = work.ready_at();
@@ -645,7 +833,7 @@ impl Engine {
             shutdown_behavior: behavior,
             sequenced: false,
         };
-        if me.begin(&this.tracker, info, was_delayed) {
+        if !closed_out && me.begin(&this.tracker, info, was_delayed) {
             // A one-off task's token is unique to it ("no sequence"): token 0 takes a fresh one.
             let kind = TaskKind {
                 may_block: traits.may_block,
@@ -661,6 +849,7 @@ impl Engine {
             Engine::after_run(this, behavior);
         } else {
             let scope = TaskScope::enter(0, None, traits.may_block);
+            this.counters.dropped(1);
             drop_quietly(task);
             let _ = scope.exit();
             // The slot showed the task for a moment: a completion check that saw it waits for
@@ -682,6 +871,7 @@ impl Engine {
     /// sequence holds, so that shutdown does not wait for them.
     pub(crate) fn drop_never_run(this: &Arc<Self>, behavior: ShutdownBehavior, tasks: Vec<Task>) {
         let n = tasks.len();
+        this.counters.dropped(n as u64);
         drop_each_quietly(tasks);
         this.flow.left(n as u64);
         if behavior == ShutdownBehavior::BlockShutdown {
@@ -702,6 +892,9 @@ impl Engine {
     /// Runs the closure inside a tracing span, catching a panic so it never reaches the worker.
     /// The closure is consumed by the call, so its captures are dropped inside the task scope.
     /// Returns `true` if the task panicked (after reporting it; `PanicPolicy::Abort` aborts).
+    /// A sampled task (`ready_at` stamped) or a named runner's task takes
+    /// [`run_task_counted`](Self::run_task_counted), the others [`run_task_plain`](Self::run_task_plain).
+    #[inline(always)]
     fn run_task(
         &self,
         task: Task,
@@ -710,38 +903,131 @@ impl Engine {
         policy: PanicPolicy,
         ready_at: u32,
     ) -> bool {
+        if ready_at != 0 || matches!(task.job, Job::Tracked(_)) {
+            self.run_task_counted(task, token, priority, policy, ready_at)
+        } else {
+            self.run_task_plain(task, token, priority, policy)
+        }
+    }
+
+    #[inline(never)]
+    fn run_task_plain(
+        &self,
+        task: Task,
+        token: u64,
+        priority: TaskPriority,
+        policy: PanicPolicy,
+    ) -> bool {
         let Task { job, posted_from } = task;
-        let span = tracing::trace_span!(
-            target: "taskrunner::task",
-            "task",
-            sequence = token,
-            priority = ?priority,
-            posted_from = %posted_from,
-            queue_time_us = if ready_at == 0 { 0 } else { self.stamp_now().wrapping_sub(ready_at) & 0x7FFF_FFFF },
-            ready_at_us = ready_at,
-            runner = tracing::field::Empty,
-        );
-        if !span.is_disabled() {
-            if let Some(Some(name)) = current::running_sequence_ref(|s| s.name()) {
-                span.record("runner", tracing::field::display(&*name));
+        let span = task_span(token, priority, posted_from, 0, 0);
+        let _entered = span.enter();
+        let panicked = self.run_job(job, posted_from, policy, |_| {});
+        if panicked && policy == PanicPolicy::Abort {
+            crate::engine::panics::abort_for_policy(posted_from);
+        }
+        panicked
+    }
+
+    /// [`run_task`](Self::run_task) for a task that is timed (sampled: `ready_at` stamped, or a
+    /// named runner's task with a post stamp) or counted by its named runner. A named runner
+    /// counts the task as started, and as finished before anyone hears of its outcome (a handle
+    /// resolves after the cell's `before_finish`), so a joiner that then reads the runner's
+    /// metrics sees it. A single-thread runner's task has no ready stamp: it is timed from its
+    /// post stamp, for its runner only.
+    #[cold]
+    #[inline(never)]
+    fn run_task_counted(
+        &self,
+        task: Task,
+        token: u64,
+        priority: TaskPriority,
+        policy: PanicPolicy,
+        ready_at: u32,
+    ) -> bool {
+        let Task { job, posted_from } = task;
+        let (job, stamp, stats) = match job {
+            Job::Tracked(mut t) => {
+                let (job, stats) = t.begin();
+                (job, t.stamp, Some(stats))
+            }
+            job => (job, 0, None),
+        };
+        let tracked = stats.is_some();
+        let stamp = if ready_at != 0 { ready_at } else { stamp };
+        let (started_at, queue_us) = if stamp != 0 {
+            let now = self.stamp_now();
+            (now, Engine::micros_between(stamp, now))
+        } else {
+            (0, 0)
+        };
+        if ready_at != 0 {
+            self.counters.queue_time.record(queue_us);
+        }
+        let span = task_span(token, priority, posted_from, queue_us, ready_at);
+        if let Some(stats) = &stats {
+            if stamp != 0 {
+                stats.queue_time.record(queue_us);
+            }
+            if !span.is_disabled() {
+                span.record("runner", tracing::field::display(&*stats.name()));
             }
         }
+        // The runner's counters are the running task's runner's while it runs (moved, not
+        // cloned: for panics the task catches and reports itself).
+        let previous = tracked.then(|| current::set_running_runner(stats));
         let _entered = span.enter();
-        // Under `Poison`, the sequence is marked before anyone hears of the panic (the panic
-        // handler, or — for a handle — its joiner): a post made in reaction is refused, not
-        // accepted and dropped.
-        // Counted, and under `Poison` the sequence marked, before anyone hears of the panic.
+        let ended = std::cell::Cell::new(!tracked);
+        let end = |panicked: bool| {
+            if !ended.replace(true) {
+                current::with_running_runner(|stats| {
+                    if started_at != 0 {
+                        let run_us = Engine::micros_between(started_at, self.stamp_now());
+                        stats.run_time.record(run_us);
+                    }
+                    stats.end(panicked);
+                });
+            }
+        };
+        let panicked = self.run_job(job, posted_from, policy, end);
+        end(panicked);
+        if let Some(previous) = previous {
+            drop(current::set_running_runner(previous));
+        }
+        if ready_at != 0 {
+            let run_us = Engine::micros_between(started_at, self.stamp_now());
+            self.counters.run_time.record(run_us);
+        }
+        if panicked && policy == PanicPolicy::Abort {
+            crate::engine::panics::abort_for_policy(posted_from);
+        }
+        panicked
+    }
+
+    /// Runs a plain closure or a result cell, catching and reporting a panic. `end(panicked)`
+    /// is called when the closure has returned (before a handle learns the outcome).
+    #[inline(always)]
+    fn run_job(
+        &self,
+        job: Job,
+        posted_from: &'static Location<'static>,
+        policy: PanicPolicy,
+        end: impl Fn(bool),
+    ) -> bool {
+        // Counted, and under `Poison` the sequence marked, before anyone hears of the panic
+        // (the panic handler, or — for a handle — its joiner): a post made in reaction is
+        // refused, not accepted and dropped.
         let poison = || {
             self.counters.panicked();
             if policy == PanicPolicy::Poison {
                 current::running_sequence_ref(|s| s.mark_poisoned());
             }
         };
-        let panicked = match job {
+        match job {
             Job::Fn(f) => match crate::base::unwind::catch(f) {
                 Ok(()) => false,
                 Err(payload) => {
                     poison();
+                    end(true);
                     let message = payload.message();
                     drop(payload);
                     self.report_panic_message(posted_from, message);
@@ -749,18 +1035,23 @@ impl Engine {
                 }
             },
             // The cell catches the panic itself (its handle gets it) and reports it back.
-            Job::Cell(cell) => match cell.run_with(&|_| poison()) {
-                Ok(()) => false,
-                Err(message) => {
-                    self.report_panic_message(posted_from, message);
-                    true
+            Job::Cell(cell) => {
+                let before_finish = |panic: Option<&str>| {
+                    if panic.is_some() {
+                        poison();
+                    }
+                    end(panic.is_some());
+                };
+                match cell.run_reporting(&before_finish) {
+                    Ok(()) => false,
+                    Err(message) => {
+                        self.report_panic_message(posted_from, message);
+                        true
+                    }
                 }
-            },
-        };
-        if panicked && policy == PanicPolicy::Abort {
-            crate::engine::panics::abort_for_policy(posted_from);
+            }
+            Job::Tracked(_) => unreachable!("a tracked job is never wrapped twice"),
         }
-        panicked
     }
 
     pub(crate) fn report_panic_message(
@@ -768,7 +1059,8 @@ impl Engine {
         posted_from: &'static Location<'static>,
         message: String,
     ) {
-        let runner = current::running_sequence_ref(|s| s.name()).flatten();
+        let runner = current::running_runner_name()
+            .or_else(|| current::running_sequence_ref(|s| s.name()).flatten());
         tracing::error!(
             target: "taskrunner",
             posted_from = %posted_from,
@@ -802,6 +1094,7 @@ impl Engine {
             tokio: None,
             #[cfg(feature = "test-util")]
             test_hooks: false,
+            sample_task_times: 0,
         };
         let clock: StdArc<dyn Clock> = StdArc::new(crate::base::clock::SystemClock);
         let inner = Arc::new(Engine::new(max_workers, max_best_effort, config, clock));
@@ -811,6 +1104,29 @@ impl Engine {
 }
 
 // ---- the seams the worker threads see --------------------------------------------------------
+
+/// The span of a running task (disabled unless `taskrunner::task` is traced at TRACE level; the
+/// field values are then not even computed). `runner` is recorded by the caller for a named
+/// runner's task.
+#[inline(always)]
+fn task_span(
+    token: u64,
+    priority: TaskPriority,
+    posted_from: &'static Location<'static>,
+    queue_us: u64,
+    ready_at: u32,
+) -> tracing::Span {
+    tracing::trace_span!(
+        target: "taskrunner::task",
+        "task",
+        sequence = token,
+        priority = ?priority,
+        posted_from = %posted_from,
+        queue_time_us = queue_us,
+        ready_at_us = ready_at,
+        runner = tracing::field::Empty,
+    )
+}
 
 /// The `ready` event of a task entering a ready queue (only while `taskrunner::task` is traced):
 /// where it was posted from and when it became ready. The task's span carries the same
@@ -886,8 +1202,8 @@ impl Host for Engine {
         this.group.spawn_succeeded();
     }
 
-    fn discard(works: Vec<Work>) {
-        Engine::discard(works);
+    fn discard(&self, works: Vec<Work>) {
+        self.counters.dropped(Engine::discard(works));
     }
 }
 
@@ -911,6 +1227,10 @@ impl DedicatedHost for Engine {
 
     fn shutdown_completed(&self) -> bool {
         self.tracker.shutdown_completed()
+    }
+
+    fn dropped(&self, n: usize) {
+        self.counters.dropped(n as u64);
     }
 
     fn thread_started(this: &Arc<Self>, _d: &Arc<Dedicated>) {

@@ -11,9 +11,11 @@ use std::cell::{Cell, RefCell};
 
 use crate::base::shim::Arc;
 use crate::base::traits::PanicPolicy;
+use crate::engine::runner_stats::RunnerStats;
 use crate::engine::scheduler::Sequence;
 use crate::engine::task::next_id;
 use crate::engine::Engine;
+use std::sync::Arc as StdArc;
 
 /// What the running task is: installed by the worker for each task. Plain `Cell`s with no
 /// destructor, so that every access is a plain thread-local load or store (a thread-local with
@@ -240,6 +242,48 @@ pub(crate) fn current_sequence() -> Option<(Arc<Sequence>, Arc<Engine>)> {
     let seq = TASK_SEQ.with(|s| s.borrow().clone())?;
     let pool = POOL.with(|p| p.borrow().clone())?;
     Some((seq, pool))
+}
+
+thread_local! {
+    /// The named runner whose task runs on this thread (for panic reports that the task
+    /// catches itself, and their counts).
+    static RUNNER: RefCell<Option<StdArc<RunnerStats>>> = const { RefCell::new(None) };
+    /// The address of the parallel runner whose task runs on this thread (0: none), so that
+    /// the runner's `flush` can refuse to wait for itself.
+    static PARALLEL_RUNNER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the parallel runner (by address) whose task is about to run; returns the previous
+/// mark, to be put back when the task ends.
+pub(crate) fn set_parallel_runner(addr: usize) -> usize {
+    PARALLEL_RUNNER.with(|p| p.replace(addr))
+}
+
+/// The address of the parallel runner whose task runs on this thread (0: none).
+pub(crate) fn parallel_runner() -> usize {
+    PARALLEL_RUNNER.with(|p| p.get())
+}
+
+/// Installs the named runner of the task about to run; returns the one it replaces (to be
+/// put back when the task ends).
+pub(crate) fn set_running_runner(
+    runner: Option<StdArc<RunnerStats>>,
+) -> Option<StdArc<RunnerStats>> {
+    RUNNER.with(|r| std::mem::replace(&mut *r.borrow_mut(), runner))
+}
+
+/// The name of the named runner whose task runs on this thread.
+pub(crate) fn running_runner_name() -> Option<StdArc<str>> {
+    RUNNER.with(|r| r.borrow().as_ref().map(|s| s.name()))
+}
+
+/// Runs `f` on the counters of the named runner whose task runs on this thread.
+pub(crate) fn with_running_runner(f: impl FnOnce(&RunnerStats)) {
+    RUNNER.with(|r| {
+        if let Some(s) = r.borrow().as_deref() {
+            f(s)
+        }
+    });
 }
 
 /// Runs `f` on the sequence of the running task (borrowed from TLS, no clone).

@@ -7,11 +7,14 @@
 //! only lock it takes is the worker group's, for a moment.
 
 use std::fmt;
+use std::sync::{Arc as StdArc, RwLock, Weak};
 
 use crossbeam_utils::CachePadded;
 
 use crate::base::shim::{AtomicU64, Ordering};
 use crate::base::traits::TaskPriority;
+use crate::engine::runner_stats::{RunnerMetrics, RunnerStats};
+use crate::engine::times::{Histogram, TaskTimes};
 
 const SHARDS: usize = 8;
 
@@ -22,14 +25,15 @@ const SHARDS: usize = 8;
 struct Sharded([CachePadded<AtomicU64>; SHARDS]);
 
 impl Sharded {
+    /// Adds `n` to this thread's shard; returns the shard's previous value.
     #[inline]
-    fn add(&self, n: u64, order: Ordering) {
-        self.add_at(my_shard(), n, order);
+    fn add(&self, n: u64, order: Ordering) -> u64 {
+        self.add_at(my_shard(), n, order)
     }
 
     #[inline]
-    fn add_at(&self, shard: usize, n: u64, order: Ordering) {
-        self.0[shard % SHARDS].fetch_add(n, order);
+    fn add_at(&self, shard: usize, n: u64, order: Ordering) -> u64 {
+        self.0[shard % SHARDS].fetch_add(n, order)
     }
 
     fn sum(&self, order: Ordering) -> u64 {
@@ -37,12 +41,20 @@ impl Sharded {
     }
 }
 
-/// The pool's event counters.
+/// The pool's event counters, time histograms, and its named runners' counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     started: Sharded,
     panicked: AtomicU64,
     refused: AtomicU64,
+    dropped: AtomicU64,
+    /// Out of line, like `runners`: the engine's hot fields keep the layout they had without
+    /// them (their cache lines are shared with nothing written per task).
+    pub(crate) queue_time: Box<Histogram>,
+    pub(crate) run_time: Box<Histogram>,
+    /// Named runners of this pool (pruned of dropped ones when a snapshot is taken). A plain
+    /// std lock: written when a runner is named, read by snapshots; no hand-off.
+    runners: Box<RwLock<Vec<Weak<RunnerStats>>>>,
 }
 
 impl Counters {
@@ -63,8 +75,32 @@ impl Counters {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` accepted tasks were dropped unrun.
+    #[cold]
+    pub(crate) fn dropped(&self, n: u64) {
+        if n > 0 {
+            self.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     fn started_total(&self) -> u64 {
         self.started.sum(Ordering::Relaxed)
+    }
+
+    /// A runner of this pool was named: its counters join the pool's snapshot.
+    pub(crate) fn register_runner(&self, stats: &StdArc<RunnerStats>) {
+        let mut runners = self.runners.write().unwrap_or_else(|e| e.into_inner());
+        runners.retain(|w| w.strong_count() > 0);
+        runners.push(StdArc::downgrade(stats));
+    }
+
+    fn runner_snapshots(&self) -> Vec<RunnerMetrics> {
+        let runners = self.runners.read().unwrap_or_else(|e| e.into_inner());
+        runners
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.snapshot())
+            .collect()
     }
 }
 
@@ -100,10 +136,12 @@ fn my_shard() -> usize {
 }
 
 impl Flow {
-    /// `n` tasks entered the queues (before they can be taken).
+    /// `n` tasks entered the queues (before they can be taken). Returns how many had entered
+    /// through this thread's shard before: the pool samples tasks for timing by it (one in
+    /// every power of two of a shard's posts), which costs a post no extra shared write.
     #[inline]
-    pub(crate) fn entered(&self, n: u64) {
-        self.entered.add(n, Ordering::Relaxed);
+    pub(crate) fn entered(&self, n: u64) -> u64 {
+        self.entered.add(n, Ordering::Relaxed)
     }
 
     /// `n` tasks left: ran, or were dropped unrun.
@@ -155,7 +193,11 @@ pub struct PoolMetrics {
     pub(crate) delayed: usize,
     pub(crate) tasks_started: u64,
     pub(crate) tasks_panicked: u64,
+    pub(crate) tasks_dropped: u64,
     pub(crate) posts_refused: u64,
+    pub(crate) queue_time: TaskTimes,
+    pub(crate) run_time: TaskTimes,
+    pub(crate) runners: Vec<RunnerMetrics>,
 }
 
 impl PoolMetrics {
@@ -163,7 +205,7 @@ impl PoolMetrics {
         counters: &Counters,
         (workers, idle_workers, ready_local): (usize, usize, usize),
         ready: [usize; 3],
-        delayed: usize,
+        (delayed, dropped_by_delay_manager): (usize, u64),
     ) -> Self {
         PoolMetrics {
             workers,
@@ -173,7 +215,11 @@ impl PoolMetrics {
             delayed,
             tasks_started: counters.started_total(),
             tasks_panicked: counters.panicked.load(Ordering::Relaxed),
+            tasks_dropped: counters.dropped.load(Ordering::Relaxed) + dropped_by_delay_manager,
             posts_refused: counters.refused.load(Ordering::Relaxed),
+            queue_time: counters.queue_time.snapshot(),
+            run_time: counters.run_time.snapshot(),
+            runners: counters.runner_snapshots(),
         }
     }
 
@@ -246,7 +292,8 @@ impl PoolMetrics {
 
     /// Tasks that started running, on the pool's workers and on its single-thread runners'
     /// threads, since the pool was built. A task that shutdown skipped, or that was dropped
-    /// unrun, is not counted.
+    /// unrun, is not counted. A sequence's `flush` runs one empty task of its own, which
+    /// counts here like any task (a named runner's own figures leave it out).
     ///
     /// See [`PoolMetrics`] for an example.
     pub fn tasks_started(&self) -> u64 {
@@ -282,6 +329,168 @@ impl PoolMetrics {
     pub fn posts_refused(&self) -> u64 {
         self.posts_refused
     }
+
+    /// Tasks the pool accepted and then dropped unrun: skipped or discarded by shutdown
+    /// (delayed tasks, tasks not yet started that do not block shutdown, what was queued when
+    /// shutdown completed), dropped when the pool wound down with delayed tasks pending, or
+    /// dropped because their runner was closed or their sequence poisoned. Once a pool has
+    /// shut down, every accepted task was either [started](Self::tasks_started) or dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// for _ in 0..3 {
+    ///     pool.post_delayed_task(TaskTraits::default(), Duration::from_secs(3600), || ()).unwrap();
+    /// }
+    /// pool.shutdown();
+    /// assert_eq!(pool.metrics().tasks_dropped(), 3);
+    /// ```
+    pub fn tasks_dropped(&self) -> u64 {
+        self.tasks_dropped
+    }
+
+    /// How long tasks waited in the ready queues, from being posted (or from ripening, for a
+    /// delayed task) until a worker started them: the tasks the pool samples (one in 64 by
+    /// default, see [`ThreadPoolBuilder::sample_task_times`](crate::ThreadPoolBuilder::sample_task_times)),
+    /// on its workers (single-thread runners' tasks are not timed here; a named runner's
+    /// [`RunnerMetrics`](crate::metrics::RunnerMetrics) times them). See [`TaskTimes`].
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).sample_task_times(1).build().unwrap();
+    /// for _ in 0..5 { pool.post_task(TaskTraits::default(), || ()).unwrap(); }
+    /// pool.flush();
+    /// assert_eq!(pool.metrics().queue_time().count(), 5);
+    /// ```
+    pub fn queue_time(&self) -> TaskTimes {
+        self.queue_time
+    }
+
+    /// How long the sampled tasks ran (see [`queue_time`](Self::queue_time) for which tasks).
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).sample_task_times(0).build().unwrap();
+    /// pool.post_task(TaskTraits::default(), || ()).unwrap();
+    /// pool.flush();
+    /// assert_eq!(pool.metrics().run_time().count(), 0); // timing turned off
+    /// ```
+    pub fn run_time(&self) -> TaskTimes {
+        self.run_time
+    }
+
+    /// The metrics of each named runner of the pool that is still alive, in the order they
+    /// were named.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let db = pool.create_sequenced_task_runner(TaskTraits::default()).named("db");
+    /// let _unnamed = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// db.post_task(|| ()).unwrap();
+    /// db.flush().unwrap();
+    /// let m = pool.metrics();
+    /// assert_eq!(m.runners().len(), 1);
+    /// assert_eq!((m.runners()[0].name(), m.runners()[0].ran()), ("db", 1));
+    /// ```
+    pub fn runners(&self) -> &[RunnerMetrics] {
+        &self.runners
+    }
+
+    /// Calls `f` with every figure of the snapshot as a name, a kind and a value: the way to
+    /// export it to a metrics system (see the [`metrics`](crate::metrics) module for a recipe).
+    ///
+    /// | names | kind |
+    /// |---|---|
+    /// | `workers`, `idle_workers`, `ready.user_blocking`, `ready.user_visible`, `ready.best_effort`, `ready_in_local_queues`, `delayed` | gauge |
+    /// | `tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused` | counter |
+    /// | `queue_time.count`, `run_time.count` | counter |
+    /// | `queue_time.p50_us`, `queue_time.p99_us`, `run_time.p50_us`, `run_time.p99_us` (0 while nothing was timed) | gauge |
+    /// | per named runner `N`: `runner.N.queued`, `runner.N.running` | gauge |
+    /// | `runner.N.ran`, `runner.N.panicked`, `runner.N.dropped` | counter |
+    /// | `runner.N.queue_time.p50_us`, `runner.N.queue_time.p99_us` | gauge |
+    ///
+    /// ```
+    /// use taskrunner::metrics::MetricKind;
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let mut names = Vec::new();
+    /// pool.metrics().for_each(|name, kind, _| names.push((name.to_owned(), kind)));
+    /// assert!(names.contains(&("workers".to_owned(), MetricKind::Gauge)));
+    /// assert!(names.contains(&("posts_refused".to_owned(), MetricKind::Counter)));
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&str, MetricKind, u64)) {
+        use MetricKind::{Counter, Gauge};
+        f("workers", Gauge, self.workers as u64);
+        f("idle_workers", Gauge, self.idle_workers as u64);
+        f(
+            "ready.user_blocking",
+            Gauge,
+            self.ready(TaskPriority::UserBlocking) as u64,
+        );
+        f(
+            "ready.user_visible",
+            Gauge,
+            self.ready(TaskPriority::UserVisible) as u64,
+        );
+        f(
+            "ready.best_effort",
+            Gauge,
+            self.ready(TaskPriority::BestEffort) as u64,
+        );
+        f("ready_in_local_queues", Gauge, self.ready_local as u64);
+        f("delayed", Gauge, self.delayed as u64);
+        f("tasks_started", Counter, self.tasks_started);
+        f("tasks_panicked", Counter, self.tasks_panicked);
+        f("tasks_dropped", Counter, self.tasks_dropped);
+        f("posts_refused", Counter, self.posts_refused);
+        let micros = |t: &TaskTimes, q| t.quantile(q).map_or(0, |d| d.as_micros() as u64);
+        for (prefix, times) in [
+            ("queue_time", &self.queue_time),
+            ("run_time", &self.run_time),
+        ] {
+            f(&format!("{prefix}.count"), Counter, times.count());
+            f(&format!("{prefix}.p50_us"), Gauge, micros(times, 0.5));
+            f(&format!("{prefix}.p99_us"), Gauge, micros(times, 0.99));
+        }
+        for r in &self.runners {
+            let name = r.name();
+            f(&format!("runner.{name}.queued"), Gauge, r.queued());
+            f(&format!("runner.{name}.running"), Gauge, r.running());
+            f(&format!("runner.{name}.ran"), Counter, r.ran());
+            f(&format!("runner.{name}.panicked"), Counter, r.panicked());
+            f(&format!("runner.{name}.dropped"), Counter, r.dropped());
+            let q = r.queue_time();
+            f(
+                &format!("runner.{name}.queue_time.p50_us"),
+                Gauge,
+                micros(&q, 0.5),
+            );
+            f(
+                &format!("runner.{name}.queue_time.p99_us"),
+                Gauge,
+                micros(&q, 0.99),
+            );
+        }
+    }
+}
+
+/// What kind of figure [`PoolMetrics::for_each`] reports.
+///
+/// ```
+/// use taskrunner::metrics::MetricKind;
+/// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+/// let mut kind = None;
+/// pool.metrics().for_each(|name, k, _| if name == "tasks_started" { kind = Some(k) });
+/// assert_eq!(kind, Some(MetricKind::Counter));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// Only grows, from the pool's creation (or the runner's naming): export it as a counter
+    /// (its absolute value) or take differences between snapshots.
+    Counter,
+    /// How things stand at the moment of the snapshot.
+    Gauge,
 }
 
 impl fmt::Debug for PoolMetrics {
@@ -299,7 +508,11 @@ impl fmt::Debug for PoolMetrics {
             .field("delayed", &self.delayed)
             .field("tasks_started", &self.tasks_started)
             .field("tasks_panicked", &self.tasks_panicked)
+            .field("tasks_dropped", &self.tasks_dropped)
             .field("posts_refused", &self.posts_refused)
+            .field("queue_time", &self.queue_time)
+            .field("run_time", &self.run_time)
+            .field("runners", &self.runners)
             .finish()
     }
 }
@@ -308,7 +521,7 @@ impl fmt::Display for PoolMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "workers {} ({} idle), ready {}/{}/{} (blocking/visible/best-effort) + {} local, delayed {}, started {}, panicked {}, refused {}",
+            "workers {} ({} idle), ready {}/{}/{} (blocking/visible/best-effort) + {} local, delayed {}, started {}, panicked {}, dropped {}, refused {}; queue {}; run {}",
             self.workers,
             self.idle_workers,
             self.ready[TaskPriority::UserBlocking.index()],
@@ -318,7 +531,10 @@ impl fmt::Display for PoolMetrics {
             self.delayed,
             self.tasks_started,
             self.tasks_panicked,
+            self.tasks_dropped,
             self.posts_refused,
+            self.queue_time,
+            self.run_time,
         )
     }
 }

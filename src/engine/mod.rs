@@ -15,9 +15,11 @@ pub(crate) mod current;
 pub(crate) mod delay;
 pub(crate) mod metrics;
 pub(crate) mod panics;
+pub(crate) mod runner_stats;
 pub(crate) mod scheduler;
 mod shutdown;
 pub(crate) mod task;
+pub(crate) mod times;
 pub(crate) mod tracker;
 pub(crate) mod worker;
 
@@ -198,6 +200,8 @@ pub(crate) struct Config {
     /// The pool belongs to a test environment: it counts its tasks.
     #[cfg(feature = "test-util")]
     pub(crate) test_hooks: bool,
+    /// Time one task in this many (per posting thread); 0: none.
+    pub(crate) sample_task_times: u32,
 }
 
 impl Config {
@@ -233,6 +237,8 @@ fn sanitize(name: String) -> String {
 pub(crate) enum PostDest<'a> {
     Sequence(&'a Arc<Sequence>),
     Parallel(TaskTraits),
+    /// A parallel runner's one-off task, carrying the runner.
+    Runner(&'a Arc<scheduler::ParallelRunner>),
 }
 
 /// A counted handle to the pool: when the last one drops, the pool winds down (queued

@@ -27,6 +27,7 @@ pub(crate) fn report_task_panic(message: String, posted_from: &'static Location<
         return;
     };
     pool.counters.panicked();
+    current::with_running_runner(|r| r.count_panic());
     let policy = current::panic_policy();
     if policy == PanicPolicy::Poison {
         if let Some((queued, behavior)) =

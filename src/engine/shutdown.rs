@@ -41,7 +41,7 @@ impl Engine {
         if this.tracker.start_shutdown() {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
             // Delayed tasks never block shutdown and never run after it starts.
-            drop_each_quietly(this.delay.stop());
+            Engine::drop_delayed(this, this.delay.stop());
         }
         Engine::maybe_complete_shutdown(this);
     }
@@ -75,13 +75,14 @@ impl Engine {
         current::set_completing(Some(Engine::addr(this)));
         let _reset = ResetCompleting;
         let queued = this.group.complete();
-        Engine::discard(queued);
-        drop_each_quietly(this.delay.stop());
+        this.counters.dropped(Engine::discard(queued));
+        Engine::drop_delayed(this, this.delay.stop());
         let dedicated: Vec<_> = this.dedicated.lock().clone();
         for d in dedicated {
             // What a dedicated thread has queued never runs now (it may still be running a
             // continue-on-shutdown task).
-            crate::engine::worker::discard_queued(&d);
+            this.counters
+                .dropped(crate::engine::worker::discard_queued(&d) as u64);
             d.request_exit();
         }
         tracing::debug!(target: "taskrunner", "thread pool shutdown completed");
@@ -91,13 +92,21 @@ impl Engine {
     /// Drops entries that will never run (handles resolve as not run), each in its own guard.
     /// An entry of a sequence may have later entries of the same sequence parked in its reorder
     /// buffer, or held tasks behind it: those can never run either and are dropped too.
-    pub(crate) fn discard(works: Vec<Work>) {
+    /// Returns how many tasks were dropped (tickets of held sequences count as the tasks they
+    /// stand for, which are dropped from the sequence).
+    #[must_use = "the caller counts the dropped tasks"]
+    pub(crate) fn discard(works: Vec<Work>) -> u64 {
         let mut seqs = Vec::new();
+        let mut n = 0;
         for w in &works {
+            if w.task.is_some() {
+                n += 1;
+            }
             if let Some(s) = &w.seq {
-                if !seqs
-                    .iter()
-                    .any(|x: &Arc<crate::engine::scheduler::Sequence>| Arc::ptr_eq(x, s))
+                if !s.is_parallel()
+                    && !seqs
+                        .iter()
+                        .any(|x: &Arc<crate::engine::scheduler::Sequence>| Arc::ptr_eq(x, s))
                 {
                     seqs.push(Arc::clone(s));
                 }
@@ -105,9 +114,24 @@ impl Engine {
         }
         drop_each_quietly(works);
         for s in seqs {
-            drop_each_quietly(s.take_buffered());
-            drop_each_quietly(s.take_held_tasks());
+            let buffered = s.take_buffered();
+            let held = s.take_held_tasks();
+            n += (buffered.len() + held.len()) as u64;
+            drop_each_quietly(buffered);
+            drop_each_quietly(held);
         }
+        n
+    }
+
+    /// Drops delayed tasks that will never run (the delay manager stopped), counting them;
+    /// timer callbacks are not tasks and are not counted.
+    pub(crate) fn drop_delayed(this: &Arc<Self>, pending: Vec<crate::engine::delay::Delayed>) {
+        let tasks = pending
+            .iter()
+            .filter(|d| !matches!(d.dest, crate::engine::delay::Destination::Inline))
+            .count();
+        this.counters.dropped(tasks as u64);
+        drop_each_quietly(pending);
     }
 
     pub(crate) fn shutdown_and_wait(
@@ -186,7 +210,7 @@ impl Engine {
                 None => w.one_off_traits().shutdown_behavior == ShutdownBehavior::BlockShutdown,
             })
             .count();
-        Engine::discard(works);
+        this.counters.dropped(Engine::discard(works));
         for _ in 0..blocks {
             Engine::check_completion(this, this.tracker.unregister_block());
         }
@@ -296,7 +320,7 @@ impl Engine {
         this.group.set_terminating(true);
         drop(g);
         // Dropped after the lock: a destructor may revive a handle, which takes it again.
-        drop_each_quietly(pending);
+        Engine::drop_delayed(this, pending);
     }
 
     pub(super) fn handle_revived(this: &Arc<Self>) {

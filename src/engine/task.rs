@@ -11,18 +11,31 @@ use std::sync::Arc;
 pub(crate) type BoxedFn = Box<dyn FnOnce() + Send + 'static>;
 
 /// What a task runs: a plain closure, or a result cell shared with a `TaskHandle` (one
-/// allocation for closure and result together).
+/// allocation for closure and result together); either of them wrapped with a named runner's
+/// counters (never nested).
 pub(crate) enum Job {
     Fn(BoxedFn),
     Cell(QueuedCell),
+    Tracked(Box<crate::engine::runner_stats::Tracked>),
 }
 
 /// What the scheduler sees of a job whose outcome someone waits for (a task handle's result
 /// cell): something to run once, or to abandon.
 pub(crate) trait CellRun: Send + Sync {
     /// Runs the closure if it is still pending. `Err(message)` if it panicked (for reporting);
-    /// `on_panic(message)` runs before the waiter learns the outcome.
-    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String>;
+    /// `before_finish` runs after the closure and before the waiter learns the outcome, with
+    /// the panic message if it panicked (not at all if the closure did not run: cancelled).
+    fn run_reporting(&self, before_finish: &dyn Fn(Option<&str>)) -> Result<(), String>;
+
+    /// [`run_reporting`](Self::run_reporting) with a hook for panics only: `on_panic(message)`
+    /// runs before the waiter learns the outcome.
+    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String> {
+        self.run_reporting(&|panic| {
+            if let Some(message) = panic {
+                on_panic(message)
+            }
+        })
+    }
     /// The task will never run: drop the closure and tell the waiter it did not run.
     fn abandon(&self);
 }
@@ -32,8 +45,13 @@ pub(crate) trait CellRun: Send + Sync {
 pub(crate) struct QueuedCell(pub(crate) Arc<dyn CellRun>);
 
 impl QueuedCell {
+    #[cfg(all(test, loom))]
     pub(crate) fn run_with(&self, on_panic: &dyn Fn(&str)) -> Result<(), String> {
         self.0.run(on_panic)
+    }
+
+    pub(crate) fn run_reporting(&self, before_finish: &dyn Fn(Option<&str>)) -> Result<(), String> {
+        self.0.run_reporting(before_finish)
     }
 }
 
@@ -88,6 +106,11 @@ impl Task {
             Job::Fn(f) => f(),
             Job::Cell(c) => {
                 let _ = c.run_with(&|_| {});
+            }
+            Job::Tracked(mut t) => {
+                let (job, stats) = t.begin();
+                Task::from_job(job, self.posted_from).call();
+                stats.end(false);
             }
         }
     }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use std::sync::Arc as StdArc;
+
 use crate::base::traits::TaskTraits;
 use crate::pool::ThreadPool;
 use crate::runner::{PostTask, TaskRunner};
@@ -38,7 +40,8 @@ use super::Executor;
 /// ```
 pub struct ExecutorBuilder<R = TaskRunner> {
     runner: Option<R>,
-    make_runner: fn(Option<&ThreadPool>, TaskTraits) -> Option<R>,
+    make_runner: MakeRunner<R>,
+    name: Option<StdArc<str>>,
     pool: Option<ThreadPool>,
     traits: TaskTraits,
     max_workers: Option<usize>,
@@ -46,14 +49,26 @@ pub struct ExecutorBuilder<R = TaskRunner> {
     on_drop: ShutdownMode,
 }
 
-fn parallel_runner(pool: Option<&ThreadPool>, traits: TaskTraits) -> Option<TaskRunner> {
-    Some(match pool {
+/// How the builder makes its own runner: from the pool (or the global one), the traits and
+/// the name; `None` when a runner was given.
+type MakeRunner<R> = fn(Option<&ThreadPool>, TaskTraits, Option<StdArc<str>>) -> Option<R>;
+
+fn parallel_runner(
+    pool: Option<&ThreadPool>,
+    traits: TaskTraits,
+    name: Option<StdArc<str>>,
+) -> Option<TaskRunner> {
+    let runner = match pool {
         Some(p) => p.create_task_runner(traits),
         None => crate::create_task_runner(traits),
+    };
+    Some(match name {
+        Some(name) => runner.named(name),
+        None => runner,
     })
 }
 
-fn given_runner<R>(_: Option<&ThreadPool>, _: TaskTraits) -> Option<R> {
+fn given_runner<R>(_: Option<&ThreadPool>, _: TaskTraits, _: Option<StdArc<str>>) -> Option<R> {
     None
 }
 
@@ -62,6 +77,7 @@ impl Default for ExecutorBuilder<TaskRunner> {
         ExecutorBuilder {
             runner: None,
             make_runner: parallel_runner,
+            name: None,
             pool: None,
             traits: TaskTraits::default(),
             max_workers: None,
@@ -122,12 +138,34 @@ impl<R> ExecutorBuilder<R> {
         ExecutorBuilder {
             runner: Some(runner),
             make_runner: given_runner::<R2>,
+            name: self.name,
             pool: None,
             traits: self.traits,
             max_workers: self.max_workers,
             queue_capacity: self.queue_capacity,
             on_drop: self.on_drop,
         }
+    }
+
+    /// Names the executor: the name shows in its `Debug` and [`Executor::name`], and the
+    /// parallel runner it makes for itself (the default, or with [`pool`](ExecutorBuilder::pool))
+    /// carries it, so its tasks have it in their spans and panic reports and the pool lists
+    /// the runner's [metrics](crate::metrics::RunnerMetrics). With a runner of your own
+    /// ([`runner`](Self::runner)), name that runner too.
+    ///
+    /// ```
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::executor::Executor;
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let exec = Executor::builder().pool(&pool).name("thumbnails").build().unwrap();
+    /// assert_eq!(exec.name(), Some("thumbnails"));
+    /// exec.submit(|| ()).unwrap().join().unwrap();
+    /// assert_eq!(pool.metrics().runners()[0].name(), "thumbnails");
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<StdArc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// How many of the executor's tasks run at once (attempts posted to the runner). Must be
@@ -178,7 +216,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> ExecutorBuilder<R> {
         }
         let runner = match self.runner {
             Some(r) => r,
-            None => (self.make_runner)(self.pool.as_ref(), self.traits)
+            None => (self.make_runner)(self.pool.as_ref(), self.traits, self.name.clone())
                 .expect("ExecutorBuilder: a runner or a way to make one is always set"),
         };
         let max_workers = self
@@ -191,6 +229,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> ExecutorBuilder<R> {
         Ok(Executor {
             core: Core::new(runner, max_workers, capacity),
             on_drop: self.on_drop,
+            name: self.name,
         })
     }
 }
@@ -198,6 +237,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> ExecutorBuilder<R> {
 impl<R> fmt::Debug for ExecutorBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorBuilder")
+            .field("name", &self.name)
             .field("max_workers", &self.max_workers)
             .field("queue_capacity", &self.queue_capacity)
             .field("on_drop", &self.on_drop)

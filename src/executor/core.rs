@@ -69,10 +69,10 @@ thread_local! {
     /// Set while this thread is inside `ExecRunner::post_task` (the engine holds a lock).
     static IN_POST: Cell<bool> = const { Cell::new(false) };
     /// A task of the executor `.0` that ended inside one of its attempts: `(core, epoch,
-    /// dispatched)`, accounted by the attempt's [`SlotGuard`] in the same locked section as
+    /// dispatched, succeeded)`, accounted by the attempt's [`SlotGuard`] in the same locked section as
     /// the slot (one lock instead of two, and `running` is never seen above zero by a
     /// `wait_idle` that returned because every task ended).
-    static ENDED_HERE: Cell<Option<(usize, u64, bool)>> = const { Cell::new(None) };
+    static ENDED_HERE: Cell<Option<(usize, u64, bool, bool)>> = const { Cell::new(None) };
 }
 
 /// Restores a thread-local `Cell` on drop (also on unwind).
@@ -123,6 +123,11 @@ struct State<R: PostTask + Clone + Send + Sync + 'static> {
     waiting: usize,
     /// Admitted tasks that have not ended.
     live: usize,
+    /// Tasks admitted since the executor was built, tasks ended, and of those the ones
+    /// that ended without a value (`Executor::progress`).
+    submitted: u64,
+    ended: u64,
+    failed: u64,
     /// `wait_idle` snapshots: live tasks per admission epoch, oldest first.
     epoch: u64,
     epochs: VecDeque<(u64, usize)>,
@@ -159,6 +164,9 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
                 next_key: 1,
                 waiting: 0,
                 live: 0,
+                submitted: 0,
+                ended: 0,
+                failed: 0,
                 epoch: 0,
                 epochs: VecDeque::new(),
                 space_waiters: 0,
@@ -277,6 +285,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
 
     /// Counts one admitted task (a reservation in the queue, live, in the current epoch).
     fn take_reservation(s: &mut State<R>) -> u64 {
+        s.submitted += 1;
         s.waiting += 1;
         s.live += 1;
         let epoch = s.epoch;
@@ -288,13 +297,17 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
     }
 
     /// A task's meta was dropped: the engine is done with it.
-    fn task_ended(&self, epoch: u64, dispatched: bool) {
+    fn task_ended(&self, epoch: u64, dispatched: bool, succeeded: bool) {
         let mut s = self.state.lock();
-        self.task_ended_locked(&mut s, epoch, dispatched);
+        self.task_ended_locked(&mut s, epoch, dispatched, succeeded);
     }
 
-    fn task_ended_locked(&self, s: &mut State<R>, epoch: u64, dispatched: bool) {
+    fn task_ended_locked(&self, s: &mut State<R>, epoch: u64, dispatched: bool, succeeded: bool) {
         s.live -= 1;
+        s.ended += 1;
+        if !succeeded {
+            s.failed += 1;
+        }
         if !dispatched {
             s.waiting -= 1;
             if s.space_waiters > 0 {
@@ -529,6 +542,12 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Core<R> {
         let s = self.state.lock();
         (s.waiting, s.running, s.live)
     }
+
+    /// Tasks admitted, ended, and ended without a value.
+    pub(crate) fn progress(&self) -> (u64, u64, u64) {
+        let s = self.state.lock();
+        (s.submitted, s.ended, s.failed)
+    }
 }
 
 /// `true` if the running task's sequence was poisoned (an attempt panicked under
@@ -554,8 +573,8 @@ impl<R: PostTask + Clone + Send + Sync + 'static> SlotGuard<R> {
             _ => None,
         });
         let mut s = core.state.lock();
-        if let Some((_, epoch, dispatched)) = ended {
-            core.task_ended_locked(&mut s, epoch, dispatched);
+        if let Some((_, epoch, dispatched, succeeded)) = ended {
+            core.task_ended_locked(&mut s, epoch, dispatched, succeeded);
         }
         let next = if s.runner_refused {
             None
@@ -601,6 +620,9 @@ pub(crate) struct TaskMeta<R: PostTask + Clone + Send + Sync + 'static> {
     dispatched: AtomicBool,
     /// A cancellation callback is registered.
     watching: AtomicBool,
+    /// The task's last attempt returned a value (set by the attempt itself, see
+    /// `Executor::launch`).
+    pub(crate) succeeded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: PostTask + Clone + Send + Sync + 'static> TaskMeta<R> {
@@ -618,6 +640,7 @@ impl<R: PostTask + Clone + Send + Sync + 'static> TaskMeta<R> {
             key: AtomicU64::new(0),
             dispatched: AtomicBool::new(false),
             watching: AtomicBool::new(false),
+            succeeded: Arc::default(),
         })
     }
 }
@@ -625,14 +648,15 @@ impl<R: PostTask + Clone + Send + Sync + 'static> TaskMeta<R> {
 impl<R: PostTask + Clone + Send + Sync + 'static> Drop for TaskMeta<R> {
     fn drop(&mut self) {
         let dispatched = self.dispatched.load(Ordering::Relaxed);
+        let succeeded = self.succeeded.load(std::sync::atomic::Ordering::Acquire);
         let id = self.core.id();
         // Inside one of this executor's attempts (the usual case: the engine lets go of the
         // task at the end of its last attempt), the attempt's slot guard accounts for it.
         if RUNNING_FOR.with(Cell::get) == id && ENDED_HERE.with(|e| e.get().is_none()) {
-            ENDED_HERE.with(|e| e.set(Some((id, self.epoch, dispatched))));
+            ENDED_HERE.with(|e| e.set(Some((id, self.epoch, dispatched, succeeded))));
             return;
         }
-        self.core.task_ended(self.epoch, dispatched);
+        self.core.task_ended(self.epoch, dispatched, succeeded);
     }
 }
 

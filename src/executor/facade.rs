@@ -166,6 +166,7 @@ where
 {
     pub(crate) core: Arc<Core<R>>,
     pub(crate) on_drop: ShutdownMode,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 impl Executor<TaskRunner> {
@@ -240,6 +241,15 @@ where
             }
         };
         let meta = TaskMeta::new(core.clone(), epoch, token.clone(), link);
+        // Each attempt records whether it returned a value: the task's last attempt decides
+        // how it counts in `progress` when it ends.
+        let succeeded = Arc::clone(&meta.succeeded);
+        let mut attempt = attempt;
+        let attempt: Attempt<T> = Box::new(move || {
+            let outcome = attempt();
+            succeeded.store(outcome.is_ok(), std::sync::atomic::Ordering::Release);
+            outcome
+        });
         retry_with_at(
             &ExecRunner { meta },
             plan.policy,
@@ -655,6 +665,15 @@ where
         self.core.token.clone()
     }
 
+    /// The name given with [`ExecutorBuilder::name`](crate::executor::ExecutorBuilder::name).
+    ///
+    /// ```
+    /// assert_eq!(taskrunner::executor::Executor::new(1).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// How many tasks run at once, at most.
     ///
     /// ```
@@ -712,6 +731,26 @@ where
     pub fn in_flight(&self) -> usize {
         self.core.counts().2
     }
+
+    /// How far the executor has got: tasks submitted since it was built (the total, which
+    /// grows with each submission), how many ended, and how many of those ended without a
+    /// value (an error, a panic, cancelled, timed out, or not run). A snapshot, never
+    /// blocking: poll it from another thread (or a repeating task) to report on a long
+    /// [`map`](Self::map) or a stream of submissions.
+    ///
+    /// ```
+    /// let exec = taskrunner::executor::Executor::new(2);
+    /// exec.submit(|| 1).unwrap();
+    /// exec.submit_fallible(|| Err::<u8, _>("no")).unwrap();
+    /// exec.wait_idle();
+    /// let p = exec.progress();
+    /// assert_eq!((p.total(), p.finished(), p.failed(), p.succeeded()), (2, 2, 1, 1));
+    /// assert!(p.is_done());
+    /// ```
+    pub fn progress(&self) -> crate::fork_join::Progress {
+        let (total, finished, failed) = self.core.progress();
+        crate::fork_join::Progress::new(total as usize, finished as usize, failed as usize)
+    }
 }
 
 impl<R> Drop for Executor<R>
@@ -744,6 +783,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (queued, running, in_flight) = self.core.counts();
         f.debug_struct("Executor")
+            .field("name", &self.name)
             .field("max_workers", &self.core.max_workers)
             .field("queue_capacity", &self.core.capacity)
             .field("queued", &queued)

@@ -443,7 +443,8 @@ where
     }
 }
 
-/// How far a batch of tasks has got ([`InvokeAll::progress`]): how many finished (completed,
+/// How far a batch of tasks has got ([`InvokeAll::progress`], or an executor's
+/// [`Executor::progress`](crate::executor::Executor::progress)): how many finished (completed,
 /// failed, panicked or cancelled) and how many of those failed, out of the total.
 ///
 /// ```
@@ -460,6 +461,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    pub(crate) fn new(total: usize, finished: usize, failed: usize) -> Self {
+        Progress {
+            total,
+            finished,
+            failed,
+        }
+    }
+
     /// Tasks in the batch.
     ///
     /// See [`InvokeAll::progress`] for an example.
@@ -1152,11 +1161,43 @@ impl Consumer {
                 }
             });
         }
+        self.progress()
+    }
+
+    /// What the consumer has done so far, without waiting: the figures [`join`](Self::join)
+    /// reports at the end (a task counts once its driver has moved past it, just after its
+    /// handle resolved). Poll it, with [`waiting`](Self::waiting), for a progress line.
+    ///
+    /// ```
+    /// use taskrunner::{Deferred, ThreadPool};
+    /// use taskrunner::fork_join::consume;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let (tx, rx) = crossbeam_channel::unbounded();
+    /// let consumer = consume(&pool, rx, 1);
+    /// assert_eq!(consumer.progress().ran, 0);
+    /// for _ in 0..3 {
+    ///     tx.send(Deferred::new(|| ()).0).unwrap();
+    /// }
+    /// drop(tx);
+    /// while !consumer.is_finished() { std::thread::yield_now(); }
+    /// assert_eq!(consumer.progress().ran, 3);
+    /// assert_eq!(consumer.waiting(), 0);
+    /// ```
+    pub fn progress(&self) -> ConsumeReport {
+        let hub = &self.hub;
         ConsumeReport {
             ran: hub.ran.load(Ordering::Relaxed),
             cancelled: hub.cancelled.load(Ordering::Relaxed),
             not_run: hub.not_run.load(Ordering::Relaxed),
         }
+    }
+
+    /// Tasks waiting in the channel (sent, not yet taken by a driver); 0 once the consumer
+    /// has let go of its receiver (cancelled or finished).
+    ///
+    /// See [`progress`](Self::progress) for an example.
+    pub fn waiting(&self) -> usize {
+        self.hub.rx.lock().as_ref().map_or(0, |rx| rx.len())
     }
 
     /// The consumer's token: every task's [`TaskContext`] token is a child of it; cancelling

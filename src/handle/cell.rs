@@ -188,7 +188,7 @@ where
     F: FnOnce() -> Result<T, TaskError> + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self, on_panic: &dyn Fn(&str)) -> Result<(), String> {
+    fn run_reporting(&self, before_finish: &dyn Fn(Option<&str>)) -> Result<(), String> {
         if self
             .core
             .state
@@ -207,12 +207,13 @@ where
         let elapsed = Some(start.elapsed());
         match outcome {
             Ok(r) => {
+                before_finish(None);
                 self.core.finish(state_of(&r), r, elapsed);
                 Ok(())
             }
             Err(payload) => {
                 let msg = payload.message();
-                on_panic(&msg);
+                before_finish(Some(&msg));
                 // The payload is kept for `TaskError::into_panic`; dropping it never unwinds.
                 self.core
                     .finish(PANICKED, Err(TaskError::from_panic(payload)), elapsed);

@@ -55,7 +55,7 @@ impl Engine {
                 let (job, cell) = new_queued_cell(wrap(f));
                 let sequence = match &dest {
                     PostDest::Sequence(s) => s.token,
-                    PostDest::Parallel(_) => 0,
+                    _ => 0,
                 };
                 let entry = Engine::submit(
                     this,
@@ -85,7 +85,8 @@ impl Engine {
         let dest = PostDest::Sequence(seq);
         let block = Engine::admit_past_close(this, &dest)?;
         let (job, cell) = new_queued_cell(|| ());
-        Engine::submit(
+        // Untracked: a named runner does not count its flush markers as its tasks.
+        Engine::submit_untracked(
             this,
             dest,
             Duration::ZERO,

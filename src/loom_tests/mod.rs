@@ -56,6 +56,7 @@ mod future_task;
 mod group_wakeups;
 mod handle;
 mod orchestration;
+mod parallel_runner;
 mod repeat;
 mod sequence_state;
 mod shutdown;

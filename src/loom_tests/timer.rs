@@ -90,12 +90,7 @@ fn start_many(core: &Arc<TimerCore>, delay: Duration, f: impl FnMut() + Send + '
 /// The service thread and the worker in one: pops what is ripe now and runs it.
 fn fire_ripe(inner: &Engine) {
     for d in inner.delay.take_ripe(Instant::now()) {
-        match d.task.job {
-            Job::Fn(f) => f(),
-            Job::Cell(c) => {
-                let _ = c.run_with(&|_| {});
-            }
-        }
+        d.task.call();
     }
 }
 

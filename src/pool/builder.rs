@@ -31,6 +31,7 @@ pub struct ThreadPoolBuilder {
     clock: StdArc<dyn Clock>,
     panic_handler: Option<PanicHandler>,
     idle_timeout: Duration,
+    sample_task_times: u32,
     #[cfg(feature = "tokio")]
     tokio: Option<tokio::runtime::Handle>,
     #[cfg(feature = "test-util")]
@@ -48,6 +49,7 @@ impl Default for ThreadPoolBuilder {
             clock: StdArc::new(SystemClock),
             panic_handler: None,
             idle_timeout: Duration::from_secs(30),
+            sample_task_times: 64,
             #[cfg(feature = "tokio")]
             tokio: None,
             #[cfg(feature = "test-util")]
@@ -65,6 +67,7 @@ impl fmt::Debug for ThreadPoolBuilder {
             .field("stack_size", &self.stack_size)
             .field("clock", &self.clock)
             .field("idle_timeout", &self.idle_timeout)
+            .field("sample_task_times", &self.sample_task_times)
             .finish_non_exhaustive()
     }
 }
@@ -230,6 +233,26 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// How many tasks the pool times: one in `every` posted from each thread (default 64;
+    /// rounded up to a power of two), every task with 1, none with 0. A timed task costs three reads of the clock (when it
+    /// is queued, starts and ends) and two atomic adds; its waiting and running times go into
+    /// the histograms of [`PoolMetrics::queue_time`](crate::PoolMetrics::queue_time) and
+    /// [`run_time`](crate::PoolMetrics::run_time), and into its runner's if the runner is
+    /// named. While `taskrunner::task` spans are traced, every task is timed.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).sample_task_times(1).build().unwrap();
+    /// for _ in 0..3 { pool.post_task(TaskTraits::default(), || ()).unwrap(); }
+    /// pool.flush();
+    /// assert_eq!(pool.metrics().run_time().count(), 3);
+    /// ```
+    #[must_use]
+    pub fn sample_task_times(mut self, every: u32) -> Self {
+        self.sample_task_times = every;
+        self
+    }
+
     /// Futures posted to this pool (`post_future`, `post_local_future`) are polled inside this
     /// tokio runtime's context, so they may use tokio's timers and I/O (`tokio::time::sleep`,
     /// `tokio::net`). The runtime must outlive the futures that use it. Needs the `tokio`
@@ -292,6 +315,11 @@ impl ThreadPoolBuilder {
             tokio: self.tokio,
             #[cfg(feature = "test-util")]
             test_hooks: self.test_hooks,
+            // Rounded up to a power of two: the pool picks the tasks it times by a mask.
+            sample_task_times: match self.sample_task_times {
+                0 => 0,
+                every => every.checked_next_power_of_two().unwrap_or(1 << 31),
+            },
         };
         Ok((max_workers, be, config, self.clock))
     }

@@ -358,7 +358,12 @@ impl ThreadPool {
             e.group.ready_len(TaskPriority::UserVisible),
             e.group.ready_len(TaskPriority::UserBlocking),
         ];
-        PoolMetrics::new(&e.counters, e.group.worker_counts(), ready, e.delay.len())
+        PoolMetrics::new(
+            &e.counters,
+            e.group.worker_counts(),
+            ready,
+            (e.delay.len(), e.delay.dropped()),
+        )
     }
 
     /// Delayed tasks waiting in the delay manager.

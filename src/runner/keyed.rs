@@ -68,15 +68,17 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use crate::base::error::PostError;
+use crate::base::error::{PostError, PostRefusal};
 use crate::base::shim::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::base::traits::{PanicPolicy, TaskTraits};
 use crate::engine::current;
+use crate::engine::runner_stats::{RunnerMetrics, RunnerStats};
 use crate::engine::scheduler::{Home, Sequence};
-use crate::engine::{Engine, PoolRef, PostDest};
+use crate::engine::{check_can_block, check_not_own_sequence, Engine, PoolRef, PostDest};
 use crate::handle::TaskHandle;
 use crate::runner::{PoolLink, PostTask};
 use crate::ThreadPool;
+use std::sync::Arc as StdArc;
 
 /// Hands out **one sequence per key**, on demand: tasks posted for the same key run one at a
 /// time in posting order (FIFO, each seeing the effects of the one before), tasks of different
@@ -135,6 +137,13 @@ struct KeyedInner<K> {
     pool: PoolRef,
     traits: TaskTraits,
     map: Arc<KeyMap<K, Arc<Sequence>>>,
+    /// `close` was called: posts are refused, and every key's sequence is closed (a sequence
+    /// created after the close is closed by its poster, which checks again after taking its
+    /// ticket: the close's sweep of the map and the poster's insertion take the same shard
+    /// lock, so one of them sees the other).
+    closed: AtomicBool,
+    /// The counters of a named runner, shared by every key's sequence (set once, by `named`).
+    stats: std::sync::OnceLock<StdArc<RunnerStats>>,
 }
 
 impl<K> Drop for KeyedInner<K> {
@@ -156,7 +165,9 @@ impl<K> Clone for KeyedTaskRunner<K> {
 impl<K> fmt::Debug for KeyedTaskRunner<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedTaskRunner")
+            .field("name", &self.inner.stats.get().map(|s| s.name()))
             .field("traits", &self.inner.traits)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .field("live_keys", &self.inner.map.len())
             .finish_non_exhaustive()
     }
@@ -211,6 +222,8 @@ where
                 pool,
                 traits,
                 map: Arc::new(KeyMap::new(shard_count(max_workers), pin_on_panic)),
+                closed: AtomicBool::new(false),
+                stats: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -433,6 +446,9 @@ where
     where
         F: FnOnce() + Send + 'static,
     {
+        if self.is_closed() {
+            return Err(PostError::new(PostRefusal::RunnerClosed, f));
+        }
         let (ticket, entry) = self.acquire(key);
         Engine::post_mapped(
             self.inner.pool.inner(),
@@ -456,6 +472,9 @@ where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if self.is_closed() {
+            return Err(PostError::new(PostRefusal::RunnerClosed, f));
+        }
         let (ticket, entry) = self.acquire(key);
         Engine::post_mapped_with_result(
             self.inner.pool.inner(),
@@ -472,11 +491,105 @@ where
     /// ticket moves into the posted closure while the destination is still borrowed).
     fn acquire(&self, key: K) -> (SeqTicket<K>, Arc<Entry<K, Arc<Sequence>>>) {
         let traits = self.inner.traits;
+        let stats = self.inner.stats.get();
         let ticket = KeyMap::acquire(&self.inner.map, key, || {
-            Arc::new(Sequence::new(traits, Home::Pool))
+            let seq = match stats {
+                // Built with its counters in place: no lock of the sequence is taken under the
+                // map lock.
+                Some(stats) => Sequence::with_stats(traits, StdArc::clone(stats)),
+                None => Sequence::new(traits, Home::Pool),
+            };
+            Arc::new(seq)
         });
         let entry = Arc::clone(&ticket.entry);
+        if self.inner.closed.load(Ordering::SeqCst) {
+            // Closed while this post took its ticket: the close may have swept the map before
+            // the entry was created. The post is then refused at admission.
+            entry.value.close();
+        }
         (ticket, entry)
+    }
+
+    /// Gives the runner a name (for all its clones): it is the `runner` field of the spans of
+    /// every key's tasks, is given to the pool's panic handler, shows in `Debug`, and the
+    /// runner keeps [metrics](Self::metrics) across all its keys from then on (also listed in
+    /// [`PoolMetrics::runners`](crate::PoolMetrics::runners)). As for
+    /// [`SequencedTaskRunner::named`](crate::SequencedTaskRunner::named), each task of a named
+    /// runner costs one more small allocation and a few atomic adds; a later name replaces
+    /// the earlier one.
+    ///
+    /// ```
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let per_user = pool.create_keyed_task_runner::<u32>(TaskTraits::default()).named("per-user");
+    /// assert_eq!(per_user.name().as_deref(), Some("per-user"));
+    /// for user in 0..4 {
+    ///     per_user.post_task(user, || ()).unwrap();
+    /// }
+    /// per_user.flush();
+    /// assert_eq!(per_user.metrics().unwrap().ran(), 4);
+    /// ```
+    #[must_use]
+    pub fn named(self, name: impl Into<StdArc<str>>) -> Self {
+        let name = name.into();
+        let mut created = false;
+        let stats = self.inner.stats.get_or_init(|| {
+            created = true;
+            StdArc::new(RunnerStats::new(StdArc::clone(&name)))
+        });
+        if created {
+            self.inner.pool.inner().counters.register_runner(stats);
+            // Keys already live take the counters too (new ones get them when created).
+            for seq in self.inner.map.values() {
+                seq.share_stats(stats);
+            }
+        } else {
+            stats.set_name(name);
+        }
+        self
+    }
+
+    /// Blocks until every task posted to this runner before the call, on any key, has run
+    /// (or been dropped): it queues an empty task behind each live key's tasks and waits for
+    /// them all. Delayed tasks that are not due yet are not waited for; keys first posted
+    /// during the call may or may not be. On a pool worker the wait is a blocking scope.
+    ///
+    /// # Panics
+    ///
+    /// If called from a task of one of this runner's keys (it would wait for itself), or on
+    /// the thread that drives a seeded single-thread `TestEnvironment`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use taskrunner::{ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u32>(TaskTraits::default());
+    /// let n = Arc::new(AtomicUsize::new(0));
+    /// for i in 0..100 {
+    ///     let n = n.clone();
+    ///     keyed.post_task(i % 7, move || { n.fetch_add(1, Ordering::SeqCst); }).unwrap();
+    /// }
+    /// keyed.flush();
+    /// assert_eq!(n.load(Ordering::SeqCst), 100);
+    /// ```
+    #[track_caller]
+    pub fn flush(&self) {
+        let seqs = self.inner.map.values();
+        for seq in &seqs {
+            check_not_own_sequence(Some(seq.token), "KeyedTaskRunner::flush");
+        }
+        check_can_block("KeyedTaskRunner::flush");
+        let pool = self.inner.pool.inner();
+        let markers: Vec<_> = seqs
+            .iter()
+            // A refused marker (a poisoned key, shutdown): nothing of that key is left to run.
+            .filter_map(|seq| Engine::post_marker(pool, seq, Location::caller()).ok())
+            .collect();
+        drop(seqs);
+        for m in markers {
+            let _ = m.join();
+        }
     }
 }
 
@@ -496,6 +609,66 @@ impl<K> KeyedTaskRunner<K> {
     /// ```
     pub fn live_keys(&self) -> usize {
         self.inner.map.len()
+    }
+
+    /// The runner's name, if it was given one ([`named`](KeyedTaskRunner::named)).
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// assert!(pool.create_keyed_task_runner::<u8>(Default::default()).name().is_none());
+    /// ```
+    pub fn name(&self) -> Option<StdArc<str>> {
+        self.inner.stats.get().map(|s| s.name())
+    }
+
+    /// The runner's own metrics, over all its keys, if it was [named](KeyedTaskRunner::named);
+    /// see [`RunnerMetrics`].
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(Default::default());
+    /// assert!(keyed.metrics().is_none());
+    /// assert_eq!(keyed.named("k").metrics().unwrap().ran(), 0);
+    /// ```
+    pub fn metrics(&self) -> Option<RunnerMetrics> {
+        self.inner.stats.get().map(|s| s.snapshot())
+    }
+
+    /// Closes the runner, for every clone and every key, while the pool goes on: later posts
+    /// are refused with [`PostRefusal::RunnerClosed`] (the closure handed back), and the tasks
+    /// already queued on any key follow the runner's shutdown behaviour, as for
+    /// [`SequencedTaskRunner::close`](crate::SequencedTaskRunner::close): immediate
+    /// `BlockShutdown` tasks still run in order, the others are dropped (their handles end as
+    /// not run). Returns `true` if this call closed it.
+    ///
+    /// ```
+    /// use taskrunner::{PostRefusal, ThreadPool, TaskTraits};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
+    /// assert!(keyed.close());
+    /// assert!(!keyed.close());
+    /// let err = keyed.post_task(1, || ()).unwrap_err();
+    /// assert_eq!(err.reason(), PostRefusal::RunnerClosed);
+    /// ```
+    pub fn close(&self) -> bool {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        for seq in self.inner.map.values() {
+            seq.close();
+        }
+        true
+    }
+
+    /// `true` once the runner was [closed](KeyedTaskRunner::close).
+    ///
+    /// ```
+    /// let pool = taskrunner::ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let keyed = pool.create_keyed_task_runner::<u8>(Default::default());
+    /// assert!(!keyed.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -830,6 +1003,19 @@ impl<K, V> KeyMap<K, V> {
     /// Live keys (a snapshot, one shard at a time).
     fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// The values of the live keys (a snapshot, one shard at a time). The caller drops them,
+    /// after every shard lock was let go.
+    fn values(&self) -> Vec<V>
+    where
+        V: Clone,
+    {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.lock().values().map(|e| e.value.clone()));
+        }
+        out
     }
 
     /// Lets go of every pinned entry and stops pinning new ones (the last runner handle is

@@ -369,7 +369,7 @@ macro_rules! impl_post_task_for_runner {
             fn sequence_token(&self) -> Option<u64> {
                 match self.post_dest() {
                     crate::engine::PostDest::Sequence(s) => Some(s.token),
-                    crate::engine::PostDest::Parallel(_) => None,
+                    _ => None,
                 }
             }
             fn post_task_at<F>(

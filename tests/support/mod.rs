@@ -106,6 +106,101 @@ pub(crate) fn must_return<T: Send + 'static>(
     }
 }
 
+/// How a race of posts against a close ended: tasks that ran, posts refused (each with the
+/// runner-closed reason, checked), and tasks accepted but dropped unrun (their handles said so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseRace {
+    pub(crate) ran: usize,
+    pub(crate) refused: usize,
+    pub(crate) not_run: usize,
+}
+
+/// `posters` threads post `per` tasks each through `post(poster, i, task)` while this thread
+/// calls `close` (after yielding once if `yield_first`); every handle is joined. Nothing may be
+/// lost: the test asserts `ran + refused + not_run == posters * per`.
+pub(crate) fn posts_around_close<P>(
+    posters: usize,
+    per: usize,
+    yield_first: bool,
+    post: P,
+    close: impl FnOnce(),
+) -> CloseRace
+where
+    P: Fn(
+            usize,
+            usize,
+            Box<dyn FnOnce() + Send>,
+        ) -> Result<taskrunner::TaskHandle<()>, taskrunner::PostRefusal>
+        + Clone
+        + Send
+        + 'static,
+{
+    let barrier = Arc::new(std::sync::Barrier::new(posters + 1));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..posters)
+        .map(|p| {
+            let (post, barrier, ran) = (post.clone(), barrier.clone(), ran.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (mut refused, mut not_run, mut handles) = (0, 0, Vec::new());
+                for i in 0..per {
+                    let ran = ran.clone();
+                    let task = Box::new(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    });
+                    match post(p, i, task) {
+                        Ok(h) => handles.push(h),
+                        Err(reason) => {
+                            assert_eq!(reason, taskrunner::PostRefusal::RunnerClosed);
+                            refused += 1;
+                        }
+                    }
+                }
+                for h in handles {
+                    match h.join() {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_run() => not_run += 1,
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                }
+                (refused, not_run)
+            })
+        })
+        .collect();
+    barrier.wait();
+    if yield_first {
+        std::thread::yield_now();
+    }
+    close();
+    let (mut refused, mut not_run) = (0, 0);
+    for t in threads {
+        let (r, n) = t.join().unwrap();
+        refused += r;
+        not_run += n;
+    }
+    let race = CloseRace {
+        ran: ran.load(Ordering::SeqCst),
+        refused,
+        not_run,
+    };
+    assert_eq!(
+        race.ran + race.refused + race.not_run,
+        posters * per,
+        "lost posts: {race:?}"
+    );
+    race
+}
+
+/// Holds one worker of `pool` (its only one, in a one-worker pool) with a [`Blocker`] task
+/// until the blocker is released.
+pub(crate) fn hold(pool: &taskrunner::ThreadPool) -> Blocker {
+    let blocker = Blocker::new();
+    pool.post_task(taskrunner::TaskTraits::default(), blocker.task())
+        .unwrap();
+    blocker.wait_started();
+    blocker
+}
+
 /// A task that signals when it starts and then holds its worker until released.
 #[derive(Clone, Debug)]
 pub(crate) struct Blocker {

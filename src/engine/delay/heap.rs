@@ -35,6 +35,8 @@ pub(crate) enum Destination {
     Sequence(Arc<Sequence>),
     /// The ready queue, as a one-off task with these traits.
     Parallel(TaskTraits),
+    /// The ready queue, as a task of this parallel runner (not in flight until it ripens).
+    Runner(Arc<crate::engine::scheduler::ParallelRunner>),
     /// Run on the forwarding thread itself (the delay service thread, or a test environment's
     /// driver): short timer callbacks such as deadlines, which must fire even when every
     /// worker is busy. Never used for user tasks.

@@ -91,6 +91,9 @@ struct Shared {
     heap_keys: AtomicUsize,
     /// Origin of `armed`'s nanoseconds.
     epoch: Instant,
+    /// Tasks posted while the manager stopped and dropped here (`refuse_after_stop`): the
+    /// pool's count of dropped tasks includes them.
+    dropped: AtomicU64,
     synced: Mutex<Synced>,
     /// The service thread, for waking it (a lock of its own: a waker never waits for the
     /// service thread's work).
@@ -257,6 +260,7 @@ impl DelayManager {
                 rebuild: AtomicBool::new(false),
                 heap_keys: AtomicUsize::new(0),
                 epoch: Instant::now(),
+                dropped: AtomicU64::new(0),
                 synced: Mutex::new(Synced::default()),
                 service: Mutex::new(None),
             }),
@@ -334,6 +338,13 @@ impl DelayManager {
         // Entries drained by a canceller before the stop are in `pending`; `stop` took them.
         drop(std::mem::take(&mut s.staged));
         drop(s);
+        let tasks = others
+            .iter()
+            .filter(|d| !matches!(d.dest, Destination::Inline))
+            .count();
+        if tasks > 0 {
+            sh.dropped.fetch_add(tasks as u64, Ordering::Relaxed);
+        }
         drop_each_quietly(others);
         match own {
             Some(task) => Err(task),
@@ -477,6 +488,11 @@ impl DelayManager {
         let s = &mut *s;
         s.manual_heap.settle(&s.pending);
         s.manual_heap.next_run_at().instant()
+    }
+
+    /// Tasks it dropped itself (posted while it stopped; see `refuse_after_stop`).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Pending delayed tasks (a snapshot).

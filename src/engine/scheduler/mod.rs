@@ -10,5 +10,5 @@
 mod sequence;
 mod work;
 
-pub(crate) use sequence::{Begin, Home, Sequence};
+pub(crate) use sequence::{Begin, Home, ParallelRunner, Sequence};
 pub(crate) use work::Work;

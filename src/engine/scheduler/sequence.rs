@@ -53,6 +53,7 @@ use std::fmt;
 
 use crate::base::shim::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::base::traits::{ShutdownBehavior, TaskPriority, TaskTraits};
+use crate::engine::runner_stats::RunnerStats;
 use crate::engine::scheduler::Work;
 use crate::engine::task::Task;
 use crate::engine::worker::Dedicated;
@@ -97,6 +98,8 @@ struct Cold {
     deferred: u32,
     /// `SequenceLocal` values.
     locals: Option<Box<LocalMap>>,
+    /// A named runner's name and counters (kept for the sequence's life).
+    stats: Option<StdArc<RunnerStats>>,
 }
 
 impl Cold {
@@ -105,6 +108,7 @@ impl Cold {
             && self.held.is_empty()
             && self.deferred == 0
             && self.locals.as_ref().is_none_or(|l| l.is_empty())
+            && self.stats.is_none()
     }
 }
 
@@ -129,7 +133,7 @@ pub(crate) struct Sequence {
     /// stale ticket still queued must stay stale.
     next_pos: AtomicU32,
     /// Bits 0-7: packed `TaskTraits` (the priority part is live: `set_priority`); bit 8: held
-    /// mode; bit 9: closed.
+    /// mode; bit 9: closed; bit 10: named; bit 11: a parallel runner's identity.
     traits: AtomicU32,
     pub(crate) home: Home,
     cold: Mutex<Option<Box<Cold>>>,
@@ -139,9 +143,12 @@ const HELD: u32 = 1 << 8;
 /// In the traits word: the runner was closed (`close`): posts are refused, and queued tasks
 /// run only if they would run at shutdown.
 const CLOSED: u32 = 1 << 9;
-/// In the traits word: the runner has a name, kept in `names` under the sequence's token
-/// (so that an unnamed sequence pays nothing, and a named one no bytes).
+/// In the traits word: the runner has a name and counters ([`RunnerStats`]), kept in the cold
+/// part (so that an unnamed sequence pays nothing, and a named one no bytes of its own).
 const NAMED: u32 = 1 << 10;
+/// In the traits word: not a sequence but a parallel runner's identity (see
+/// [`Sequence::new_parallel`]).
+const PARALLEL: u32 = 1 << 11;
 
 impl Sequence {
     /// A direct-mode sequence.
@@ -154,15 +161,52 @@ impl Sequence {
         Self::with_mode(traits, home, true)
     }
 
+    /// A parallel runner's identity (see [`ParallelRunner`]): its tasks run as one-off tasks,
+    /// in parallel, but carry this object in their ready-queue entry (the slot a sequenced
+    /// entry uses for its sequence), so that the runner can be closed, flushed and named. Only
+    /// the traits word and the cold part are used; `state` stays 0 (never poisoned).
+    fn new_parallel(traits: TaskTraits) -> Self {
+        let s = Self::with_mode(traits, Home::Pool, false);
+        s.traits.fetch_or(PARALLEL, Ordering::Relaxed);
+        s
+    }
+
+    /// A direct-mode pool sequence that starts with a named runner's counters (a key of a
+    /// named keyed runner), built without taking its lock.
+    pub(crate) fn with_stats(traits: TaskTraits, stats: StdArc<RunnerStats>) -> Self {
+        let cold = Box::new(Cold {
+            stats: Some(stats),
+            ..Cold::default()
+        });
+        let s = Self::with_mode_and_cold(traits, Home::Pool, false, Some(cold));
+        s.traits.fetch_or(NAMED, Ordering::Relaxed);
+        s
+    }
+
     fn with_mode(traits: TaskTraits, home: Home, held: bool) -> Self {
+        Self::with_mode_and_cold(traits, home, held, None)
+    }
+
+    fn with_mode_and_cold(
+        traits: TaskTraits,
+        home: Home,
+        held: bool,
+        cold: Option<Box<Cold>>,
+    ) -> Self {
         Sequence {
             token: crate::engine::task::next_id(),
             state: AtomicU64::new(0),
             next_pos: AtomicU32::new(0),
             traits: AtomicU32::new(traits.pack() as u32 | if held { HELD } else { 0 }),
             home,
-            cold: Mutex::new(None),
+            cold: Mutex::new(cold),
         }
+    }
+
+    /// `true` for a parallel runner's identity ([`Sequence::new_parallel`]).
+    #[inline]
+    pub(crate) fn is_parallel(&self) -> bool {
+        self.traits.load(Ordering::Relaxed) & PARALLEL != 0
     }
 
     #[inline]
@@ -474,18 +518,52 @@ impl Sequence {
 
     /// Marks the sequence poisoned: later posts are refused, queued entries are dropped unrun
     /// when they come up.
-    /// Names the sequence's runner (for spans, panic reports and `Debug`).
-    pub(crate) fn set_name(&self, name: StdArc<str>) {
-        names::set(self.token, name);
+    /// Names the sequence's runner (for spans, panic reports, `Debug` and its metrics).
+    /// Returns the counters if this call created them (the caller registers them with the
+    /// pool); a second name replaces the first and keeps the counts.
+    pub(crate) fn set_name(&self, name: StdArc<str>) -> Option<StdArc<RunnerStats>> {
+        let mut cold = self.cold.lock();
+        let c = cold.get_or_insert_with(Box::default);
+        let created = match &c.stats {
+            Some(stats) => {
+                stats.set_name(name);
+                None
+            }
+            None => {
+                let stats = StdArc::new(RunnerStats::new(name));
+                c.stats = Some(StdArc::clone(&stats));
+                Some(stats)
+            }
+        };
         self.traits.fetch_or(NAMED, Ordering::Release);
+        created
+    }
+
+    /// Gives the sequence a runner's counters shared with other sequences (every key of a
+    /// named keyed runner).
+    pub(crate) fn share_stats(&self, stats: &StdArc<RunnerStats>) {
+        let mut cold = self.cold.lock();
+        cold.get_or_insert_with(Box::default).stats = Some(StdArc::clone(stats));
+        self.traits.fetch_or(NAMED, Ordering::Release);
+    }
+
+    /// `true` if the runner was named (its posts are tracked).
+    #[inline]
+    pub(crate) fn is_named(&self) -> bool {
+        self.traits.load(Ordering::Acquire) & NAMED != 0
+    }
+
+    /// The named runner's counters.
+    pub(crate) fn stats(&self) -> Option<StdArc<RunnerStats>> {
+        if !self.is_named() {
+            return None;
+        }
+        self.cold.lock().as_ref().and_then(|c| c.stats.clone())
     }
 
     /// The runner's name, if it was given one.
     pub(crate) fn name(&self) -> Option<StdArc<str>> {
-        if self.traits.load(Ordering::Acquire) & NAMED == 0 {
-            return None;
-        }
-        names::get(self.token)
+        self.stats().map(|s| s.name())
     }
 
     /// Closes the sequence's runner; `true` if this call closed it.
@@ -591,9 +669,6 @@ impl Drop for Sequence {
     /// the scheduler, and in the sequence's context (its token is current), as Chromium
     /// destroys SequenceLocalStorage in the sequence's environment.
     fn drop(&mut self) {
-        if self.traits.load(Ordering::Relaxed) & NAMED != 0 {
-            names::remove(self.token);
-        }
         let Some(cold) = self.cold.lock().take() else {
             return;
         };
@@ -611,6 +686,55 @@ impl Drop for Sequence {
             crate::base::unwind::drop_each_quietly(locals.into_values());
             let _ = scope.exit();
         }
+    }
+}
+
+/// A parallel runner's identity (`TaskRunner`): a [`Sequence`] in parallel mode, held here
+/// once, and once more by each of the runner's ready-queue entries (its tasks queued or
+/// running). So the runner's tasks in flight are the sequence's strong count minus this one
+/// reference ([`in_flight`](Self::in_flight)), which costs a task nothing beyond the entry's
+/// reference. A delayed task holds the `ParallelRunner` instead, so that it is not in flight
+/// until it ripens.
+#[derive(Debug)]
+pub(crate) struct ParallelRunner {
+    pub(crate) seq: Arc<Sequence>,
+    /// The counters of a named runner (also in the sequence's cold part), here for posts to
+    /// find without taking the cold lock. A plain std `OnceLock`: set once, by `named`.
+    stats: std::sync::OnceLock<StdArc<RunnerStats>>,
+}
+
+impl ParallelRunner {
+    pub(crate) fn new(traits: TaskTraits) -> Self {
+        ParallelRunner {
+            seq: Arc::new(Sequence::new_parallel(traits)),
+            stats: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Names the runner; returns its counters if this call created them.
+    pub(crate) fn set_name(&self, name: StdArc<str>) -> Option<StdArc<RunnerStats>> {
+        let created = self.seq.set_name(name);
+        if let Some(stats) = &created {
+            let _ = self.stats.set(StdArc::clone(stats));
+        }
+        created
+    }
+
+    /// The named runner's counters.
+    #[inline]
+    pub(crate) fn stats(&self) -> Option<&StdArc<RunnerStats>> {
+        self.stats.get()
+    }
+
+    /// The runner's tasks in the ready queues or running. When it reads 0, every task that
+    /// was in flight has run and its effects are visible: an entry's reference is dropped
+    /// (`Release`) after its task ran, and the fence after a zero read acquires it.
+    pub(crate) fn in_flight(&self) -> usize {
+        let n = Arc::strong_count(&self.seq) - 1;
+        if n == 0 {
+            crate::base::shim::fence(Ordering::Acquire);
+        }
+        n
     }
 }
 
@@ -726,61 +850,49 @@ mod tests {
         assert!(s.finish().is_none());
         assert!(s.cold.lock().is_none());
     }
-}
 
-/// Runner names by sequence token. Read when a named sequence's task is traced or panics, and
-/// by `Debug`; written when a runner is named and when its sequence is dropped. A plain std
-/// lock: it takes part in no hand-off between threads.
-mod names {
-    use std::collections::HashMap;
-    use std::sync::{Arc, OnceLock, RwLock};
-
-    fn map() -> &'static RwLock<HashMap<u64, Arc<str>>> {
-        static NAMES: OnceLock<RwLock<HashMap<u64, Arc<str>>>> = OnceLock::new();
-        NAMES.get_or_init(Default::default)
+    #[test]
+    fn a_name_keeps_the_counters_and_frees_nothing_early() {
+        let s = seq();
+        assert!(s.name().is_none() && s.stats().is_none());
+        assert!(
+            s.set_name("first".into()).is_some(),
+            "the first name creates counters"
+        );
+        assert!(
+            s.set_name("second".into()).is_none(),
+            "a later name keeps them"
+        );
+        assert_eq!(s.name().as_deref(), Some("second"));
+        let (a, b) = (entry(&s), entry(&s));
+        let Begin::Run(_) = s.begin(a) else { panic!() };
+        assert!(s.finish().is_none());
+        let Begin::Run(_) = s.begin(b) else { panic!() };
+        assert!(s.finish().is_none());
+        assert_eq!(
+            s.name().as_deref(),
+            Some("second"),
+            "the cold part keeps the name"
+        );
     }
 
-    pub(super) fn set(token: u64, name: Arc<str>) {
-        map()
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token, name);
-    }
-
-    pub(super) fn get(token: u64) -> Option<Arc<str>> {
-        map()
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&token)
-            .cloned()
-    }
-
-    pub(super) fn remove(token: u64) {
-        map()
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&token);
-    }
-
-    #[cfg(all(test, not(loom)))]
-    mod tests {
-        use crate::base::shim::Arc;
-        use crate::base::traits::TaskTraits;
-        use crate::engine::scheduler::{Home, Sequence};
-
-        #[test]
-        fn a_name_lives_as_long_as_its_sequence() {
-            let seq = Arc::new(Sequence::new(TaskTraits::default(), Home::Pool));
-            let token = seq.token;
-            assert!(seq.name().is_none());
-            seq.set_name("first".into());
-            seq.set_name("second".into());
-            assert_eq!(seq.name().as_deref(), Some("second"));
-            drop(seq);
-            assert!(
-                super::get(token).is_none(),
-                "the name outlived its sequence"
-            );
-        }
+    #[test]
+    fn a_parallel_runner_counts_the_entries_that_hold_it() {
+        let p = ParallelRunner::new(TaskTraits::default());
+        assert!(p.seq.is_parallel() && !seq().is_parallel());
+        assert_eq!(p.in_flight(), 0);
+        let entries: Vec<_> = (0..2)
+            .map(|_| {
+                Work::of_runner(
+                    Task::new(Box::new(|| {}), Location::caller()),
+                    Arc::clone(&p.seq),
+                    false,
+                )
+            })
+            .collect();
+        assert_eq!(p.in_flight(), 2);
+        drop(entries);
+        assert_eq!(p.in_flight(), 0);
+        assert!(!p.seq.is_poisoned());
     }
 }

@@ -16,6 +16,7 @@ const DELAYED: u32 = 1 << 31;
 /// | kind | `task` | `seq` | `meta` |
 /// |---|---|---|---|
 /// | one-off | the task | `None` | its packed traits |
+/// | parallel runner's | the task | the runner's identity (`Sequence::new_parallel`) | its packed traits |
 /// | sequenced (direct) | the task | its sequence | its position in the sequence |
 /// | ticket (held sequence) | `None` | its sequence | the sequence's epoch when issued |
 pub(crate) struct Work {
@@ -32,6 +33,18 @@ impl Work {
             task: Some(task),
             seq: None,
             meta: traits.pack() as u32,
+            stamp: if delayed { DELAYED } else { 0 },
+        }
+    }
+
+    /// A task of a parallel runner: a one-off entry that carries the runner's identity in the
+    /// sequence slot (see `Sequence::new_parallel`).
+    #[inline]
+    pub(crate) fn of_runner(task: Task, runner: Arc<Sequence>, delayed: bool) -> Self {
+        Work {
+            task: Some(task),
+            meta: runner.traits().pack() as u32,
+            seq: Some(runner),
             stamp: if delayed { DELAYED } else { 0 },
         }
     }

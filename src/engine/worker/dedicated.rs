@@ -30,6 +30,8 @@ pub(crate) trait DedicatedHost: Send + Sync + Sized + 'static {
     );
     /// `true` once the pool's shutdown has completed (what is queued then never runs).
     fn shutdown_completed(&self) -> bool;
+    /// `n` accepted tasks were dropped unrun (for the pool's count).
+    fn dropped(&self, n: usize);
     fn thread_started(this: &Arc<Self>, d: &Arc<Dedicated>);
     fn thread_exiting(this: &Arc<Self>, d: &Arc<Dedicated>);
 }
@@ -220,7 +222,7 @@ fn dedicated_main<H: DedicatedHost>(host: Arc<H>, d: Arc<Dedicated>, seq: Arc<Se
         if host.shutdown_completed() {
             // Shutdown completed while tasks were still queued: they never run.
             crate::base::unwind::drop_quietly(task);
-            discard_queued(&d);
+            host.dropped(1 + discard_queued(&d));
             continue;
         }
         H::run_dedicated(&host, &seq, task, delayed, &d.worker);
@@ -230,6 +232,10 @@ fn dedicated_main<H: DedicatedHost>(host: Arc<H>, d: Arc<Dedicated>, seq: Arc<Se
 }
 
 /// Drops tasks that can never run any more (shutdown completed): each in its own guard.
-pub(crate) fn discard_queued(d: &Dedicated) {
-    drop_each_quietly(d.take_queued());
+/// Returns how many.
+pub(crate) fn discard_queued(d: &Dedicated) -> usize {
+    let queued = d.take_queued();
+    let n = queued.len();
+    drop_each_quietly(queued);
+    n
 }

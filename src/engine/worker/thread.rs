@@ -58,7 +58,7 @@ pub(crate) trait Host: Send + Sync + Sized + 'static {
     /// Starts a worker thread the group asked for.
     fn spawn(this: &Arc<Self>, worker: Arc<WorkerShared>);
     /// Drops entries that will never run (shutdown completed).
-    fn discard(works: Vec<Work>);
+    fn discard(&self, works: Vec<Work>);
 }
 
 impl Wake {
@@ -390,7 +390,7 @@ pub(crate) fn worker_main<H: Host>(host: Arc<H>, me: Arc<WorkerShared>) {
         while let Some(w) = local.pop(group) {
             left.push(w);
         }
-        H::discard(left);
+        host.discard(left);
     } else if local.flush(group) {
         group.notify().run(&host);
     }
