@@ -116,7 +116,7 @@ pub use base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use engine::blocking::blocking;
 pub use engine::metrics::PoolMetrics;
 pub use engine::worker::RunningTask;
-pub use handle::{AbortHandle, TaskError, TaskHandle, TaskState};
+pub use handle::{AbortHandle, SharedHandle, TaskError, TaskHandle, TaskState};
 pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::bound::{AsyncCall, SequenceBound};
 pub use runner::checker::SequenceChecker;
@@ -251,6 +251,7 @@ where
     Engine::post_and_reply(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
+        Duration::ZERO,
         task,
         |t| t,
         handle::ReplyFn(reply),
@@ -288,6 +289,7 @@ where
     Engine::post_and_reply(
         pool::global::current().pool_ref().inner(),
         PostDest::Parallel(traits),
+        Duration::ZERO,
         task,
         |t| t,
         reply,

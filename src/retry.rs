@@ -348,7 +348,7 @@ where
             let j = self.0.lock();
             let posted_from = j.posted_from;
             match &j.runner {
-                Some(r) => r.post_task_at(move || me.run(permit), posted_from),
+                Some(r) => r.post_task_from(move || me.run(permit), posted_from),
                 None => return, // resolved meanwhile; the permit is released on return
             }
         };
@@ -434,7 +434,7 @@ where
         let me = self.clone();
         let posted_from = j.posted_from;
         let posted = match &j.runner {
-            Some(r) => r.post_delayed_task_at(delay, move || me.launch(), posted_from),
+            Some(r) => r.post_delayed_task_from(delay, move || me.launch(), posted_from),
             None => return,
         };
         drop(j);

@@ -945,7 +945,7 @@ fn a_panicking_retry_through_the_view_reports_its_caller_and_poisons_the_key() {
 }
 
 /// Helpers that post on a caller's behalf through the view (`Deferred::run_on` posts with
-/// `post_task_at`, `repeat` with `post_delayed_task_at`) record the caller's line as the task's
+/// `post_task_from`, `repeat` with `post_delayed_task_from`) record the caller's line as the task's
 /// origin, as a sequence does: shutdown's report of running tasks names it.
 #[test]
 fn tasks_posted_through_the_view_on_a_callers_behalf_record_the_callers_line() {

@@ -179,23 +179,57 @@ fn every_receiver_has_every_variant() {
             .join()
             .unwrap();
         let c = r.post_future(async { 3 }).unwrap().join().unwrap();
-        a + b + c
+        let d = r
+            .post_delayed_task_with_result_at(r.now() + Duration::from_millis(1), || 4)
+            .unwrap()
+            .join()
+            .unwrap();
+        a + b + c + d
     }
     let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     let keyed = pool.create_keyed_task_runner::<u8>(TaskTraits::default());
-    assert_eq!(all(&pool), 6);
-    assert_eq!(all(&pool.create_task_runner(TaskTraits::default())), 6);
+    assert_eq!(all(&pool), 10);
+    assert_eq!(all(&pool.create_task_runner(TaskTraits::default())), 10);
     assert_eq!(
         all(&pool.create_sequenced_task_runner(TaskTraits::default())),
-        6
+        10
     );
     assert_eq!(
         all(&pool.create_single_thread_task_runner(TaskTraits::default())),
-        6
+        10
     );
     assert_eq!(
         all(&pool.create_updateable_sequenced_task_runner(TaskTraits::default())),
-        6
+        10
     );
-    assert_eq!(all(&keyed.runner(7)), 6);
+    assert_eq!(all(&keyed.runner(7)), 10);
+}
+
+#[test]
+fn a_user_runner_gets_delayed_replies_and_deadlines_through_its_own_delayed_post() {
+    let (pool, r) = setup();
+    let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (target, o2) = (r.clone(), origin.clone());
+    origin
+        .post_task(move || {
+            target
+                .post_delayed_task_and_reply_with_result(
+                    Duration::from_millis(2),
+                    || 6 * 7,
+                    move |v: i32| tx.send((v, o2.runs_tasks_in_current_sequence())).unwrap(),
+                )
+                .unwrap();
+        })
+        .unwrap();
+    assert_eq!(rx.recv().unwrap(), (42, true));
+    let deadline = r.now() + Duration::from_millis(2);
+    let h = r.post_delayed_task_with_result_at(deadline, || ()).unwrap();
+    h.join().unwrap();
+    assert!(r.now() >= deadline);
+    assert_eq!(
+        r.posts.load(Ordering::SeqCst),
+        2,
+        "each went through the user's delayed post"
+    );
 }

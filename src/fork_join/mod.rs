@@ -1046,7 +1046,7 @@ where
         post: Box::new(move |d: ConsumeDriver| {
             // Refused (shutdown): the error drops the closure, and with it the driver.
             let posted_from = d.posted_from();
-            drop(poster.post_task_at(move || d.run(), posted_from));
+            drop(poster.post_task_from(move || d.run(), posted_from));
         }),
     });
     let weak = Arc::downgrade(&hub);

@@ -542,7 +542,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             posted_from,
             done: Done(self.state.clone()),
         };
-        match runner.post_task_at(move || task.run(), posted_from) {
+        match runner.post_task_from(move || task.run(), posted_from) {
             Ok(()) => Ok(()),
             Err(refused) => {
                 let reason = refused.reason();

@@ -7,6 +7,7 @@ pub(crate) mod cell;
 mod error;
 mod post;
 mod promise;
+mod shared;
 mod task_handle;
 
 #[cfg(all(test, loom))]
@@ -36,5 +37,6 @@ impl<R: FnOnce() + Send + 'static> Reply<()> for ReplyFn<R> {
     }
 }
 pub use error::TaskError;
+pub use shared::SharedHandle;
 pub(crate) use task_handle::HandleHost;
 pub use task_handle::{AbortHandle, TaskHandle, TaskState};

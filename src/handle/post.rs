@@ -118,6 +118,7 @@ impl Engine {
     pub(crate) fn post_and_reply<F, G, T, R>(
         this: &Arc<Self>,
         dest: PostDest<'_>,
+        delay: Duration,
         task: F,
         wrap: impl FnOnce(F) -> G,
         reply: R,
@@ -134,7 +135,7 @@ impl Engine {
                 (task, reply),
             ));
         };
-        let block = match Engine::admit(this, &dest, Duration::ZERO) {
+        let block = match Engine::admit(this, &dest, delay) {
             Ok(b) => b,
             Err(reason) => return Err(PostError::new(reason, (task, reply))),
         };
@@ -154,13 +155,7 @@ impl Engine {
                 posted_from,
             );
         });
-        let _ = Engine::submit(
-            this,
-            dest,
-            Duration::ZERO,
-            Task::new(job, posted_from),
-            block,
-        );
+        let _ = Engine::submit(this, dest, delay, Task::new(job, posted_from), block);
         Ok(())
     }
 }

@@ -341,21 +341,63 @@ impl<T: Send + 'static> TaskHandle<T> {
 
     #[track_caller]
     fn wait_take(&mut self, timeout: Option<Duration>) -> Option<Result<T, TaskError>> {
+        if self.wait_done_within(timeout) {
+            self.core().sync.lock().result.take()
+        } else {
+            None
+        }
+    }
+
+    /// The result, taken, if the task has ended and nobody took it yet (a shared handle takes
+    /// it once, under its own lock).
+    pub(crate) fn take_result(&self) -> Option<Result<T, TaskError>> {
+        self.core().sync.lock().result.take()
+    }
+
+    /// Turns this handle into a [`SharedHandle`](crate::SharedHandle): cloneable, and every
+    /// clone can wait for the task and read a clone of its outcome (the value or the
+    /// [`TaskError`]), by blocking or by `.await`. The task is not affected: it still runs
+    /// once, and cancelling through any clone cancels it for all.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let config = pool.post_task_with_result(TaskTraits::default(), || String::from("loaded")).unwrap().shared();
+    /// let readers: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let config = config.clone();
+    ///         std::thread::spawn(move || config.join().unwrap())
+    ///     })
+    ///     .collect();
+    /// for r in readers {
+    ///     assert_eq!(r.join().unwrap(), "loaded");
+    /// }
+    /// assert_eq!(config.join().unwrap(), "loaded"); // as often as you like
+    /// ```
+    pub fn shared(self) -> crate::handle::SharedHandle<T>
+    where
+        T: Clone,
+    {
+        crate::handle::SharedHandle::new(self)
+    }
+
+    /// Waits until the task ended (`true`), at most `timeout` (`false`), without taking the
+    /// result: what [`join`](Self::join) and [`join_timeout`](Self::join_timeout) wait with,
+    /// and what a [`SharedHandle`](crate::SharedHandle)'s waiters wait with, any number at once.
+    #[track_caller]
+    pub(crate) fn wait_done_within(&self, timeout: Option<Duration>) -> bool {
         #[cfg(feature = "test-util")]
         if let Some(inner) = self.mock.as_ref().and_then(std::sync::Weak::upgrade) {
-            return self.wait_take_mock(&*inner, timeout);
+            return self.wait_done_mock(&*inner, timeout);
         }
         let core = self.cell.core();
         spin_until_terminal(core);
-        {
-            let mut s = core.sync.lock();
-            if s.done {
-                return s.result.take();
-            }
+        if core.sync.lock().done {
+            return true;
         }
         if self.waits_on_own_sequence() {
             if timeout.is_some() {
-                return None;
+                return false;
             }
             self.assert_can_wait("TaskHandle::join");
         }
@@ -368,13 +410,13 @@ impl<T: Send + 'static> TaskHandle<T> {
             while !s.done {
                 match deadline.remaining(Instant::now()) {
                     None => core.cv.wait(&mut s),
-                    Some(left) if left.is_zero() => return None,
+                    Some(left) if left.is_zero() => return false,
                     Some(left) => {
                         core.cv.wait_for(&mut s, left);
                     }
                 }
             }
-            s.result.take()
+            true
         })
     }
 
@@ -382,20 +424,14 @@ impl<T: Send + 'static> TaskHandle<T> {
     /// (it elapses when the test moves time past it), and a wait that only the thread driving
     /// the environment could end panics with advice instead of hanging.
     #[cfg(feature = "test-util")]
-    fn wait_take_mock(
-        &mut self,
-        inner: &dyn HandleHost,
-        timeout: Option<Duration>,
-    ) -> Option<Result<T, TaskError>> {
+    #[track_caller]
+    fn wait_done_mock(&self, inner: &dyn HandleHost, timeout: Option<Duration>) -> bool {
         let deadline = match timeout {
             Some(t) => Deadline::after(inner.now(), t),
             None => Deadline::NEVER,
         };
-        {
-            let mut s = self.core().sync.lock();
-            if s.done {
-                return s.result.take();
-            }
+        if self.core().sync.lock().done {
+            return true;
         }
         // Workers of a threaded environment compensate like real pools while they wait.
         crate::engine::blocking::blocking_unchecked(|| {
@@ -403,14 +439,14 @@ impl<T: Send + 'static> TaskHandle<T> {
             let mut s = core.sync.lock();
             loop {
                 if s.done {
-                    return s.result.take();
+                    return true;
                 }
                 if deadline.is_reached(inner.now()) {
-                    return None;
+                    return false;
                 }
                 if self.waits_on_own_sequence() {
                     if timeout.is_some() {
-                        return None;
+                        return false;
                     }
                     drop(s);
                     self.assert_can_wait("TaskHandle::join");

@@ -237,6 +237,7 @@ impl<T: Send + 'static, F> AsyncCall<'_, T, F> {
         Engine::post_and_reply(
             pool,
             PostDest::Sequence(seq),
+            Duration::ZERO,
             self.f,
             move |f| move || with_state(&slot, f),
             reply,

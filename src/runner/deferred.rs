@@ -104,7 +104,7 @@ impl Deferred {
         let posted_from = Location::caller();
         let job = self.job;
         runner
-            .post_task_at(
+            .post_task_from(
                 move || {
                     let _ = job.run_with(&|msg| {
                         crate::engine::panics::report_task_panic(msg.to_owned(), posted_from)

@@ -1,5 +1,5 @@
 //! The default post paths of [`PostTask`](super::PostTask) for runners defined outside the
-//! crate: everything goes through the runner's own `post_task_at` / `post_delayed_task_at`.
+//! crate: everything goes through the runner's own `post_task_from` / `post_delayed_task_from`.
 //! The crate's runners override these with the engine's single-allocation paths.
 //!
 //! A refused post must hand the caller's closure back, but what is posted is a wrapper
@@ -47,7 +47,8 @@ where
         Some(f) => f(),
         None => unreachable!("a posted task runs once, and only if its post was accepted"),
     });
-    match runner.post_delayed_task_at(delay, move || task.run_reporting(posted_from), posted_from) {
+    match runner.post_delayed_task_from(delay, move || task.run_reporting(posted_from), posted_from)
+    {
         Ok(()) => Ok(handle),
         Err(e) => {
             let reason = e.reason();
@@ -60,6 +61,7 @@ where
 
 pub(super) fn post_and_reply<P, F, T, R>(
     runner: &P,
+    delay: Duration,
     task: F,
     reply: R,
     posted_from: &'static Location<'static>,
@@ -78,7 +80,8 @@ where
     };
     let origin = PoolRef::from_inner(&origin_pool);
     let (mine, theirs) = Slot::new((task, reply));
-    let posted = runner.post_task_at(
+    let posted = runner.post_delayed_task_from(
+        delay,
         move || {
             let Some((task, reply)) = theirs.take() else {
                 return;

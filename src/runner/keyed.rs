@@ -288,7 +288,7 @@ where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.post_with_result_at(key, Duration::ZERO, f, Location::caller())
+        self.post_with_result_from(key, Duration::ZERO, f, Location::caller())
     }
 
     /// Posts a delayed task to `key`'s sequence and returns a [`TaskHandle`] to its result.
@@ -314,7 +314,7 @@ where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.post_with_result_at(key, delay, f, Location::caller())
+        self.post_with_result_from(key, delay, f, Location::caller())
     }
 
     /// `true` if called from a task of `key`'s sequence.
@@ -461,7 +461,7 @@ where
         .map_err(|e| e.map(Keyed::into_inner))
     }
 
-    fn post_with_result_at<F, T>(
+    fn post_with_result_from<F, T>(
         &self,
         key: K,
         delay: Duration,
@@ -808,7 +808,7 @@ where
     where
         F: FnOnce() + Send + 'static,
     {
-        self.post_task_at(f, Location::caller())
+        self.post_task_from(f, Location::caller())
     }
 
     #[track_caller]
@@ -816,7 +816,7 @@ where
     where
         F: FnOnce() + Send + 'static,
     {
-        self.post_delayed_task_at(delay, f, Location::caller())
+        self.post_delayed_task_from(delay, f, Location::caller())
     }
 
     fn now(&self) -> Instant {
@@ -827,7 +827,7 @@ where
         1
     }
 
-    fn post_task_at<F>(
+    fn post_task_from<F>(
         &self,
         f: F,
         posted_from: &'static Location<'static>,
@@ -839,7 +839,7 @@ where
             .post_at(self.key.clone(), Duration::ZERO, f, posted_from)
     }
 
-    fn post_delayed_task_at<F>(
+    fn post_delayed_task_from<F>(
         &self,
         delay: Duration,
         f: F,
@@ -851,7 +851,7 @@ where
         self.keyed.post_at(self.key.clone(), delay, f, posted_from)
     }
 
-    fn post_with_result_at<F, T>(
+    fn post_with_result_from<F, T>(
         &self,
         delay: Duration,
         f: F,
@@ -862,7 +862,7 @@ where
         T: Send + 'static,
     {
         self.keyed
-            .post_with_result_at(self.key.clone(), delay, f, posted_from)
+            .post_with_result_from(self.key.clone(), delay, f, posted_from)
     }
     /// The token of the key's sequence while the key is live. A task of the key holds the
     /// key live, so asked from one (when a wait is checked), this is that task's sequence;

@@ -99,7 +99,7 @@ pub trait PostTask {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.post_with_result_at(Duration::ZERO, f, Location::caller())
+        self.post_with_result_from(Duration::ZERO, f, Location::caller())
     }
 
     /// Posts a delayed task and returns a [`TaskHandle`] to its result. Cancelling the handle
@@ -123,7 +123,7 @@ pub trait PostTask {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.post_with_result_at(delay, f, Location::caller())
+        self.post_with_result_from(delay, f, Location::caller())
     }
 
     /// Runs `task` here, then runs `reply` on the sequence that called this (the current
@@ -152,7 +152,7 @@ pub trait PostTask {
         F: FnOnce() + Send + 'static,
         R: FnOnce() + Send + 'static,
     {
-        self.post_and_reply_at(task, ReplyFn(reply), Location::caller())
+        self.post_and_reply_from(Duration::ZERO, task, ReplyFn(reply), Location::caller())
             .map_err(|e| e.map(|(t, r)| (t, r.0)))
     }
 
@@ -183,7 +183,130 @@ pub trait PostTask {
         T: Send + 'static,
         R: FnOnce(T) + Send + 'static,
     {
-        self.post_and_reply_at(task, reply, Location::caller())
+        self.post_and_reply_from(Duration::ZERO, task, reply, Location::caller())
+    }
+
+    /// [`post_task_and_reply`](Self::post_task_and_reply) with a delay: `task` runs here no
+    /// sooner than `delay` from now (by [`now`](Self::now)'s clock), then `reply` runs on the
+    /// sequence that called this. Refused like `post_task_and_reply` (both closures handed
+    /// back). Once shutdown starts, a delayed task never runs: both closures are then dropped
+    /// unrun, the reply on the runner's side.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let worker = pool.create_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let o2 = origin.clone();
+    /// origin.post_task(move || {
+    ///     let posted = o2.now();
+    ///     worker.post_delayed_task_and_reply(Duration::from_millis(5), || (), move || {
+    ///         tx.send((o2.runs_tasks_in_current_sequence(), o2.now() - posted)).unwrap()
+    ///     }).unwrap();
+    /// }).unwrap();
+    /// let (on_origin, waited) = rx.recv().unwrap();
+    /// assert!(on_origin && waited >= Duration::from_millis(5));
+    /// ```
+    #[track_caller]
+    fn post_delayed_task_and_reply<F, R>(
+        &self,
+        delay: Duration,
+        task: F,
+        reply: R,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() + Send + 'static,
+        R: FnOnce() + Send + 'static,
+    {
+        self.post_and_reply_from(delay, task, ReplyFn(reply), Location::caller())
+            .map_err(|e| e.map(|(t, r)| (t, r.0)))
+    }
+
+    /// [`post_task_and_reply_with_result`](Self::post_task_and_reply_with_result) with a
+    /// delay, as [`post_delayed_task_and_reply`](Self::post_delayed_task_and_reply).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let worker = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let origin = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// origin.post_task(move || {
+    ///     worker.post_delayed_task_and_reply_with_result(Duration::from_millis(2), || 6 * 7, move |v: u32| {
+    ///         tx.send(v).unwrap()
+    ///     }).unwrap();
+    /// }).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 42);
+    /// ```
+    #[track_caller]
+    fn post_delayed_task_and_reply_with_result<F, T, R>(
+        &self,
+        delay: Duration,
+        task: F,
+        reply: R,
+    ) -> Result<(), PostError<(F, R)>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
+        self.post_and_reply_from(delay, task, reply, Location::caller())
+    }
+
+    /// Posts a task that runs no sooner than `deadline`, a time of [`now`](Self::now)'s
+    /// clock (Chromium's `PostDelayedTaskAt`): a deadline already past runs it as soon as
+    /// possible, like a zero delay. Useful when the time comes from elsewhere (a schedule, a
+    /// deadline carried in a request), so that no delay has to be computed and go stale.
+    /// Refused like [`post_delayed_task`](Self::post_delayed_task).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let seq = pool.create_sequenced_task_runner(TaskTraits::default());
+    /// let deadline = seq.now() + Duration::from_millis(5);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let s2 = seq.clone();
+    /// seq.post_delayed_task_at(deadline, move || tx.send(s2.now()).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap() >= deadline);
+    /// ```
+    #[track_caller]
+    fn post_delayed_task_at<F>(&self, deadline: Instant, f: F) -> Result<(), PostError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let delay = deadline.saturating_duration_since(self.now());
+        self.post_delayed_task_from(delay, f, Location::caller())
+    }
+
+    /// [`post_delayed_task_at`](Self::post_delayed_task_at) returning a [`TaskHandle`] to the
+    /// task's result.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let r = pool.create_task_runner(TaskTraits::default());
+    /// let deadline = r.now() + Duration::from_millis(3);
+    /// let h = r.post_delayed_task_with_result_at(deadline, move || 7).unwrap();
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// assert!(r.now() >= deadline);
+    /// ```
+    #[track_caller]
+    fn post_delayed_task_with_result_at<F, T>(
+        &self,
+        deadline: Instant,
+        f: F,
+    ) -> Result<TaskHandle<T>, PostError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let delay = deadline.saturating_duration_since(self.now());
+        self.post_with_result_from(delay, f, Location::caller())
     }
 
     /// Runs `fut` on this runner and returns a [`TaskHandle`] to its output (join, `.await`,
@@ -254,9 +377,9 @@ pub trait PostTask {
     /// [`post_delayed_task_with_result`](Self::post_delayed_task_with_result) recording
     /// `posted_from` as the task's origin. The crate's runners override it to put closure and
     /// result in one allocation; the default posts a [`Deferred`](crate::Deferred) through
-    /// [`post_delayed_task_at`](Self::post_delayed_task_at).
+    /// [`post_delayed_task_from`](Self::post_delayed_task_from).
     #[doc(hidden)]
-    fn post_with_result_at<F, T>(
+    fn post_with_result_from<F, T>(
         &self,
         delay: Duration,
         f: F,
@@ -269,12 +392,13 @@ pub trait PostTask {
         generic::post_with_result(self, delay, f, posted_from)
     }
 
-    /// The post-and-reply path behind both reply variants, recording `posted_from`. The crate's
-    /// runners override it; the default posts through
-    /// [`post_task_at`](Self::post_task_at).
+    /// The post-and-reply path behind every reply variant (the task runs no sooner than
+    /// `delay` from now), recording `posted_from`. The crate's runners override it; the default
+    /// posts through [`post_delayed_task_from`](Self::post_delayed_task_from).
     #[doc(hidden)]
-    fn post_and_reply_at<F, T, R>(
+    fn post_and_reply_from<F, T, R>(
         &self,
+        delay: Duration,
         task: F,
         reply: R,
         posted_from: &'static Location<'static>,
@@ -284,7 +408,7 @@ pub trait PostTask {
         T: Send + 'static,
         R: Reply<T>,
     {
-        generic::post_and_reply(self, task, reply, posted_from)
+        generic::post_and_reply(self, delay, task, reply, posted_from)
     }
 
     /// [`post_task`](Self::post_task) recording `posted_from` as the task's origin (what the
@@ -292,7 +416,7 @@ pub trait PostTask {
     /// (retries, continuations, repeats). Implementations outside the crate keep the default,
     /// which ignores the location.
     #[doc(hidden)]
-    fn post_task_at<F>(
+    fn post_task_from<F>(
         &self,
         f: F,
         posted_from: &'static std::panic::Location<'static>,
@@ -305,9 +429,9 @@ pub trait PostTask {
     }
 
     /// [`post_delayed_task`](Self::post_delayed_task) recording `posted_from` as the task's
-    /// origin (see [`post_task_at`](Self::post_task_at)).
+    /// origin (see [`post_task_from`](Self::post_task_from)).
     #[doc(hidden)]
-    fn post_delayed_task_at<F>(
+    fn post_delayed_task_from<F>(
         &self,
         delay: Duration,
         f: F,
@@ -347,14 +471,14 @@ macro_rules! impl_post_task_for_runner {
             where
                 F: FnOnce() + Send + 'static,
             {
-                self.post_task_at(f, Location::caller())
+                self.post_task_from(f, Location::caller())
             }
             #[track_caller]
             fn post_delayed_task<F>(&self, delay: Duration, f: F) -> Result<(), PostError<F>>
             where
                 F: FnOnce() + Send + 'static,
             {
-                self.post_delayed_task_at(delay, f, Location::caller())
+                self.post_delayed_task_from(delay, f, Location::caller())
             }
             fn now(&self) -> Instant {
                 self.pool_inner().clock.now()
@@ -372,7 +496,7 @@ macro_rules! impl_post_task_for_runner {
                     _ => None,
                 }
             }
-            fn post_task_at<F>(
+            fn post_task_from<F>(
                 &self,
                 f: F,
                 posted_from: &'static std::panic::Location<'static>,
@@ -388,7 +512,7 @@ macro_rules! impl_post_task_for_runner {
                     posted_from,
                 )
             }
-            fn post_delayed_task_at<F>(
+            fn post_delayed_task_from<F>(
                 &self,
                 delay: Duration,
                 f: F,
@@ -405,7 +529,7 @@ macro_rules! impl_post_task_for_runner {
                     posted_from,
                 )
             }
-            fn post_with_result_at<F, T>(
+            fn post_with_result_from<F, T>(
                 &self,
                 delay: Duration,
                 f: F,
@@ -423,8 +547,9 @@ macro_rules! impl_post_task_for_runner {
                     posted_from,
                 )
             }
-            fn post_and_reply_at<F, T, R>(
+            fn post_and_reply_from<F, T, R>(
                 &self,
+                delay: Duration,
                 task: F,
                 reply: R,
                 posted_from: &'static Location<'static>,
@@ -437,6 +562,7 @@ macro_rules! impl_post_task_for_runner {
                 crate::engine::Engine::post_and_reply(
                     self.pool_inner(),
                     self.post_dest(),
+                    delay,
                     task,
                     |t| t,
                     reply,
@@ -483,7 +609,7 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     fn sequence_token(&self) -> Option<u64> {
         (**self).sequence_token()
     }
-    fn post_task_at<F>(
+    fn post_task_from<F>(
         &self,
         f: F,
         posted_from: &'static std::panic::Location<'static>,
@@ -491,9 +617,9 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     where
         F: FnOnce() + Send + 'static,
     {
-        (**self).post_task_at(f, posted_from)
+        (**self).post_task_from(f, posted_from)
     }
-    fn post_delayed_task_at<F>(
+    fn post_delayed_task_from<F>(
         &self,
         delay: Duration,
         f: F,
@@ -502,9 +628,9 @@ impl<R: PostTask + ?Sized> PostTask for &R {
     where
         F: FnOnce() + Send + 'static,
     {
-        (**self).post_delayed_task_at(delay, f, posted_from)
+        (**self).post_delayed_task_from(delay, f, posted_from)
     }
-    fn post_with_result_at<F, T>(
+    fn post_with_result_from<F, T>(
         &self,
         delay: Duration,
         f: F,
@@ -514,10 +640,11 @@ impl<R: PostTask + ?Sized> PostTask for &R {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        (**self).post_with_result_at(delay, f, posted_from)
+        (**self).post_with_result_from(delay, f, posted_from)
     }
-    fn post_and_reply_at<F, T, Y>(
+    fn post_and_reply_from<F, T, Y>(
         &self,
+        delay: Duration,
         task: F,
         reply: Y,
         posted_from: &'static Location<'static>,
@@ -527,6 +654,6 @@ impl<R: PostTask + ?Sized> PostTask for &R {
         T: Send + 'static,
         Y: Reply<T>,
     {
-        (**self).post_and_reply_at(task, reply, posted_from)
+        (**self).post_and_reply_from(delay, task, reply, posted_from)
     }
 }

@@ -82,7 +82,7 @@ impl<T: Send + 'static> TaskHandle<T> {
                 });
             };
             // Refused: dropping the closure drops the job unrun, so the handle says not run.
-            drop(runner.post_task_at(run, posted_from));
+            drop(runner.post_task_from(run, posted_from));
         };
         let handle = TaskHandle::from_cell(cell).for_pool(link);
         let waker = Waker::from(Arc::new(PostOnWake {

@@ -619,7 +619,9 @@ where
             None => {
                 // A refusal drops the closure, and with it the ticket: not run.
                 let posted_from = ticket.posted_from;
-                let _ = self.runner.post_task_at(move || ticket.run(f), posted_from);
+                let _ = self
+                    .runner
+                    .post_task_from(move || ticket.run(f), posted_from);
             }
             Some(sem) => {
                 let runner = self.runner.clone();
@@ -630,7 +632,7 @@ where
                         return ticket.finish(Err(TaskError::interrupted(why)));
                     }
                     let posted_from = ticket.posted_from;
-                    let _ = runner.post_task_at(
+                    let _ = runner.post_task_from(
                         move || {
                             let _permit = permit;
                             ticket.run(f);

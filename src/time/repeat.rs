@@ -412,7 +412,7 @@ impl Repeat {
         };
         let posted_from = shared.posted_from;
         let first_post =
-            match runner.post_with_result_at(first_delay, move || tick.run(), posted_from) {
+            match runner.post_with_result_from(first_delay, move || tick.run(), posted_from) {
                 Ok(h) => h,
                 Err(e) => {
                     let reason = e.reason();
@@ -631,7 +631,8 @@ impl<R: PostTask + Clone + Send + Sync + 'static> Shared<R> {
                 armed: true,
             };
             // A refused post drops the tick unrun: `abandoned` stops the repetition.
-            if let Ok(h) = runner.post_with_result_at(delay, move || tick.run(), this.posted_from) {
+            if let Ok(h) = runner.post_with_result_from(delay, move || tick.run(), this.posted_from)
+            {
                 let (old, unneeded) = {
                     let mut s = this.sync.lock();
                     if !s.stopped && s.gen == gen {
