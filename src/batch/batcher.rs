@@ -143,6 +143,8 @@ pub struct Batcher<Req: Send + 'static, Resp: Send + 'static> {
 pub(crate) struct Entry<Req, Resp: Send + 'static> {
     pub(crate) req: Req,
     pub(crate) promise: Promise<Resp>,
+    /// This request's attempt (1 for the first; more once the dispatcher sent it back).
+    pub(crate) attempt: u32,
 }
 
 /// The batch being filled. `id` names it: a trigger armed for batch `id` closes it only if it
@@ -233,6 +235,9 @@ pub(crate) struct Shared<Req, Resp: Send + 'static> {
     pub(crate) counters: Arc<Counters>,
     /// Where the batcher was built: reported with a dispatcher's panic.
     pub(crate) built_at: &'static Location<'static>,
+    /// How often, and after what wait, a request the dispatcher sends back
+    /// (`Answer::Retry`) is tried again; `None`: never (a batcher built without retries).
+    pub(crate) retry: Option<crate::retry::RetryPolicy>,
 }
 
 impl<Req, Resp> Shared<Req, Resp>
@@ -262,6 +267,59 @@ where
             }),
             counters: Arc::new(Counters::new()),
             built_at,
+            retry: None,
+        }
+    }
+
+    /// The same batcher state, sending requests the dispatcher answers with `Answer::Retry`
+    /// back for another attempt under `policy`.
+    pub(crate) fn with_retry(mut self, policy: crate::retry::RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Adds `entry` to the open batch (closing and dispatching it if it is full, arming its
+    /// triggers if it is the first request). `seq_key`: the calling sequence, marked for the
+    /// idle flush (see [`mark`](Self::mark)).
+    pub(crate) fn add(
+        self: &Arc<Self>,
+        entry: Entry<Req, Resp>,
+        seq_key: Option<usize>,
+        called_from: &'static Location<'static>,
+    ) {
+        enum Next<Req: Send + 'static, Resp: Send + 'static> {
+            Nothing,
+            Arm(u64),
+            Dispatch(Vec<Entry<Req, Resp>>, Option<DelayId>),
+        }
+        let (next, mark) = {
+            let mut open = self.open.lock();
+            open.entries.push(entry);
+            if open.entries.len() >= self.config.max_batch_size {
+                let (entries, timer) = open.close();
+                (Next::Dispatch(entries, timer), None)
+            } else {
+                let mark = seq_key
+                    .filter(|&k| open.marked.insert(k))
+                    .map(|k| (open.id, k));
+                let next = if open.entries.len() == 1 {
+                    Next::Arm(open.id)
+                } else {
+                    Next::Nothing
+                };
+                (next, mark)
+            }
+        };
+        if let Some((id, key)) = mark {
+            match crate::engine::current_sequence() {
+                Some((seq, pool)) => self.mark(id, key, seq, pool, called_from),
+                None => self.unmark(id, key),
+            }
+        }
+        match next {
+            Next::Nothing => {}
+            Next::Arm(id) => self.arm(id, called_from),
+            Next::Dispatch(entries, timer) => self.closed(entries, timer, Closed::Full),
         }
     }
 
@@ -533,40 +591,15 @@ where
         } else {
             None
         };
-        enum Next<Req: Send + 'static, Resp: Send + 'static> {
-            Nothing,
-            Arm(u64),
-            Dispatch(Vec<Entry<Req, Resp>>, Option<DelayId>),
-        }
-        let (next, mark) = {
-            let mut open = s.open.lock();
-            open.entries.push(Entry { req, promise });
-            if open.entries.len() >= s.config.max_batch_size {
-                let (entries, timer) = open.close();
-                (Next::Dispatch(entries, timer), None)
-            } else {
-                let mark = seq_key
-                    .filter(|&k| open.marked.insert(k))
-                    .map(|k| (open.id, k));
-                let next = if open.entries.len() == 1 {
-                    Next::Arm(open.id)
-                } else {
-                    Next::Nothing
-                };
-                (next, mark)
-            }
-        };
-        if let Some((id, key)) = mark {
-            match crate::engine::current_sequence() {
-                Some((seq, pool)) => s.mark(id, key, seq, pool, called_from),
-                None => s.unmark(id, key),
-            }
-        }
-        match next {
-            Next::Nothing => {}
-            Next::Arm(id) => s.arm(id, called_from),
-            Next::Dispatch(entries, timer) => s.closed(entries, timer, Closed::Full),
-        }
+        s.add(
+            Entry {
+                req,
+                promise,
+                attempt: 1,
+            },
+            seq_key,
+            called_from,
+        );
         handle
     }
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 use crate::base::traits::TaskTraits;
 use crate::handle::TaskError;
 use crate::pool::ThreadPool;
+use crate::retry::RetryPolicy;
 
 use super::batcher::{Batcher, Config, Shared};
-use super::dispatch::{BoxFuture, Dispatcher, Outcome};
+use super::dispatch::{Answer, BoxFuture, Dispatcher, Outcome};
 use super::place::sealed::Sealed;
 use super::place::{DispatchRunner, Place};
 
@@ -304,25 +305,72 @@ impl BatcherBuilder {
     /// assert_eq!(err.downcast_ref::<std::io::Error>().unwrap().to_string(), "database down");
     /// ```
     #[track_caller]
-    pub fn build<Req, Resp, E, D>(mut self, dispatcher: D) -> Batcher<Req, Resp>
+    pub fn build<Req, Resp, E, D>(self, dispatcher: D) -> Batcher<Req, Resp>
     where
         Req: Send + 'static,
         Resp: Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
         D: Fn(Vec<Req>) -> Result<Vec<Resp>, E> + Send + Sync + 'static,
     {
-        let config = self.config();
-        let place = self.place(true);
-        let d = Dispatcher::Sync(Box::new(move |reqs: Vec<Req>| -> Outcome<Resp> {
+        let d = Dispatcher::Sync(Box::new(move |reqs: Vec<Req>| -> Outcome<Req, Resp> {
+            dispatcher(reqs)
+                .map(|resps| resps.into_iter().map(Answer::Done).collect())
+                .map_err(TaskError::from_error)
+        }));
+        self.assemble(d, None, Location::caller())
+    }
+
+    /// Builds a batcher whose blocking dispatcher answers each request on its own
+    /// ([`Answer`]): a response, a failure of that request alone, or [`Answer::Retry`] with
+    /// the request handed back, which then joins a later batch after `policy`'s wait
+    /// ([`RetryPolicy::backoff`]), up to `policy.max_attempts` attempts in all; after the last
+    /// one the request fails with [`BatchError::RetriesExhausted`](crate::batch::BatchError::RetriesExhausted).
+    /// An error of the whole call (`Err`) still fails every request of the batch, without
+    /// retries. A request sent back stays running (it can no longer be cancelled through its
+    /// handle); at shutdown a request waiting to be sent again resolves as not run.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::{Answer, Batcher};
+    /// use taskrunner::retry::RetryPolicy;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let b = Batcher::builder().pool(&pool).build_with_retry(
+    ///     RetryPolicy::attempts(3).base_delay(Duration::from_millis(1)),
+    ///     move |ids: Vec<u32>| {
+    ///         let first_call = c.fetch_add(1, Ordering::SeqCst) == 0;
+    ///         Ok::<_, String>(ids.into_iter().map(|id| {
+    ///             // Id 2 is throttled on the first call only.
+    ///             if id == 2 && first_call { Answer::Retry(id) } else { Answer::Done(id * 10) }
+    ///         }).collect())
+    ///     },
+    /// );
+    /// let handles: Vec<_> = (1..=3).map(|id| b.call(id)).collect();
+    /// b.flush();
+    /// let got: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(got, [10, 20, 30]);
+    /// assert_eq!(b.stats().retried, 1);
+    /// ```
+    #[track_caller]
+    pub fn build_with_retry<Req, Resp, E, D>(
+        self,
+        policy: RetryPolicy,
+        dispatcher: D,
+    ) -> Batcher<Req, Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+        D: Fn(Vec<Req>) -> Result<Vec<Answer<Req, Resp>>, E> + Send + Sync + 'static,
+    {
+        let d = Dispatcher::Sync(Box::new(move |reqs: Vec<Req>| -> Outcome<Req, Resp> {
             dispatcher(reqs).map_err(TaskError::from_error)
         }));
-        Batcher::from_shared(Shared::new(
-            config,
-            place,
-            d,
-            self.max_in_flight,
-            Location::caller(),
-        ))
+        self.assemble(d, Some(policy), Location::caller())
     }
 
     /// Builds a batcher whose dispatcher is async: `dispatcher(batch)` returns a future of
@@ -339,7 +387,7 @@ impl BatcherBuilder {
     /// assert_eq!(b.call(41).join().unwrap(), 42);
     /// ```
     #[track_caller]
-    pub fn build_async<Req, Resp, E, D, Fut>(mut self, dispatcher: D) -> Batcher<Req, Resp>
+    pub fn build_async<Req, Resp, E, D, Fut>(self, dispatcher: D) -> Batcher<Req, Resp>
     where
         Req: Send + 'static,
         Resp: Send + 'static,
@@ -347,21 +395,81 @@ impl BatcherBuilder {
         D: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<Resp>, E>> + Send + 'static,
     {
-        let config = self.config();
-        let place = self.place(false);
         let d = Dispatcher::Async(Box::new(
-            move |reqs: Vec<Req>| -> BoxFuture<Outcome<Resp>> {
+            move |reqs: Vec<Req>| -> BoxFuture<Outcome<Req, Resp>> {
+                let fut = dispatcher(reqs);
+                Box::pin(async move {
+                    fut.await
+                        .map(|resps| resps.into_iter().map(Answer::Done).collect())
+                        .map_err(TaskError::from_error)
+                })
+            },
+        ));
+        self.assemble(d, None, Location::caller())
+    }
+
+    /// [`build_with_retry`](Self::build_with_retry) for an async dispatcher (polled as for
+    /// [`build_async`](Self::build_async)).
+    ///
+    /// ```
+    /// use taskrunner::ThreadPool;
+    /// use taskrunner::batch::{Answer, Batcher};
+    /// use taskrunner::retry::RetryPolicy;
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let b = Batcher::builder().pool(&pool).build_async_with_retry(
+    ///     RetryPolicy::attempts(2).base_delay(std::time::Duration::ZERO),
+    ///     |xs: Vec<u32>| async move {
+    ///         Ok::<_, String>(xs.into_iter().map(|x| if x == 0 { Answer::Retry(x) } else { Answer::Done(x) }).collect())
+    ///     },
+    /// );
+    /// assert_eq!(b.call(5).join().unwrap(), 5);
+    /// let err = b.call(0).join().unwrap_err(); // asked for a retry every time
+    /// assert_eq!(
+    ///     err.downcast_ref::<taskrunner::batch::BatchError>(),
+    ///     Some(&taskrunner::batch::BatchError::RetriesExhausted { attempts: 2 })
+    /// );
+    /// ```
+    #[track_caller]
+    pub fn build_async_with_retry<Req, Resp, E, D, Fut>(
+        self,
+        policy: RetryPolicy,
+        dispatcher: D,
+    ) -> Batcher<Req, Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+        D: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Answer<Req, Resp>>, E>> + Send + 'static,
+    {
+        let d = Dispatcher::Async(Box::new(
+            move |reqs: Vec<Req>| -> BoxFuture<Outcome<Req, Resp>> {
                 let fut = dispatcher(reqs);
                 Box::pin(async move { fut.await.map_err(TaskError::from_error) })
             },
         ));
-        Batcher::from_shared(Shared::new(
-            config,
-            place,
-            d,
-            self.max_in_flight,
-            Location::caller(),
-        ))
+        self.assemble(d, Some(policy), Location::caller())
+    }
+
+    /// The batcher of every `build` variant: its place (a blocking dispatcher's tasks may
+    /// block), its configuration, and the retry policy of a retrying dispatcher.
+    fn assemble<Req, Resp>(
+        mut self,
+        d: Dispatcher<Req, Resp>,
+        retry: Option<RetryPolicy>,
+        built_at: &'static Location<'static>,
+    ) -> Batcher<Req, Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        let config = self.config();
+        let place = self.place(matches!(d, Dispatcher::Sync(_)));
+        let shared = Shared::new(config, place, d, self.max_in_flight, built_at);
+        Batcher::from_shared(match retry {
+            Some(policy) => shared.with_retry(policy),
+            None => shared,
+        })
     }
 }
 

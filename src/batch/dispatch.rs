@@ -18,12 +18,34 @@ use crate::base::unwind::{catch, drop_quietly, Payload};
 use super::batcher::{add_timer, Entry, Shared};
 use super::error::BatchError;
 
+/// What a dispatcher that retries single requests answers for each request of its batch
+/// (see [`BatcherBuilder::build_with_retry`](crate::batch::BatcherBuilder::build_with_retry)),
+/// in request order.
+///
+/// ```
+/// use taskrunner::batch::Answer;
+/// let a: Answer<u32, &str> = Answer::Retry(7);
+/// assert!(matches!(a, Answer::Retry(7)));
+/// ```
+#[derive(Debug)]
+pub enum Answer<Req, Resp> {
+    /// The response to this request.
+    Done(Resp),
+    /// This request failed for now: it is handed back to be sent again in a later batch
+    /// (after the retry policy's wait), up to the policy's attempts; after the last one its
+    /// handle fails with [`BatchError::RetriesExhausted`](crate::batch::BatchError::RetriesExhausted).
+    Retry(Req),
+    /// This request failed for good: its handle fails with this error
+    /// ([`TaskError::from_error`]), the other requests of the batch are not affected.
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
 /// A dispatcher's outcome, its error already made a `TaskError` (shared by the batch).
-pub(crate) type Outcome<Resp> = Result<Vec<Resp>, TaskError>;
+pub(crate) type Outcome<Req, Resp> = Result<Vec<Answer<Req, Resp>>, TaskError>;
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type SyncFn<Req, Resp> = dyn Fn(Vec<Req>) -> Outcome<Resp> + Send + Sync + 'static;
+pub(crate) type SyncFn<Req, Resp> = dyn Fn(Vec<Req>) -> Outcome<Req, Resp> + Send + Sync + 'static;
 pub(crate) type AsyncFn<Req, Resp> =
-    dyn Fn(Vec<Req>) -> BoxFuture<Outcome<Resp>> + Send + Sync + 'static;
+    dyn Fn(Vec<Req>) -> BoxFuture<Outcome<Req, Resp>> + Send + Sync + 'static;
 
 /// The user's dispatcher, behind one calling convention per flavour.
 pub(crate) enum Dispatcher<Req, Resp> {
@@ -66,10 +88,11 @@ where
         let mut reqs = Vec::with_capacity(total);
         let mut promises = Vec::with_capacity(total);
         for e in entries {
-            // `false`: cancelled through its handle, which already resolved it.
+            // `false`: cancelled through its handle, which already resolved it. (A request
+            // sent back for another attempt is running already: it stays in.)
             if e.promise.start() {
                 reqs.push(e.req);
-                promises.push(e.promise);
+                promises.push((e.promise, e.attempt));
             }
         }
         self.counters.cancelled(total - reqs.len());
@@ -100,6 +123,41 @@ where
         delivery.deliver(outcome, t0.elapsed());
     }
 
+    /// The dispatcher sent back `req` after its attempt `attempt`: it joins a later batch
+    /// after the retry policy's wait (a timer on the delay thread), or, past the policy's
+    /// attempts (or with no policy), its handle fails with `BatchError::RetriesExhausted`. If
+    /// the pool is shutting down the timer is refused and the request resolves as not run.
+    fn retry(self: &Arc<Self>, req: Req, promise: Promise<Resp>, attempt: u32) {
+        let Some(policy) = self.retry.filter(|p| attempt < p.max_attempts.max(1)) else {
+            let err = TaskError::from_error(BatchError::RetriesExhausted { attempts: attempt });
+            promise.complete(Err(err), None);
+            return;
+        };
+        self.counters.retried();
+        let entry = Entry {
+            req,
+            promise,
+            attempt: attempt + 1,
+        };
+        let wait = policy.backoff(attempt);
+        if wait.is_zero() {
+            self.add(entry, None, self.built_at);
+            return;
+        }
+        let this = Arc::clone(self);
+        // Refused (shutdown): the closure, and with it the entry's promise, is dropped: the
+        // request resolves as not run.
+        let _ = add_timer(
+            self.pool(),
+            wait,
+            Box::new(move || {
+                let at = this.built_at;
+                this.add(entry, None, at);
+            }),
+            self.built_at,
+        );
+    }
+
     /// A dispatcher panicked inside the dispatch task: reports it exactly like a task's panic
     /// (the running task's `PanicPolicy`, then tracing and the pool's panic handler, with the
     /// batcher's build site), before any request hears of it, and turns it into the error
@@ -111,16 +169,20 @@ where
     }
 }
 
+/// A dispatched request's promise and its attempt.
+type Pending<Resp> = (Promise<Resp>, u32);
+
 /// The promises of a dispatched batch, resolved once: by the dispatcher's answer, by the
 /// batch's timeout, or (dropped unanswered: shutdown dropped the dispatch) as not run.
 pub(crate) struct Delivery<Req: Send + 'static, Resp: Send + 'static> {
     shared: Arc<Shared<Req, Resp>>,
-    promises: Arc<Mutex<Option<Vec<Promise<Resp>>>>>,
+    /// Each request's promise and attempt, until the batch is answered or times out.
+    promises: Arc<Mutex<Option<Vec<Pending<Resp>>>>>,
     timer: Option<DelayId>,
 }
 
 impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
-    fn new(shared: &Arc<Shared<Req, Resp>>, promises: Vec<Promise<Resp>>) -> Self {
+    fn new(shared: &Arc<Shared<Req, Resp>>, promises: Vec<Pending<Resp>>) -> Self {
         let promises = Arc::new(Mutex::new(Some(promises)));
         // A timeout too large to represent is no bound: no timer at all.
         let bounded = shared
@@ -138,7 +200,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
                     if let Some(promises) = taken {
                         this.counters.timed_out();
                         let _resuming = this.resuming();
-                        for p in promises {
+                        for (p, _) in promises {
                             p.complete(Err(TaskError::deadline_exceeded()), None);
                         }
                     }
@@ -153,10 +215,10 @@ impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
         }
     }
 
-    /// Response `i` to request `i`; an error, or a wrong number of responses, to every one.
-    /// Nothing if the batch's timeout already resolved the requests (the late answer is
-    /// dropped).
-    fn deliver(mut self, outcome: Outcome<Resp>, took: Duration) {
+    /// Answer `i` to request `i` (a response, a failure of its own, or another attempt); an
+    /// error, or a wrong number of answers, to every one. Nothing if the batch's timeout
+    /// already resolved the requests (the late answer is dropped).
+    fn deliver(mut self, outcome: Outcome<Req, Resp>, took: Duration) {
         if let Some(id) = self.timer.take() {
             drop_quietly(self.shared.pool().delay.cancel(id));
         }
@@ -170,9 +232,17 @@ impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
         let _resuming = self.shared.resuming();
         let took = Some(took);
         match outcome {
-            Ok(resps) if resps.len() == promises.len() => {
-                for (p, r) in promises.into_iter().zip(resps) {
-                    p.complete(Ok(r), took);
+            Ok(answers) if answers.len() == promises.len() => {
+                for ((p, attempt), answer) in promises.into_iter().zip(answers) {
+                    match answer {
+                        Answer::Done(r) => {
+                            p.complete(Ok(r), took);
+                        }
+                        Answer::Failed(e) => {
+                            p.complete(Err(TaskError::from_error(e)), took);
+                        }
+                        Answer::Retry(req) => self.shared.retry(req, p, attempt),
+                    }
                 }
             }
             Ok(resps) => {
@@ -181,12 +251,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Delivery<Req, Resp> {
                     got: resps.len(),
                 });
                 drop_quietly(resps);
-                for p in promises {
+                for (p, _) in promises {
                     p.complete(Err(err.clone()), took);
                 }
             }
             Err(err) => {
-                for p in promises {
+                for (p, _) in promises {
                     p.complete(Err(err.clone()), took);
                 }
             }
@@ -219,7 +289,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Unpin for AsyncDispatch<Req, Res
 enum State<Req: Send + 'static, Resp: Send + 'static> {
     Start(Vec<Entry<Req, Resp>>, Permit),
     Running {
-        fut: BoxFuture<Outcome<Resp>>,
+        fut: BoxFuture<Outcome<Req, Resp>>,
         delivery: Delivery<Req, Resp>,
         permit: Permit,
         t0: Instant,

@@ -39,6 +39,12 @@ pub enum BatchError {
         /// The number of responses the dispatcher returned.
         got: usize,
     },
+    /// The dispatcher asked for this request to be tried again
+    /// ([`Answer::Retry`](crate::batch::Answer::Retry)) after its last allowed attempt.
+    RetriesExhausted {
+        /// The attempts made (the batcher's `RetryPolicy::max_attempts`).
+        attempts: u32,
+    },
 }
 
 impl fmt::Display for BatchError {
@@ -47,6 +53,10 @@ impl fmt::Display for BatchError {
             BatchError::WrongResponseCount { expected, got } => write!(
                 f,
                 "the batch dispatcher returned {got} responses for {expected} requests"
+            ),
+            BatchError::RetriesExhausted { attempts } => write!(
+                f,
+                "the batch dispatcher asked to retry the request after its last attempt ({attempts} in all)"
             ),
         }
     }

@@ -16,7 +16,9 @@
 //! Data flow: `call` → the open batch (`batcher.rs`, one lock; a sequenced caller also leaves a
 //! marker on its sequence) → closed by a trigger (full, idle flush once the markers ran and no
 //! delivery is waking tasks, max-wait timer, explicit flush) → an in-flight slot (`Semaphore::acquire_then`) →
-//! one dispatch task or future (`dispatch.rs`) → response `i` to request `i`'s promise.
+//! one dispatch task or future (`dispatch.rs`) → response `i` to request `i`'s promise; a
+//! request a retrying dispatcher sends back (`Answer::Retry`) re-enters the open batch after
+//! its retry wait (a timer on the delay thread), with its promise and attempt count.
 //! `place.rs` says where dispatches run, `stats.rs` counts, `error.rs` names batch failures.
 
 mod batcher;
@@ -28,6 +30,7 @@ mod stats;
 
 pub use batcher::Batcher;
 pub use builder::BatcherBuilder;
+pub use dispatch::Answer;
 pub use error::BatchError;
 pub use place::DispatchRunner;
 pub use stats::BatchStats;

@@ -50,6 +50,9 @@ pub struct BatchStats {
     /// Batches whose dispatcher had not answered within the batcher's
     /// [`timeout`](crate::batch::BatcherBuilder::timeout).
     pub timed_out: u64,
+    /// Requests the dispatcher sent back for another attempt
+    /// ([`Answer::Retry`](crate::batch::Answer::Retry)) and that joined a later batch.
+    pub retried: u64,
 }
 
 /// Why a batch was closed.
@@ -75,6 +78,7 @@ pub(crate) struct Counters {
     closed_explicitly: AtomicU64,
     cancelled: AtomicU64,
     timed_out: AtomicU64,
+    retried: AtomicU64,
     sizes: Mutex<Sizes>,
 }
 
@@ -97,6 +101,7 @@ impl Counters {
             closed_explicitly: z(),
             cancelled: z(),
             timed_out: z(),
+            retried: z(),
             sizes: Mutex::new(Sizes::default()),
         }
     }
@@ -120,6 +125,11 @@ impl Counters {
 
     pub(crate) fn timed_out(&self) {
         self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request answered with `Answer::Retry` goes back for another attempt.
+    pub(crate) fn retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A dispatcher call with `n` requests is starting.
@@ -158,6 +168,7 @@ impl Counters {
             closed_explicitly: get(&self.closed_explicitly),
             cancelled: get(&self.cancelled),
             timed_out: get(&self.timed_out),
+            retried: get(&self.retried),
         }
     }
 }
