@@ -100,6 +100,22 @@ fn tasks_dropped_by_a_closed_runner_or_a_poisoned_sequence_are_counted() {
     );
 }
 
+#[test]
+fn a_delayed_task_cancelled_through_its_handle_counts_as_dropped() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let h = pool
+        .post_delayed_task_with_result(TaskTraits::default(), Duration::from_secs(3600), || ())
+        .unwrap();
+    let ran = pool
+        .post_task_with_result(TaskTraits::default(), || ())
+        .unwrap();
+    assert!(h.cancel());
+    ran.join().unwrap();
+    pool.shutdown();
+    let m = pool.metrics();
+    assert_eq!((m.tasks_started(), m.tasks_dropped()), (1, 1), "{m}");
+}
+
 // ---- time histograms ------------------------------------------------------------------------
 
 #[test]

@@ -371,6 +371,18 @@ impl Engine {
         }
     }
 
+    /// Takes a delayed task out of the delay manager before it ripens (a cancelled handle, a
+    /// stopped timer) and drops it, outside the delay lock (the entry may hold the last
+    /// reference to a sequence), counting it as dropped.
+    pub(crate) fn cancel_delayed_task(&self, id: DelayId) {
+        if let Some(d) = self.delay.cancel(id) {
+            if !matches!(d.dest, Destination::Inline) {
+                self.counters.dropped(1);
+            }
+            drop_quietly(d);
+        }
+    }
+
     /// Adds a delayed entry; starts the service thread on the first one.
     pub(crate) fn add_delayed(
         this: &Arc<Self>,

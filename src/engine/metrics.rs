@@ -332,8 +332,9 @@ impl PoolMetrics {
 
     /// Tasks the pool accepted and then dropped unrun: skipped or discarded by shutdown
     /// (delayed tasks, tasks not yet started that do not block shutdown, what was queued when
-    /// shutdown completed), dropped when the pool wound down with delayed tasks pending, or
-    /// dropped because their runner was closed or their sequence poisoned. Once a pool has
+    /// shutdown completed), dropped when the pool wound down with delayed tasks pending,
+    /// dropped because their runner was closed or their sequence poisoned, or delayed tasks
+    /// taken out before they ripened (a cancelled handle, a stopped timer). Once a pool has
     /// shut down, every accepted task was either [started](Self::tasks_started) or dropped.
     ///
     /// ```

@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use crate::base::error::{PostError, PostRefusal};
 use crate::base::shim::Arc;
-use crate::base::unwind::drop_quietly;
 use crate::engine::current;
 use crate::engine::delay::DelayId;
 use crate::engine::scheduler::Sequence;
@@ -162,8 +161,7 @@ impl Engine {
 
 impl HandleHost for Engine {
     fn cancel_delayed(&self, id: DelayId) {
-        // Dropped outside the delay lock (the entry may hold the last sequence reference).
-        drop_quietly(self.delay.cancel(id));
+        self.cancel_delayed_task(id);
     }
 
     #[cfg(feature = "test-util")]

@@ -420,7 +420,7 @@ impl TimerCore {
     /// is dropped here, outside every lock.
     fn cancel_entry(&self, id: Option<DelayId>) {
         if let Some(id) = id {
-            drop_quietly(self.inner.delay.cancel(id));
+            self.inner.cancel_delayed_task(id);
         }
     }
 
