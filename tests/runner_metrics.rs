@@ -116,6 +116,26 @@ fn a_delayed_task_cancelled_through_its_handle_counts_as_dropped() {
     assert_eq!((m.tasks_started(), m.tasks_dropped()), (1, 1), "{m}");
 }
 
+#[test]
+fn a_named_sequences_timer_runs_count_as_its_tasks() {
+    let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    let seq = pool
+        .create_sequenced_task_runner(TaskTraits::default())
+        .named("ticks");
+    let (tx, rx) = mpsc::channel();
+    let fired = taskrunner::time::OneShotTimer::new(&seq);
+    fired
+        .start(Duration::from_millis(1), move || tx.send(()).unwrap())
+        .unwrap();
+    rx.recv_timeout(support::TIMEOUT).unwrap();
+    let stopped = taskrunner::time::OneShotTimer::new(&seq);
+    stopped.start(Duration::from_secs(3600), || ()).unwrap();
+    assert!(stopped.stop());
+    seq.flush().unwrap();
+    let m = seq.metrics().unwrap();
+    assert_eq!((m.ran(), m.dropped(), m.queued()), (1, 1, 0), "{m}");
+}
+
 // ---- time histograms ------------------------------------------------------------------------
 
 #[test]

@@ -311,7 +311,12 @@ impl TimerCore {
             gen,
             pending: true,
         };
-        let task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
+        let mut task = Task::new(Box::new(move || fire.run()) as BoxedFn, posted_from);
+        // A named runner counts its timer's runs like its other tasks (its counters live in
+        // the sequence's cold part, a leaf lock).
+        if let Some(stats) = this.seq.stats() {
+            task.job = stats.track(task.job, 0);
+        }
         // A delay too large for `Instant` means never: the entry waits (stop or shutdown
         // removes it) but never ripens.
         let run_at = Deadline::after(this.inner.clock.now(), delay);
