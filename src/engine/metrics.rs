@@ -160,10 +160,12 @@ impl Flow {
 
 /// A snapshot of what a pool is doing, from [`ThreadPool::metrics`](crate::ThreadPool::metrics).
 ///
-/// Counters (`tasks_started`, `tasks_panicked`, `posts_refused`) only grow, from the pool's
-/// creation; gauges (`workers`, `idle_workers`, `ready`, `ready_in_local_queues`, `delayed`)
-/// say how things stand at the moment of the call. Taking a snapshot is cheap enough to do
-/// from a repeating task, and counting costs the pool one uncontended atomic add per task.
+/// Counters (`tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused`, and the
+/// time histograms `queue_time` and `run_time`) only grow, from the pool's creation; gauges
+/// (`workers`, `idle_workers`, `ready`, `ready_in_local_queues`, `delayed`) say how things
+/// stand at the moment of the call; `runners` holds each named runner's own figures. Taking a
+/// snapshot is cheap enough to do from a repeating task, and counting costs the pool one
+/// uncontended atomic add per task (a sampled task also reads the clock three times).
 /// The snapshot takes the worker group's lock for a moment (the lock that parking and waking
 /// workers take), never one on the posting fast path.
 ///

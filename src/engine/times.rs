@@ -16,8 +16,9 @@ use std::time::Duration;
 const BUCKETS: usize = 32;
 
 /// `true` for one call in `every` on this thread (the first, then every `every`-th); never
-/// when `every` is 0. Which tasks a pool times: a countdown per thread, so that deciding costs
-/// no shared write.
+/// when `every` is 0: a countdown per thread, so that deciding costs no shared write. The pool
+/// picks most of the tasks it times by the flow count a post adds to anyway (`push_work`);
+/// this countdown picks a named runner's posts and batches of ripe delayed tasks.
 #[inline]
 pub(crate) fn sample(every: u32) -> bool {
     use std::cell::Cell;
