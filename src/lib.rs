@@ -91,6 +91,7 @@ mod engine;
 pub mod executor;
 pub mod fork_join;
 mod handle;
+pub mod job;
 pub mod metrics;
 mod pool;
 #[cfg(feature = "registry")]

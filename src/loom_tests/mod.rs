@@ -40,7 +40,7 @@
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
-//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat` and `flow` files and the `loom_keyed_*`
+//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow` and `job` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes under a
 //! minute on 2 cores (`--nocapture` prints the executions explored per model).
 //!
@@ -55,6 +55,7 @@ mod flow;
 mod future_task;
 mod group_wakeups;
 mod handle;
+mod job;
 mod orchestration;
 mod parallel_runner;
 mod repeat;
