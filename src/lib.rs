@@ -113,7 +113,7 @@ use std::time::Duration;
 // The core, at the root: the pool, task traits, runners, handles, errors and the free
 // functions. Everything built on top lives in the modules below.
 pub use base::error::{BuildError, PostError, PostRefusal};
-pub use base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
+pub use base::traits::{DelayPolicy, PanicPolicy, ShutdownBehavior, TaskPriority, TaskTraits};
 pub use engine::blocking::blocking;
 pub use engine::metrics::PoolMetrics;
 pub use engine::worker::RunningTask;

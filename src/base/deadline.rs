@@ -53,6 +53,15 @@ impl Deadline {
         self.0.is_some_and(|at| now >= at)
     }
 
+    /// `d` later, or never if that is not representable (never stays never).
+    #[inline]
+    pub(crate) fn later_by(self, d: Duration) -> Deadline {
+        match self.0 {
+            Some(at) => Self::after(at, d),
+            None => Deadline::NEVER,
+        }
+    }
+
     /// How long from `now` until the deadline: `None` for never (wait without limit),
     /// `Some(ZERO)` once reached.
     #[inline]

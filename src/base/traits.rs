@@ -109,10 +109,44 @@ pub enum PanicPolicy {
     Abort,
 }
 
+/// When a delayed task may run, relative to its run time (Chromium's `subtle::DelayPolicy`).
+///
+/// | policy | runs |
+/// |---|---|
+/// | `Precise` (default) | as soon as its run time is reached |
+/// | `FlexibleNoSooner` | never before its run time, and at most the pool's [timer leeway](crate::ThreadPoolBuilder::timer_leeway) after it |
+///
+/// Flexible delays let the pool **coalesce** wake-ups: the delay thread sleeps until the
+/// earliest *latest* time among flexible tasks (or the earliest precise run time), and then
+/// forwards every task whose run time has passed, so many timers that fall within one leeway
+/// cost one wake-up instead of one each. Use it for timeouts, retries, polling and cleanup,
+/// where running a few milliseconds late does not matter. The policy is a trait of the runner
+/// (every delayed task and timer of a runner built with it), or of a one-off post.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use taskrunner::{DelayPolicy, PostTask, TaskTraits, ThreadPool};
+/// let pool = ThreadPool::builder().max_workers(1).timer_leeway(Duration::from_millis(5)).build().unwrap();
+/// let relaxed = TaskTraits::new().delay_policy(DelayPolicy::FlexibleNoSooner);
+/// let t0 = Instant::now();
+/// let h = pool.post_delayed_task_with_result(relaxed, Duration::from_millis(10), move || t0.elapsed()).unwrap();
+/// assert!(h.join().unwrap() >= Duration::from_millis(10)); // never sooner
+/// assert_eq!(DelayPolicy::default(), DelayPolicy::Precise);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DelayPolicy {
+    /// Runs as soon as its run time is reached (the default).
+    #[default]
+    Precise,
+    /// Runs at its run time or up to the pool's timer leeway later, so that wake-ups can be
+    /// shared with other delayed tasks.
+    FlexibleNoSooner,
+}
+
 /// The traits of a task runner or a one-off task. `Copy`, cheap, built with chained setters.
 ///
 /// Defaults: [`TaskPriority::UserBlocking`], [`ShutdownBehavior::SkipOnShutdown`], may-block
-/// `false` (Chromium's defaults), [`PanicPolicy::Isolate`].
+/// `false` (Chromium's defaults), [`PanicPolicy::Isolate`], [`DelayPolicy::Precise`].
 ///
 /// Traits belong to a runner (a sequence), not to the individual tasks posted to it, as in
 /// Chromium.
@@ -139,6 +173,8 @@ pub struct TaskTraits {
     pub may_block: bool,
     /// What a panic in one of the tasks does (see [`PanicPolicy`]).
     pub panic_policy: PanicPolicy,
+    /// Whether delayed tasks may run a little late to share wake-ups (see [`DelayPolicy`]).
+    pub delay_policy: DelayPolicy,
 }
 
 impl TaskTraits {
@@ -154,7 +190,21 @@ impl TaskTraits {
             shutdown_behavior: ShutdownBehavior::SkipOnShutdown,
             may_block: false,
             panic_policy: PanicPolicy::Isolate,
+            delay_policy: DelayPolicy::Precise,
         }
+    }
+
+    /// Sets when delayed tasks may run (see [`DelayPolicy`]).
+    ///
+    /// ```
+    /// use taskrunner::{DelayPolicy, TaskTraits};
+    /// let t = TaskTraits::new().delay_policy(DelayPolicy::FlexibleNoSooner);
+    /// assert_eq!(t.delay_policy, DelayPolicy::FlexibleNoSooner);
+    /// ```
+    #[must_use]
+    pub const fn delay_policy(mut self, p: DelayPolicy) -> Self {
+        self.delay_policy = p;
+        self
     }
 
     /// Sets what happens when a task panics (see [`PanicPolicy`]).
@@ -258,7 +308,8 @@ impl TaskTraits {
 
 impl TaskTraits {
     /// The traits in one byte (scheduler entries carry them inline):
-    /// bits 0-1 priority, 2-3 shutdown behaviour, 4 may-block, 5-6 panic policy.
+    /// bits 0-1 priority, 2-3 shutdown behaviour, 4 may-block, 5-6 panic policy, 7 flexible
+    /// delays.
     #[inline]
     pub(crate) const fn pack(self) -> u8 {
         let shutdown = match self.shutdown_behavior {
@@ -271,7 +322,12 @@ impl TaskTraits {
             PanicPolicy::Poison => 1,
             PanicPolicy::Abort => 2,
         };
-        (self.priority as u8) | (shutdown << 2) | ((self.may_block as u8) << 4) | (policy << 5)
+        let flexible = matches!(self.delay_policy, DelayPolicy::FlexibleNoSooner) as u8;
+        (self.priority as u8)
+            | (shutdown << 2)
+            | ((self.may_block as u8) << 4)
+            | (policy << 5)
+            | (flexible << 7)
     }
 
     /// The inverse of [`pack`](Self::pack).
@@ -297,6 +353,11 @@ impl TaskTraits {
             shutdown_behavior: shutdown,
             may_block: bits & 16 != 0,
             panic_policy,
+            delay_policy: if bits & 128 != 0 {
+                DelayPolicy::FlexibleNoSooner
+            } else {
+                DelayPolicy::Precise
+            },
         }
     }
 }
@@ -308,6 +369,7 @@ impl fmt::Debug for TaskTraits {
             .field("shutdown_behavior", &self.shutdown_behavior)
             .field("may_block", &self.may_block)
             .field("panic_policy", &self.panic_policy)
+            .field("delay_policy", &self.delay_policy)
             .finish()
     }
 }
@@ -337,12 +399,15 @@ mod tests {
                         PanicPolicy::Poison,
                         PanicPolicy::Abort,
                     ] {
-                        let t = TaskTraits::new()
-                            .priority(p)
-                            .shutdown_behavior(s)
-                            .may_block(b)
-                            .panic_policy(pol);
-                        assert_eq!(TaskTraits::unpack(t.pack()), t);
+                        for d in [DelayPolicy::Precise, DelayPolicy::FlexibleNoSooner] {
+                            let t = TaskTraits::new()
+                                .priority(p)
+                                .shutdown_behavior(s)
+                                .may_block(b)
+                                .panic_policy(pol)
+                                .delay_policy(d);
+                            assert_eq!(TaskTraits::unpack(t.pack()), t);
+                        }
                     }
                 }
             }

@@ -99,7 +99,7 @@ impl Engine {
         Engine {
             group: Group::new(max_workers, be),
             tracker: Tracker::new(),
-            delay: DelayManager::new(),
+            delay: DelayManager::with_leeway(config.timer_leeway),
             clock,
             config,
             handles: AtomicUsize::new(0),
@@ -1102,6 +1102,7 @@ impl Engine {
             stack_size: None,
             panic_handler: None,
             idle_timeout: Duration::from_secs(1),
+            timer_leeway: Duration::ZERO,
             #[cfg(feature = "tokio")]
             tokio: None,
             #[cfg(feature = "test-util")]

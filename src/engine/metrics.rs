@@ -193,6 +193,7 @@ pub struct PoolMetrics {
     pub(crate) ready: [usize; 3],
     pub(crate) ready_local: usize,
     pub(crate) delayed: usize,
+    pub(crate) delay_wakeups: u64,
     pub(crate) tasks_started: u64,
     pub(crate) tasks_panicked: u64,
     pub(crate) tasks_dropped: u64,
@@ -207,7 +208,7 @@ impl PoolMetrics {
         counters: &Counters,
         (workers, idle_workers, ready_local): (usize, usize, usize),
         ready: [usize; 3],
-        (delayed, dropped_by_delay_manager): (usize, u64),
+        (delayed, dropped_by_delay_manager, delay_wakeups): (usize, u64, u64),
     ) -> Self {
         PoolMetrics {
             workers,
@@ -215,6 +216,7 @@ impl PoolMetrics {
             ready,
             ready_local,
             delayed,
+            delay_wakeups,
             tasks_started: counters.started_total(),
             tasks_panicked: counters.panicked.load(Ordering::Relaxed),
             tasks_dropped: counters.dropped.load(Ordering::Relaxed) + dropped_by_delay_manager,
@@ -290,6 +292,23 @@ impl PoolMetrics {
     /// ```
     pub fn delayed(&self) -> usize {
         self.delayed
+    }
+
+    /// Times the delay thread woke from a sleep, to forward ripe delayed tasks or to take new
+    /// ones that ripen sooner than it planned. Flexible delayed tasks
+    /// ([`DelayPolicy::FlexibleNoSooner`](crate::DelayPolicy)) share wake-ups, which keeps
+    /// this low for many timers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_millis(2), || ()).unwrap();
+    /// h.join().unwrap();
+    /// assert!(pool.metrics().delay_wakeups() >= 1);
+    /// ```
+    pub fn delay_wakeups(&self) -> u64 {
+        self.delay_wakeups
     }
 
     /// Tasks that started running, on the pool's workers and on its single-thread runners'
@@ -443,6 +462,7 @@ impl PoolMetrics {
         );
         f("ready_in_local_queues", Gauge, self.ready_local as u64);
         f("delayed", Gauge, self.delayed as u64);
+        f("delay_wakeups", Counter, self.delay_wakeups);
         f("tasks_started", Counter, self.tasks_started);
         f("tasks_panicked", Counter, self.tasks_panicked);
         f("tasks_dropped", Counter, self.tasks_dropped);
@@ -509,6 +529,7 @@ impl fmt::Debug for PoolMetrics {
             .field("ready_best_effort", &self.ready(TaskPriority::BestEffort))
             .field("ready_in_local_queues", &self.ready_local)
             .field("delayed", &self.delayed)
+            .field("delay_wakeups", &self.delay_wakeups)
             .field("tasks_started", &self.tasks_started)
             .field("tasks_panicked", &self.tasks_panicked)
             .field("tasks_dropped", &self.tasks_dropped)

@@ -194,6 +194,8 @@ pub(crate) struct Config {
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: Option<PanicHandler>,
     pub(crate) idle_timeout: Duration,
+    /// How late a flexible delayed task may run (`ThreadPoolBuilder::timer_leeway`).
+    pub(crate) timer_leeway: Duration,
     /// A tokio runtime that futures' polls enter (`ThreadPoolBuilder::tokio_handle`).
     #[cfg(feature = "tokio")]
     pub(crate) tokio: Option<tokio::runtime::Handle>,

@@ -32,6 +32,7 @@ pub struct ThreadPoolBuilder {
     panic_handler: Option<PanicHandler>,
     idle_timeout: Duration,
     sample_task_times: u32,
+    timer_leeway: Duration,
     #[cfg(feature = "tokio")]
     tokio: Option<tokio::runtime::Handle>,
     #[cfg(feature = "test-util")]
@@ -50,6 +51,7 @@ impl Default for ThreadPoolBuilder {
             panic_handler: None,
             idle_timeout: Duration::from_secs(30),
             sample_task_times: 64,
+            timer_leeway: Duration::from_millis(8),
             #[cfg(feature = "tokio")]
             tokio: None,
             #[cfg(feature = "test-util")]
@@ -253,6 +255,26 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// How late a delayed task with [`DelayPolicy::FlexibleNoSooner`](crate::DelayPolicy) may
+    /// run (default 8 ms, Chromium's default leeway): the delay thread then wakes once for all
+    /// the flexible tasks that fall within one leeway, instead of once for each. Precise
+    /// delayed tasks (the default policy) are not affected. In a test environment, flexible
+    /// tasks run at their run time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{DelayPolicy, PostTask, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).timer_leeway(Duration::from_millis(20)).build().unwrap();
+    /// let flexible = TaskTraits::new().delay_policy(DelayPolicy::FlexibleNoSooner);
+    /// let h = pool.post_delayed_task_with_result(flexible, Duration::from_millis(1), || 7).unwrap();
+    /// assert_eq!(h.join().unwrap(), 7); // ran between 1 and about 21 ms from now
+    /// ```
+    #[must_use]
+    pub fn timer_leeway(mut self, leeway: Duration) -> Self {
+        self.timer_leeway = leeway;
+        self
+    }
+
     /// Futures posted to this pool (`post_future`, `post_local_future`) are polled inside this
     /// tokio runtime's context, so they may use tokio's timers and I/O (`tokio::time::sleep`,
     /// `tokio::net`). The runtime must outlive the futures that use it. Needs the `tokio`
@@ -311,6 +333,7 @@ impl ThreadPoolBuilder {
             stack_size: self.stack_size,
             panic_handler: self.panic_handler,
             idle_timeout: self.idle_timeout,
+            timer_leeway: self.timer_leeway,
             #[cfg(feature = "tokio")]
             tokio: self.tokio,
             #[cfg(feature = "test-util")]

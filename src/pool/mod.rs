@@ -362,7 +362,7 @@ impl ThreadPool {
             &e.counters,
             e.group.worker_counts(),
             ready,
-            (e.delay.len(), e.delay.dropped()),
+            (e.delay.len(), e.delay.dropped(), e.delay.wakeups()),
         )
     }
 

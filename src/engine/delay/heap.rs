@@ -3,7 +3,7 @@
 //! unit-tested.
 //!
 //! The entries (task, destination) live in [`Pending`]; the heap holds only `(run_at, seq)`
-//! keys, so sifting moves 24-byte keys, and removing an entry by id is O(1): take it out of
+//! keys (a flexible entry's key has the top bit of `seq` set), so sifting moves 24-byte keys, and removing an entry by id is O(1): take it out of
 //! `Pending` and leave its key behind as a *tombstone*, skipped when it comes up. The heap
 //! drops tombstones whenever they outnumber live keys; `Pending` gives memory back when it is
 //! mostly empty.
@@ -13,11 +13,16 @@
 //! on the service thread and in cancellations, never on the posting path. The heap itself is
 //! std's `BinaryHeap`: `benches/delay_heap.rs` compares it with the `priority-queue` crate's
 //! indexed heap, which hashes on every push and pop.
+//!
+//! Precise and flexible keys live in two heaps, so that the service thread can sleep until the
+//! earlier of the first precise run time and the first flexible run time plus the leeway (all
+//! flexible entries share one leeway, so the earliest run time also has the earliest latest
+//! time), and then take everything ripe from both.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::base::deadline::Deadline;
 use crate::base::shim::Arc;
@@ -52,7 +57,25 @@ pub(crate) struct Delayed {
     pub(crate) seq: u64,
     pub(crate) task: Task,
     pub(crate) dest: Destination,
+    /// [`DelayPolicy::FlexibleNoSooner`](crate::DelayPolicy): may run up to the leeway late.
+    pub(crate) flexible: bool,
 }
+
+impl Destination {
+    /// Whether a task bound here may run up to the leeway late (its runner's delay policy).
+    pub(crate) fn is_flexible(&self) -> bool {
+        use crate::base::traits::DelayPolicy::FlexibleNoSooner;
+        match self {
+            Destination::Sequence(s) => s.traits().delay_policy == FlexibleNoSooner,
+            Destination::Parallel(t) => t.delay_policy == FlexibleNoSooner,
+            Destination::Runner(r) => r.seq.traits().delay_policy == FlexibleNoSooner,
+            Destination::Inline => false,
+        }
+    }
+}
+
+/// In a key's `seq`: the entry is flexible (post numbers never reach this bit).
+const FLEXIBLE: u64 = 1 << 63;
 
 /// Names one pending delayed task. Stale ids (the task ripened, was cancelled, or the manager
 /// was emptied) are harmless: cancelling one finds nothing.
@@ -75,8 +98,21 @@ pub(crate) struct Key {
 }
 
 impl Key {
+    fn of(d: &Delayed) -> Key {
+        Key {
+            run_at: d.run_at,
+            seq: d.seq | if d.flexible { FLEXIBLE } else { 0 },
+        }
+    }
+
     pub(crate) fn id(&self) -> DelayId {
-        DelayId { seq: self.seq }
+        DelayId {
+            seq: self.seq & !FLEXIBLE,
+        }
+    }
+
+    fn is_flexible(&self) -> bool {
+        self.seq & FLEXIBLE != 0
     }
 }
 
@@ -131,10 +167,7 @@ impl Hasher for PostNumberHasher {
 impl Pending {
     /// Stores an entry; returns its heap key.
     pub(crate) fn insert(&mut self, d: Delayed) -> Key {
-        let key = Key {
-            run_at: d.run_at,
-            seq: d.seq,
-        };
+        let key = Key::of(&d);
         let old = self.map.insert(d.seq, d);
         debug_assert!(old.is_none(), "post numbers are unique");
         key
@@ -163,10 +196,7 @@ impl Pending {
 
     /// Keys of every live entry (to rebuild a heap without tombstones).
     pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.map.values().map(|d| Key {
-            run_at: d.run_at,
-            seq: d.seq,
-        })
+        self.map.values().map(Key::of)
     }
 
     /// Gives memory back once the table is mostly empty (amortised O(1) per removal).
@@ -183,58 +213,96 @@ impl Pending {
     }
 }
 
-/// Keys by (run time, post number), with tombstones skipped on the way out.
+/// Keys by (run time, post number), with tombstones skipped on the way out: precise and
+/// flexible keys in two heaps.
 #[derive(Debug, Default)]
 pub(crate) struct KeyHeap {
-    heap: BinaryHeap<Key>,
+    precise: BinaryHeap<Key>,
+    flexible: BinaryHeap<Key>,
 }
 
 impl KeyHeap {
     pub(crate) fn push(&mut self, k: Key) {
-        self.heap.push(k);
+        if k.is_flexible() {
+            self.flexible.push(k);
+        } else {
+            self.precise.push(k);
+        }
     }
 
     pub(crate) fn extend(&mut self, keys: impl IntoIterator<Item = Key>) {
-        self.heap.extend(keys);
+        for k in keys {
+            self.push(k);
+        }
     }
 
-    /// Drops dead keys from the top, so that the top (if any) is live.
+    /// Drops dead keys from the tops, so that each top (if any) is live.
     pub(crate) fn settle(&mut self, pending: &Pending) {
-        while self.heap.peek().is_some_and(|k| !pending.contains(k.id())) {
-            self.heap.pop();
+        for heap in [&mut self.precise, &mut self.flexible] {
+            while heap.peek().is_some_and(|k| !pending.contains(k.id())) {
+                heap.pop();
+            }
         }
-        if self.heap.len() > 2 * pending.len() + KEEP_CAPACITY {
+        if self.len() > 2 * pending.len() + KEEP_CAPACITY {
             // Tombstones dominate: rebuild from the live entries.
-            self.heap = pending.keys().collect();
+            self.clear();
+            self.extend(pending.keys());
         }
     }
 
-    /// The earliest live deadline (call [`settle`](Self::settle) first).
+    /// The earliest live run time (call [`settle`](Self::settle) first).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn next_run_at(&self) -> Deadline {
-        self.heap.peek().map_or(Deadline::NEVER, |k| k.run_at)
+        let first = |h: &BinaryHeap<Key>| h.peek().map_or(Deadline::NEVER, |k| k.run_at);
+        first(&self.precise).min(first(&self.flexible))
+    }
+
+    /// When the service thread must be awake next: the earliest precise run time, or the
+    /// earliest flexible run time plus `leeway`, whichever comes first (call
+    /// [`settle`](Self::settle) first).
+    pub(crate) fn next_wake(&self, leeway: Duration) -> Deadline {
+        let precise = self.precise.peek().map_or(Deadline::NEVER, |k| k.run_at);
+        let flexible = self
+            .flexible
+            .peek()
+            .map_or(Deadline::NEVER, |k| k.run_at.later_by(leeway));
+        precise.min(flexible)
     }
 
     /// Moves every entry due at `now` out of `pending` into `out`, in (run_at, seq) order.
     pub(crate) fn pop_ripe(&mut self, pending: &mut Pending, now: Instant, out: &mut Vec<Delayed>) {
-        while self.heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
-            let k = self.heap.pop().expect("peeked");
-            if let Some(d) = pending.take(k.id()) {
-                out.push(d);
+        let start = out.len();
+        let mut heaps_with_ripe = 0;
+        for heap in [&mut self.precise, &mut self.flexible] {
+            let before = out.len();
+            while heap.peek().is_some_and(|k| k.run_at.is_reached(now)) {
+                let k = heap.pop().expect("peeked");
+                if let Some(d) = pending.take(k.id()) {
+                    out.push(d);
+                }
+            }
+            if out.len() > before {
+                heaps_with_ripe += 1;
+            }
+            if heap.capacity() > KEEP_CAPACITY && heap.len() * 4 < heap.capacity() {
+                heap.shrink_to(KEEP_CAPACITY.max(heap.len() * 2));
             }
         }
-        self.settle(pending);
-        if self.heap.capacity() > KEEP_CAPACITY && self.heap.len() * 4 < self.heap.capacity() {
-            self.heap.shrink_to(KEEP_CAPACITY.max(self.heap.len() * 2));
+        if heaps_with_ripe == 2 {
+            // Each heap gave its entries in order: merge the two runs.
+            out[start..].sort_by_key(|d| (d.run_at, d.seq));
         }
+        self.settle(pending);
     }
 
     pub(crate) fn clear(&mut self) {
-        self.heap = BinaryHeap::new();
+        self.precise = BinaryHeap::new();
+        self.flexible = BinaryHeap::new();
     }
 
     /// Keys held (live ones and tombstones).
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.precise.len() + self.flexible.len()
     }
 }
 
@@ -252,11 +320,59 @@ mod tests {
                 std::panic::Location::caller(),
             ),
             dest: Destination::Parallel(TaskTraits::default()),
+            flexible: false,
         }
     }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn flex(run_at: Instant, seq: u64) -> Delayed {
+        Delayed {
+            flexible: true,
+            ..d(run_at, seq)
+        }
+    }
+
+    #[test]
+    fn flexible_keys_wake_at_their_latest_time_and_merge_in_order() {
+        let t0 = Instant::now();
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
+        let leeway = ms(8);
+        push(&mut s, &mut h, flex(t0 + ms(10), 0));
+        push(&mut s, &mut h, flex(t0 + ms(12), 1));
+        h.settle(&s);
+        // Flexible only: awake by the first run time plus the leeway.
+        assert_eq!(h.next_wake(leeway), Deadline::at(t0 + ms(18)));
+        assert_eq!(h.next_run_at(), Deadline::at(t0 + ms(10)));
+        // A precise key due earlier than that comes first.
+        push(&mut s, &mut h, d(t0 + ms(15), 2));
+        assert_eq!(h.next_wake(leeway), Deadline::at(t0 + ms(15)));
+        push(&mut s, &mut h, d(t0 + ms(11), 3));
+        assert_eq!(h.next_wake(leeway), Deadline::at(t0 + ms(11)));
+        // Both heaps ripe: one run in (run time, post) order; nothing before its run time.
+        let mut out = Vec::new();
+        h.pop_ripe(&mut s, t0 + ms(12), &mut out);
+        assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![0, 3, 1]);
+        assert_eq!(h.next_wake(leeway), Deadline::at(t0 + ms(15)));
+        h.pop_ripe(&mut s, t0 + ms(15), &mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(h.next_wake(leeway), Deadline::NEVER);
+    }
+
+    #[test]
+    fn a_cancelled_flexible_key_is_a_tombstone() {
+        let t0 = Instant::now();
+        let (mut s, mut h) = (Pending::default(), KeyHeap::default());
+        let id = push(&mut s, &mut h, flex(t0 + ms(1), 7));
+        push(&mut s, &mut h, flex(t0 + ms(2), 8));
+        assert!(s.take(id).is_some());
+        h.settle(&s);
+        assert_eq!(h.next_wake(ms(1)), Deadline::at(t0 + ms(3)));
+        let mut out = Vec::new();
+        h.pop_ripe(&mut s, t0 + ms(5), &mut out);
+        assert_eq!(out.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![8]);
     }
 
     fn push(pending: &mut Pending, heap: &mut KeyHeap, e: Delayed) -> DelayId {

@@ -14,7 +14,10 @@
 //! deadline is earlier than the one the thread sleeps until (`armed`). The service thread
 //! drains the inbox into `pending` and its heap, takes what is ripe, and hands the entries to
 //! the pool's forward callback in (run time, post) order, all ripe ones at once. It never
-//! forwards early: a key is ripe only when `clock.now() >= run_at`.
+//! forwards early: a key is ripe only when `clock.now() >= run_at`. It sleeps until the
+//! earliest precise run time or the earliest flexible run time plus the leeway (flexible
+//! entries may be forwarded that much late), so flexible entries within one leeway of each
+//! other are forwarded after one wake-up.
 //!
 //! A pending task can be removed by its [`DelayId`] ([`cancel`](DelayManager::cancel)): the
 //! canceller drains the inbox first (so an entry posted a moment ago is found too), takes the
@@ -28,7 +31,7 @@
 //! | `armed` | meaning | a post with deadline `at` |
 //! |---|---|---|
 //! | `AWAKE` (0) | the thread is awake: it drains the inbox before it sleeps again | does nothing |
-//! | `d` | the thread sleeps until `d` | wakes it if `at < d` (only the poster whose CAS `d -> AWAKE` wins unparks) |
+//! | `d` | the thread sleeps until `d` | wakes it if `at < d` (only the poster whose CAS `d -> AWAKE` wins unparks); a flexible post's `at` is its run time plus the leeway |
 //! | `u64::MAX` | the thread sleeps until a post (nothing pending) | wakes it (unless `at` is "never") |
 //!
 //! A lost wake-up is ruled out by a store-fence-load pair on each side: the poster pushes, then
@@ -48,7 +51,7 @@
 //! Model-checked: `loom_tests/delay_handoff.rs` (post vs stop, post vs a sleeping service
 //! thread, service exit vs reopen).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::base::clock::Clock;
 use crate::base::deadline::Deadline;
@@ -94,6 +97,10 @@ struct Shared {
     /// Tasks posted while the manager stopped and dropped here (`refuse_after_stop`): the
     /// pool's count of dropped tasks includes them.
     dropped: AtomicU64,
+    /// How late a flexible entry may be forwarded.
+    leeway: Duration,
+    /// Times the service thread woke from a sleep (`PoolMetrics::delay_wakeups`).
+    wakeups: AtomicU64,
     synced: Mutex<Synced>,
     /// The service thread, for waking it (a lock of its own: a waker never waits for the
     /// service thread's work).
@@ -247,7 +254,14 @@ pub(crate) struct DelayManager {
 }
 
 impl DelayManager {
+    /// A manager whose flexible entries are all precise (loom models).
+    #[cfg(all(test, loom))]
     pub(crate) fn new() -> Self {
+        Self::with_leeway(Duration::ZERO)
+    }
+
+    /// A manager that may forward a flexible entry up to `leeway` after its run time.
+    pub(crate) fn with_leeway(leeway: Duration) -> Self {
         DelayManager {
             shared: Arc::new(Shared {
                 inbox: Injector::new(),
@@ -261,6 +275,8 @@ impl DelayManager {
                 heap_keys: AtomicUsize::new(0),
                 epoch: Instant::now(),
                 dropped: AtomicU64::new(0),
+                leeway,
+                wakeups: AtomicU64::new(0),
                 synced: Mutex::new(Synced::default()),
                 service: Mutex::new(None),
             }),
@@ -279,17 +295,25 @@ impl DelayManager {
             return Err(task);
         }
         let seq = sh.next_seq.fetch_add(1, Ordering::Relaxed);
+        let flexible = dest.is_flexible();
         sh.inbox.push(Delayed {
             run_at,
             seq,
             task,
             dest,
+            flexible,
         });
         fence(Ordering::SeqCst);
         if sh.stopped.load(Ordering::Acquire) {
             return self.refuse_after_stop(seq);
         }
-        sh.after_push(sh.ns(run_at));
+        // The latest time it may be forwarded: the service thread must be awake by then.
+        let latest = if flexible {
+            run_at.later_by(sh.leeway)
+        } else {
+            run_at
+        };
+        sh.after_push(sh.ns(latest));
         let manual = sh.manual.load(Ordering::Relaxed);
         let start_thread = !manual
             && !sh.thread_running.load(Ordering::SeqCst)
@@ -490,6 +514,11 @@ impl DelayManager {
         s.manual_heap.next_run_at().instant()
     }
 
+    /// Times the service thread woke from a sleep, by a deadline or a post.
+    pub(crate) fn wakeups(&self) -> u64 {
+        self.shared.wakeups.load(Ordering::Relaxed)
+    }
+
     /// Tasks it dropped itself (posted while it stopped; see `refuse_after_stop`).
     pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
@@ -554,7 +583,7 @@ fn service_main(
             ripe.clear();
             continue;
         }
-        let next = heap.next_run_at();
+        let next = heap.next_wake(shared.leeway);
         if !shared.prepare_sleep(next) {
             continue;
         }
@@ -563,6 +592,7 @@ fn service_main(
             Some(d) => thread::park_timeout(d),
             None => thread::park(),
         }
+        shared.wakeups.fetch_add(1, Ordering::Relaxed);
         shared.woke();
     }
 }
@@ -597,7 +627,7 @@ pub(crate) fn loom_service(
         if done() {
             return;
         }
-        if shared.prepare_sleep(heap.next_run_at()) {
+        if shared.prepare_sleep(heap.next_wake(shared.leeway)) {
             thread::park();
             shared.woke();
         }
