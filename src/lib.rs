@@ -124,8 +124,8 @@ pub use runner::checker::SequenceChecker;
 pub use runner::keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};
 pub use runner::local::SequenceLocal;
 pub use runner::{
-    Deferred, PostTask, SequencedTaskRunner, SingleThreadTaskRunner, TaskRunner,
-    UpdateableSequencedTaskRunner,
+    BoundedRunner, Deferred, DroppedTask, PostTask, QueuePolicy, SequencedTaskRunner,
+    SingleThreadTaskRunner, TaskRunner, UpdateableSequencedTaskRunner,
 };
 
 use engine::PostDest;

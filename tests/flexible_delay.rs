@@ -75,7 +75,12 @@ fn flexible_tasks_within_one_leeway_share_a_wake_up() {
 
 #[test]
 fn a_precise_task_due_earlier_wakes_the_thread_for_itself() {
-    let pool = pool(Duration::from_secs(10));
+    // One worker, so that the two run in the order they are forwarded.
+    let pool = ThreadPool::builder()
+        .max_workers(1)
+        .timer_leeway(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     let tx2 = tx.clone();
@@ -105,7 +110,8 @@ fn a_flexible_runner_keeps_its_order_and_its_traits() {
     let done = Counter::new();
     for i in 0..50u64 {
         let (order, done) = (order.clone(), done.clone());
-        seq.post_delayed_task(Duration::from_micros(200 * (i % 5)), move || {
+        // Run times 20 ms apart, far more than posting all fifty takes.
+        seq.post_delayed_task(Duration::from_millis(20 * (i % 5)), move || {
             order.lock().unwrap().push(i);
             done.incr();
         })

@@ -50,6 +50,9 @@ pub enum PostRefusal {
     /// The runner was closed (`SequencedTaskRunner::close`, `SingleThreadTaskRunner::close`):
     /// it accepts no more work, while the pool goes on.
     RunnerClosed,
+    /// The runner's queue is full and its policy is [`QueuePolicy::Reject`](crate::QueuePolicy)
+    /// (a [`BoundedRunner`](crate::BoundedRunner)).
+    QueueFull,
 }
 
 /// A refused post. Holds the closure that was not posted, like crossbeam's `SendError`, so
@@ -197,6 +200,9 @@ impl fmt::Display for PostRefusal {
             ),
             PostRefusal::RunnerClosed => {
                 f.write_str("task refused: the runner was closed")
+            }
+            PostRefusal::QueueFull => {
+                f.write_str("task refused: the runner's queue is full")
             }
             PostRefusal::NoCurrentSequence => f.write_str(
                 "task refused: post-and-reply needs a current sequence to reply to; call it from a task of a sequenced or single-thread runner",

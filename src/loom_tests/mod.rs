@@ -40,7 +40,7 @@
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
-//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow` and `job` files and the `loom_keyed_*`
+//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow`, `job` and `bounded` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes under a
 //! minute on 2 cores (`--nocapture` prints the executions explored per model).
 //!
@@ -50,6 +50,7 @@
 //! timeouts are asked for explicitly (`WorkerShared::time_out_next_park`); the bounded spin
 //! before parking is compiled out under loom; dedicated threads are not modelled.
 
+mod bounded;
 mod delay_handoff;
 mod flow;
 mod future_task;

@@ -48,9 +48,14 @@ impl FakeRunner {
         std::mem::take(&mut *self.0.lock())
     }
 
+    /// Takes the last closure posted, if any (to run it, or to drop it unrun).
+    pub(super) fn take_one(&self) -> Option<Posted> {
+        self.0.lock().pop()
+    }
+
     /// Runs the last closure posted, if any; `false` when none was left.
     pub(super) fn run_one(&self) -> bool {
-        let next = self.0.lock().pop();
+        let next = self.take_one();
         match next {
             Some(f) => {
                 f();

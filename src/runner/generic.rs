@@ -18,15 +18,15 @@ use crate::runner::Deferred;
 use super::PostTask;
 
 /// A value shared between a posted wrapper and its poster, taken exactly once.
-struct Slot<T>(Arc<Mutex<Option<T>>>);
+pub(crate) struct Slot<T>(Arc<Mutex<Option<T>>>);
 
 impl<T> Slot<T> {
-    fn new(t: T) -> (Self, Self) {
+    pub(crate) fn new(t: T) -> (Self, Self) {
         let a = Arc::new(Mutex::new(Some(t)));
         (Slot(Arc::clone(&a)), Slot(a))
     }
 
-    fn take(&self) -> Option<T> {
+    pub(crate) fn take(&self) -> Option<T> {
         self.0.lock().take()
     }
 }

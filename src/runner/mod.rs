@@ -8,6 +8,7 @@
 //! | [`SingleThreadTaskRunner`] | as sequenced | always the runner's own dedicated thread |
 
 pub(crate) mod bound;
+pub(crate) mod bounded;
 mod cancel_after;
 pub(crate) mod checker;
 mod control;
@@ -22,13 +23,14 @@ pub(crate) mod single_thread;
 mod then;
 mod updateable;
 
+pub use bounded::{BoundedRunner, DroppedTask, QueuePolicy};
 pub use deferred::Deferred;
 pub use parallel::TaskRunner;
 pub use sequenced::SequencedTaskRunner;
 pub use single_thread::SingleThreadTaskRunner;
 pub use updateable::UpdateableSequencedTaskRunner;
 
-mod generic;
+pub(crate) mod generic;
 
 use std::future::Future;
 use std::panic::Location;

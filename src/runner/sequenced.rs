@@ -143,6 +143,34 @@ impl SequencedTaskRunner {
         Arc::ptr_eq(&self.seq, &other.seq)
     }
 
+    /// This runner with a queue of at most `capacity` waiting tasks; a post to a full queue
+    /// follows `policy` (refused with the closure handed back, the oldest waiting task
+    /// dropped, or the poster made to wait). See [`BoundedRunner`](crate::BoundedRunner).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, QueuePolicy, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    /// let log = pool.create_sequenced_task_runner(TaskTraits::default()).bounded(100, QueuePolicy::Block);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// for i in 0..1000 {
+    ///     let tx = tx.clone();
+    ///     log.post_task(move || tx.send(i).unwrap()).unwrap(); // waits while 100 are queued
+    /// }
+    /// drop(tx);
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>());
+    /// ```
+    pub fn bounded(
+        self,
+        capacity: usize,
+        policy: crate::QueuePolicy,
+    ) -> crate::BoundedRunner<SequencedTaskRunner> {
+        crate::BoundedRunner::new(self, capacity, policy)
+    }
+
     /// The sequence's current priority.
     ///
     /// ```

@@ -62,6 +62,29 @@ impl SingleThreadTaskRunner {
         SingleThreadTaskRunner { pool, seq, owner }
     }
 
+    /// This runner with a queue of at most `capacity` waiting tasks; a post to a full queue
+    /// follows `policy`. See [`BoundedRunner`](crate::BoundedRunner) and
+    /// [`SequencedTaskRunner::bounded`](crate::SequencedTaskRunner::bounded).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// use taskrunner::{PostTask, QueuePolicy, TaskTraits, ThreadPool};
+    /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
+    /// let ui = pool.create_single_thread_task_runner(TaskTraits::default()).bounded(8, QueuePolicy::DropOldest);
+    /// let h = ui.post_task_with_result(|| "painted").unwrap();
+    /// assert_eq!(h.join().unwrap(), "painted");
+    /// ```
+    pub fn bounded(
+        self,
+        capacity: usize,
+        policy: crate::QueuePolicy,
+    ) -> crate::BoundedRunner<SingleThreadTaskRunner> {
+        crate::BoundedRunner::new(self, capacity, policy)
+    }
+
     /// `true` if called from a task of this runner.
     ///
     /// ```
