@@ -93,6 +93,7 @@ pub mod fork_join;
 mod handle;
 pub mod job;
 pub mod metrics;
+pub mod pipeline;
 mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
