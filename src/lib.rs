@@ -119,7 +119,7 @@ pub use engine::blocking::blocking;
 pub use engine::metrics::PoolMetrics;
 pub use engine::worker::RunningTask;
 pub use handle::{AbortHandle, SharedHandle, TaskError, TaskHandle, TaskState};
-pub use pool::{ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
+pub use pool::{Fence, ShutdownTimedOut, TaskPanic, ThreadPool, ThreadPoolBuilder};
 pub use runner::bound::{AsyncCall, SequenceBound};
 pub use runner::checker::SequenceChecker;
 pub use runner::keyed::{create_keyed_task_runner, KeyRunner, KeyedTaskRunner};

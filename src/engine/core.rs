@@ -26,6 +26,7 @@ use crate::base::traits::{PanicPolicy, ShutdownBehavior, TaskPriority};
 use crate::base::unwind::{drop_each_quietly, drop_quietly};
 use crate::engine::current::{self, TaskKind, TaskScope};
 use crate::engine::delay::{DelayId, DelayManager, Delayed, Destination};
+use crate::engine::gate::{FenceKind, Gate};
 use crate::engine::metrics::{Counters, Flow};
 use crate::engine::scheduler::{Begin, Home, Sequence, Work};
 use crate::engine::task::{BoxedFn, Job, Task};
@@ -42,6 +43,8 @@ pub(crate) struct Engine {
     pub(crate) group: Group,
     pub(crate) tracker: Tracker,
     pub(crate) delay: DelayManager,
+    /// Fences and the not-started state (`gate.rs`).
+    pub(crate) gate: Gate,
     pub(crate) clock: StdArc<dyn Clock>,
     pub(crate) config: Config,
     /// Live user handles (`ThreadPool`, runners). At zero the pool winds down.
@@ -100,6 +103,7 @@ impl Engine {
             group: Group::new(max_workers, be),
             tracker: Tracker::new(),
             delay: DelayManager::with_leeway(config.timer_leeway),
+            gate: Gate::new(!config.not_started),
             clock,
             config,
             handles: AtomicUsize::new(0),
@@ -696,6 +700,13 @@ impl Engine {
     /// Runs one entry a worker took (see the module doc).
     #[inline]
     pub(crate) fn run_work(this: &Arc<Self>, mut work: Work, me: &WorkerShared) {
+        if this.gate.is_up() {
+            // A fence may hold it back until it is lowered.
+            match this.gate.hold(work) {
+                Some(w) => work = w,
+                None => return,
+            }
+        }
         let Some(seq) = work.seq.take() else {
             Engine::run_one_off(this, work, me);
             return;
@@ -729,6 +740,55 @@ impl Engine {
                 Some(next) => entry = next,
                 None => return,
             }
+            if this.gate.is_up() {
+                // The sequence's next task, while a fence is up: this worker keeps the
+                // sequence and waits, and the pool may run another worker meanwhile.
+                Engine::wait_for_gate(this, seq.priority());
+            }
+        }
+    }
+
+    /// Waits (on a pool worker, compensated like a blocking scope) until a task of priority `p`
+    /// may start.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_gate(this: &Arc<Self>, p: TaskPriority) {
+        let best_effort = p == TaskPriority::BestEffort;
+        let compensated = this.gate.wait_open(p, || {
+            this.group.begin_blocking(best_effort).run(this);
+        });
+        if compensated.is_some() {
+            this.group.end_blocking(best_effort);
+        }
+    }
+
+    /// Raises a fence of `kind`.
+    pub(crate) fn raise_fence(&self, kind: FenceKind) {
+        self.gate.raise(kind);
+    }
+
+    /// Lowers a fence of `kind`: what it held goes back to the ready queues.
+    pub(crate) fn lower_fence(this: &Arc<Self>, kind: FenceKind) {
+        let works = this.gate.lower(kind);
+        Engine::requeue_held(this, works);
+    }
+
+    /// Starts a pool built not started (idempotent).
+    pub(crate) fn start(this: &Arc<Self>) {
+        if let Some(works) = this.gate.start() {
+            Engine::requeue_held(this, works);
+        }
+    }
+
+    /// Opens the gate for good (shutdown, wind-down): everything held goes back to the queues.
+    pub(crate) fn open_gate(this: &Arc<Self>) {
+        let works = this.gate.open_for_good();
+        Engine::requeue_held(this, works);
+    }
+
+    fn requeue_held(this: &Arc<Self>, works: Vec<Work>) {
+        if !works.is_empty() {
+            this.group.push_all(works).run(this);
         }
     }
 
@@ -1103,6 +1163,7 @@ impl Engine {
             panic_handler: None,
             idle_timeout: Duration::from_secs(1),
             timer_leeway: Duration::ZERO,
+            not_started: false,
             #[cfg(feature = "tokio")]
             tokio: None,
             #[cfg(feature = "test-util")]
@@ -1228,6 +1289,10 @@ impl DedicatedHost for Engine {
         delayed: bool,
         me: &WorkerShared,
     ) {
+        if this.gate.is_up() {
+            // Its own thread: it just waits for the fence to go down.
+            this.gate.wait_open(seq.priority(), || ());
+        }
         let seq = Engine::run_sequence_task(this, Arc::clone(seq), task, delayed, 0, me);
         this.flow.left(1);
         if seq.is_poisoned() {

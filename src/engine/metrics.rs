@@ -119,14 +119,26 @@ pub(crate) struct Flow {
 }
 
 #[cfg(not(loom))]
+#[inline]
 fn my_shard() -> usize {
+    use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
     // A plain std counter: it hands out shard numbers and takes part in no protocol.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // Const-initialised (no lazy-initialisation state to check on every access); `usize::MAX`
+    // until the thread's first count picks its shard.
     thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS;
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    SHARD.with(|s| *s)
+    SHARD.with(|s| {
+        let shard = s.get();
+        if shard != usize::MAX {
+            return shard;
+        }
+        let shard = NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS;
+        s.set(shard);
+        shard
+    })
 }
 
 /// Loom models run every model thread on one OS thread: one shard.

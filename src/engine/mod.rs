@@ -13,6 +13,7 @@ pub(crate) mod blocking;
 mod core;
 pub(crate) mod current;
 pub(crate) mod delay;
+pub(crate) mod gate;
 pub(crate) mod metrics;
 pub(crate) mod panics;
 pub(crate) mod runner_stats;
@@ -196,6 +197,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Duration,
     /// How late a flexible delayed task may run (`ThreadPoolBuilder::timer_leeway`).
     pub(crate) timer_leeway: Duration,
+    /// Built with `build_not_started`: nothing runs until `ThreadPool::start`.
+    pub(crate) not_started: bool,
     /// A tokio runtime that futures' polls enter (`ThreadPoolBuilder::tokio_handle`).
     #[cfg(feature = "tokio")]
     pub(crate) tokio: Option<tokio::runtime::Handle>,

@@ -40,6 +40,8 @@ impl Engine {
     pub(crate) fn start_shutdown(this: &Arc<Self>) {
         if this.tracker.start_shutdown() {
             tracing::debug!(target: "taskrunner", "thread pool shutdown started");
+            // Everything may run during shutdown: fences would hold block-shutdown work forever.
+            Engine::open_gate(this);
             // Delayed tasks never block shutdown and never run after it starts.
             Engine::drop_delayed(this, this.delay.stop());
         }
@@ -319,6 +321,8 @@ impl Engine {
         let pending = this.delay.stop();
         this.group.set_terminating(true);
         drop(g);
+        // Queued work still runs: a fence (or a pool never started) no longer holds it.
+        Engine::open_gate(this);
         // Dropped after the lock: a destructor may revive a handle, which takes it again.
         Engine::drop_delayed(this, pending);
     }

@@ -40,7 +40,7 @@
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
 //!
-//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow`, `job` and `bounded` files and the `loom_keyed_*`
+//! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow`, `job`, `bounded` and `gate` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes under a
 //! minute on 2 cores (`--nocapture` prints the executions explored per model).
 //!
@@ -54,6 +54,7 @@ mod bounded;
 mod delay_handoff;
 mod flow;
 mod future_task;
+mod gate;
 mod group_wakeups;
 mod handle;
 mod job;

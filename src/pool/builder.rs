@@ -334,6 +334,7 @@ impl ThreadPoolBuilder {
             panic_handler: self.panic_handler,
             idle_timeout: self.idle_timeout,
             timer_leeway: self.timer_leeway,
+            not_started: false,
             #[cfg(feature = "tokio")]
             tokio: self.tokio,
             #[cfg(feature = "test-util")]
@@ -358,6 +359,20 @@ impl ThreadPoolBuilder {
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let (max_workers, be, config, clock) = self.into_config()?;
+        probe_thread_spawn(&config)?;
+        Ok(ThreadPool::from_parts(max_workers, be, config, clock))
+    }
+
+    /// Builds a pool that accepts posts but runs nothing until
+    /// [`ThreadPool::start`](crate::ThreadPool::start) (Chromium's "nothing runs before
+    /// `Start`"): wire up components that post at start-up, then start. Delayed tasks ripen
+    /// meanwhile and start with the rest. Shutdown, or dropping every handle, starts it
+    /// implicitly (queued work is not silently lost).
+    ///
+    /// See [`ThreadPool::start`](crate::ThreadPool::start) for an example.
+    pub fn build_not_started(self) -> Result<ThreadPool, BuildError> {
+        let (max_workers, be, mut config, clock) = self.into_config()?;
+        config.not_started = true;
         probe_thread_spawn(&config)?;
         Ok(ThreadPool::from_parts(max_workers, be, config, clock))
     }

@@ -2,6 +2,7 @@
 //! machinery behind it is the engine (`src/engine/`).
 
 mod builder;
+mod fence;
 pub(crate) mod global;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::engine::{ShutdownTimedOut, TaskPanic};
 pub use builder::ThreadPoolBuilder;
+pub use fence::Fence;
 
 use crate::base::clock::Clock;
 use crate::base::error::PostError;
