@@ -65,6 +65,7 @@ type KeyFn = Arc<dyn Fn(&Item) -> u64 + Send + Sync>;
 
 /// In which order [`PipelineRun::results`] yields results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Order {
     /// The order items were submitted in (a result waits for the ones before it).
     #[default]
@@ -75,13 +76,15 @@ pub enum Order {
 
 /// Where an item is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ItemStatus {
     /// Waiting in the queue of stage `stage`.
     Queued {
         /// The stage (0 for the first).
         stage: usize,
     },
-    /// Being processed by stage `stage`.
+    /// Being processed by stage `stage` (for a retrying stage, also while it waits to try
+    /// again).
     Running {
         /// The stage (0 for the first).
         stage: usize,
@@ -192,6 +195,8 @@ struct StageSpec {
     kind: Kind,
     f: StageFn,
     retry: Option<(RetryPolicy, CloneFn)>,
+    /// Where the stage was added: what its panics are reported at.
+    added_at: &'static Location<'static>,
 }
 
 /// Builds a [`Pipeline`] whose items enter as `I` and leave as `O` (the last stage's output).
@@ -213,6 +218,7 @@ pub struct PipelineBuilder<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
+    #[track_caller]
     fn push<P, E, F>(mut self, name: &str, kind: Kind, f: F) -> PipelineBuilder<I, P>
     where
         P: Send + 'static,
@@ -232,6 +238,7 @@ impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
             kind,
             f,
             retry: None,
+            added_at: Location::caller(),
         });
         PipelineBuilder {
             pool: self.pool,
@@ -247,6 +254,7 @@ impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
     /// workers at once (at least 1).
     ///
     /// See the [module](crate::pipeline) example.
+    #[track_caller]
     pub fn stage<P, E, F>(self, name: &str, workers: usize, f: F) -> PipelineBuilder<I, P>
     where
         P: Send + 'static,
@@ -280,6 +288,7 @@ impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
     ///     assert!(seqs.windows(2).all(|w| w[0] < w[1])); // in order per account
     /// }
     /// ```
+    #[track_caller]
     pub fn keyed_stage<P, E, K, KF, F>(self, name: &str, key: KF, f: F) -> PipelineBuilder<I, P>
     where
         P: Send + 'static,
@@ -322,6 +331,7 @@ impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
     /// assert_eq!(*p.run([7]).remove(0).as_ref().unwrap(), 7); // failed once, then succeeded
     /// assert_eq!(calls.load(SeqCst), 2);
     /// ```
+    #[track_caller]
     pub fn retrying_stage<P, E, F>(
         self,
         name: &str,
@@ -346,8 +356,9 @@ impl<I: Send + 'static, O: Send + 'static> PipelineBuilder<I, O> {
         next
     }
 
-    /// How many items may wait in each stage's queue (default 64). A stage whose queue is full
-    /// holds back the stage before it.
+    /// How many items may wait in each stage's queue (default 64; for a keyed stage, how many
+    /// may be in it, waiting or running). A stage whose queue is full holds back the stage
+    /// before it.
     ///
     /// ```
     /// use taskrunner::pipeline::Pipeline;
@@ -588,7 +599,21 @@ impl RunShared {
                 let Kind::Keyed(key) = &spec.kind else {
                     unreachable!("a keyed stage has a key")
                 };
-                let key = key(&item);
+                let key = match catch(|| key(&item)) {
+                    Ok(key) => key,
+                    Err(p) => {
+                        // The item fails at this stage with the key function's panic.
+                        let message = format!(
+                            "pipeline stage {} ({}): the key function panicked: {}",
+                            k,
+                            spec.name,
+                            p.message()
+                        );
+                        report_task_panic(message, spec.added_at);
+                        ticket.take().fail(k, id, TaskError::from_panic(p));
+                        return;
+                    }
+                };
                 let permit = gate.acquire();
                 runner
                     .post_task(key, move || {
@@ -603,7 +628,6 @@ impl RunShared {
     }
 
     /// Runs stage `k` on item `id` (in the stage's task) and hands the outcome on.
-    #[track_caller]
     fn run_stage(self: &Arc<Self>, k: usize, id: u64, item: Item) {
         self.set_status(id, RUNNING, k);
         let f = &self.specs[k].f;
@@ -616,7 +640,7 @@ impl RunShared {
                     self.specs[k].name,
                     p.message()
                 );
-                report_task_panic(message, Location::caller());
+                report_task_panic(message, self.specs[k].added_at);
                 Err(TaskError::from_panic(p))
             }
         };

@@ -280,7 +280,7 @@ fn shutdown_wakes_blocked_posters_with_the_reason() {
         let p = pool.clone();
         std::thread::spawn(move || p.shutdown())
     };
-    std::thread::sleep(Duration::from_millis(20));
+    wait_until("shutdown has started", || pool.is_shutdown());
     blocker.release();
     shut.join().unwrap();
     assert_eq!(poster.join().unwrap(), Err(true));

@@ -173,6 +173,7 @@ fn a_pool_never_started_still_runs_its_work_when_dropped_or_shut_down() {
     let p = pool.clone();
     must_return("shutdown of a pool never started", move || p.shutdown());
     assert_eq!(block.join().unwrap(), 1);
+    assert!(pool.is_started(), "shutdown started it");
 }
 
 #[test]

@@ -440,6 +440,17 @@ fn a_panicking_worker_cancels_the_job_and_join_reports_it() {
 }
 
 #[test]
+fn every_clone_that_joins_sees_the_panic() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let job = pool
+        .post_job(TaskTraits::default(), |_| panic!("once"), |_| 1)
+        .unwrap();
+    let other = job.clone();
+    assert_eq!(job.join().unwrap_err().panic_message(), Some("once"));
+    assert_eq!(other.join().unwrap_err().panic_message(), Some("once"));
+}
+
+#[test]
 fn a_panicking_callback_cancels_the_job() {
     let pool = ThreadPool::builder().max_workers(2).build().unwrap();
     let asked = Arc::new(AtomicUsize::new(0));
@@ -514,14 +525,16 @@ fn posting_after_shutdown_hands_both_closures_back() {
 #[test]
 fn shutdown_stops_a_skip_job_and_join_finishes_it_on_the_caller() {
     let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-    let work = Work::new(2_000, Duration::from_micros(50));
+    // Enough work (about 150 ms per worker) that shutdown, started as soon as the job runs,
+    // finds most of it left.
+    let work = Work::new(6_000, Duration::from_micros(50));
     let job = post(
         &pool,
         TaskTraits::new().shutdown_behavior(ShutdownBehavior::SkipOnShutdown),
         &work,
         2,
     );
-    wait_until("the job started", || work.left() < 1_990);
+    wait_until("the job started", || work.left() < 5_990);
     let p = pool.clone();
     must_return("shutdown with a skip job running", move || p.shutdown());
     assert!(work.left() > 0, "shutdown waited for a skip job");

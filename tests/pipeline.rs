@@ -145,6 +145,28 @@ fn a_panicking_stage_fails_only_that_item_and_is_reported() {
 }
 
 #[test]
+fn a_panicking_key_function_fails_only_that_item() {
+    let pool = pool(2);
+    let p = Pipeline::<u32>::builder(&pool)
+        .keyed_stage(
+            "by key",
+            |&x: &u32| {
+                if x == 2 {
+                    panic!("no key for {x}");
+                }
+                x % 2
+            },
+            |x: u32| Ok::<_, String>(x),
+        )
+        .build();
+    let out = p.run(0..4);
+    let e = out[2].as_ref().unwrap_err();
+    assert_eq!(e.stage_name(), "by key");
+    assert_eq!(e.error().panic_message(), Some("no key for 2"));
+    assert!(out.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
+}
+
+#[test]
 fn a_keyed_stage_keeps_each_keys_order_and_runs_keys_in_parallel() {
     let pool = pool(4);
     let log = Arc::new(Mutex::new(Vec::new()));

@@ -114,7 +114,7 @@ pub enum PanicPolicy {
 /// | policy | runs |
 /// |---|---|
 /// | `Precise` (default) | as soon as its run time is reached |
-/// | `FlexibleNoSooner` | never before its run time, and at most the pool's [timer leeway](crate::ThreadPoolBuilder::timer_leeway) after it |
+/// | `FlexibleNoSooner` | never before its run time; handed to the workers at most the pool's [timer leeway](crate::ThreadPoolBuilder::timer_leeway) after it |
 ///
 /// Flexible delays let the pool **coalesce** wake-ups: the delay thread sleeps until the
 /// earliest *latest* time among flexible tasks (or the earliest precise run time), and then
@@ -134,12 +134,13 @@ pub enum PanicPolicy {
 /// assert_eq!(DelayPolicy::default(), DelayPolicy::Precise);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum DelayPolicy {
     /// Runs as soon as its run time is reached (the default).
     #[default]
     Precise,
-    /// Runs at its run time or up to the pool's timer leeway later, so that wake-ups can be
-    /// shared with other delayed tasks.
+    /// Never runs before its run time, and is handed to the workers up to the pool's timer
+    /// leeway after it, so that wake-ups can be shared with other delayed tasks.
     FlexibleNoSooner,
 }
 

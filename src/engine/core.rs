@@ -755,6 +755,8 @@ impl Engine {
     fn wait_for_gate(this: &Arc<Self>, p: TaskPriority) {
         let best_effort = p == TaskPriority::BestEffort;
         let compensated = this.gate.wait_open(p, || {
+            // What this worker kept for itself goes where other workers take it at once.
+            crate::engine::worker::flush_local_before_blocking(&this.group, Engine::addr(this));
             this.group.begin_blocking(best_effort).run(this);
         });
         if compensated.is_some() {

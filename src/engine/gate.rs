@@ -5,13 +5,14 @@
 //!
 //! `state` counts the fences up: bits 0-31 full fences (a pool not started yet counts as one),
 //! bits 32-63 best-effort fences; `open` (under the lock) says shutdown or the pool's wind-down
-//! opened the gate for good. `held` keeps the entries workers took while their priority was
-//! fenced.
+//! opened the gate for good (`state` is then 0 and stays 0: fences raised or lowered later
+//! change nothing). `held` keeps the entries workers took while their priority was fenced.
+//! `state` changes only under the lock.
 //!
 //! | who | step | rule |
 //! |---|---|---|
-//! | a worker about to run an entry | `state` load (one load when no fence is up) | if its priority may be fenced: under the lock, re-check; if fenced, push to `held` and look for other work |
-//! | a worker about to run the next task of a sequence it runs, or a dedicated thread | same check | if fenced, wait on `lifted` under the lock (a pool worker is compensated like a blocking scope) |
+//! | a worker about to run an entry | `state` load (one load when no fence is up; a second for an entry no fence covers) | if fenced: under the lock, re-check; if still fenced, push to `held` and look for other work |
+//! | a worker about to run the next task of a sequence it runs, or a dedicated thread | same check | if fenced: a pool worker asks for a compensating worker first (outside the lock, as a blocking scope does), then waits on `lifted` under the lock while fenced |
 //! | `Fence` drop, `start`, shutdown, wind-down | under the lock: `state -= ..` (or `open = true`) | takes the held entries whose priority may now run, notifies `lifted`; the caller pushes them to the ready queues |
 //!
 //! A worker that read `state` as 0 just as a fence went up may still start its task (the fence
@@ -93,44 +94,55 @@ impl Gate {
     }
 
     /// A worker took `work` while a fence was up: keeps it if its priority is fenced (`None`),
-    /// or gives it back to run.
+    /// or gives it back to run. An entry the fences up do not cover (a foreground one under a
+    /// best-effort fence) goes back without the lock.
     #[cold]
     #[inline(never)]
     pub(crate) fn hold(&self, work: Work) -> Option<Work> {
+        let p = work.priority();
+        if !blocks(self.state.load(Ordering::Acquire), p) {
+            return Some(work);
+        }
         let mut h = self.held.lock();
-        if h.open || !blocks(self.state.load(Ordering::Acquire), work.priority()) {
+        if !blocks(self.state.load(Ordering::Acquire), p) {
             return Some(work);
         }
         h.works.push(work);
         None
     }
 
-    /// Waits while a task of priority `p` may not start. `on_wait` runs once before the
-    /// first wait (a pool worker asks for a compensating worker) and returns what to undo after.
+    /// Waits while a task of priority `p` may not start. `on_wait` runs once, without the
+    /// lock, before the first wait (a pool worker asks for a compensating worker); what it
+    /// returns comes back for the caller to undo after.
     #[cold]
     #[inline(never)]
     pub(crate) fn wait_open<U>(&self, p: TaskPriority, on_wait: impl FnOnce() -> U) -> Option<U> {
+        if !blocks(self.state.load(Ordering::Acquire), p) {
+            return None;
+        }
+        let undo = on_wait();
         let mut h = self.held.lock();
-        let mut undo = None;
-        let mut on_wait = Some(on_wait);
-        while !h.open && blocks(self.state.load(Ordering::Acquire), p) {
-            if let Some(f) = on_wait.take() {
-                undo = Some(f());
-            }
+        while blocks(self.state.load(Ordering::Acquire), p) {
             self.lifted.wait(&mut h);
         }
-        undo
+        Some(undo)
     }
 
+    /// Raises a fence of `kind` (nothing once the gate is open for good).
     pub(crate) fn raise(&self, kind: FenceKind) {
-        let _h = self.held.lock();
-        self.state.fetch_add(kind.unit(), Ordering::AcqRel);
+        let h = self.held.lock();
+        if !h.open {
+            self.state.fetch_add(kind.unit(), Ordering::AcqRel);
+        }
     }
 
     /// Lowers one fence of `kind`; returns the held entries that may run now (for the caller
     /// to push to the ready queues).
     pub(crate) fn lower(&self, kind: FenceKind) -> Vec<Work> {
         let mut h = self.held.lock();
+        if h.open {
+            return Vec::new();
+        }
         let prev = self.state.fetch_sub(kind.unit(), Ordering::AcqRel);
         debug_assert!(
             match kind {
@@ -142,10 +154,14 @@ impl Gate {
         self.release(&mut h)
     }
 
-    /// Opens the gate for good (shutdown, the pool winding down): every held entry may run.
+    /// Opens the gate for good (shutdown, the pool winding down): every fence counts as down
+    /// (so the common path is back to one load that finds 0), a pool not started counts as
+    /// started, and every held entry may run.
     pub(crate) fn open_for_good(&self) -> Vec<Work> {
         let mut h = self.held.lock();
         h.open = true;
+        self.state.store(0, Ordering::Release);
+        self.not_started.store(false, Ordering::Release);
         self.release(&mut h)
     }
 

@@ -172,7 +172,7 @@ impl Flow {
 
 /// A snapshot of what a pool is doing, from [`ThreadPool::metrics`](crate::ThreadPool::metrics).
 ///
-/// Counters (`tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused`, and the
+/// Counters (`delay_wakeups`, `tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused`, and the
 /// time histograms `queue_time` and `run_time`) only grow, from the pool's creation; gauges
 /// (`workers`, `idle_workers`, `ready`, `ready_in_local_queues`, `delayed`) say how things
 /// stand at the moment of the call; `runners` holds each named runner's own figures. Taking a
@@ -315,7 +315,8 @@ impl PoolMetrics {
     /// use std::time::Duration;
     /// use taskrunner::{PostTask, TaskTraits, ThreadPool};
     /// let pool = ThreadPool::builder().max_workers(1).build().unwrap();
-    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_millis(2), || ()).unwrap();
+    /// // Far enough ahead that the delay thread sleeps before it is due.
+    /// let h = pool.post_delayed_task_with_result(TaskTraits::default(), Duration::from_millis(50), || ()).unwrap();
     /// h.join().unwrap();
     /// assert!(pool.metrics().delay_wakeups() >= 1);
     /// ```
@@ -438,7 +439,7 @@ impl PoolMetrics {
     /// | names | kind |
     /// |---|---|
     /// | `workers`, `idle_workers`, `ready.user_blocking`, `ready.user_visible`, `ready.best_effort`, `ready_in_local_queues`, `delayed` | gauge |
-    /// | `tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused` | counter |
+    /// | `delay_wakeups`, `tasks_started`, `tasks_panicked`, `tasks_dropped`, `posts_refused` | counter |
     /// | `queue_time.count`, `run_time.count` | counter |
     /// | `queue_time.p50_us`, `queue_time.p99_us`, `run_time.p50_us`, `run_time.p99_us` (0 while nothing was timed) | gauge |
     /// | per named runner `N`: `runner.N.queued`, `runner.N.running` | gauge |
@@ -557,7 +558,7 @@ impl fmt::Display for PoolMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "workers {} ({} idle), ready {}/{}/{} (blocking/visible/best-effort) + {} local, delayed {}, started {}, panicked {}, dropped {}, refused {}; queue {}; run {}",
+            "workers {} ({} idle), ready {}/{}/{} (blocking/visible/best-effort) + {} local, delayed {} ({} wake-ups), started {}, panicked {}, dropped {}, refused {}; queue {}; run {}",
             self.workers,
             self.idle_workers,
             self.ready[TaskPriority::UserBlocking.index()],
@@ -565,6 +566,7 @@ impl fmt::Display for PoolMetrics {
             self.ready[TaskPriority::BestEffort.index()],
             self.ready_local,
             self.delayed,
+            self.delay_wakeups,
             self.tasks_started,
             self.tasks_panicked,
             self.tasks_dropped,

@@ -40,6 +40,7 @@
 use crate::base::shim::{AtomicBool, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
 use crate::base::traits::TaskPriority;
 use crate::base::unwind::{catch, drop_quietly, Payload};
+use crate::handle::TaskError;
 
 /// The job's max-concurrency callback, given the number of workers running.
 pub(crate) type MaxFn = Box<dyn Fn(usize) -> usize + Send + Sync>;
@@ -80,8 +81,8 @@ struct State {
     cancelled: bool,
     /// Which worker ids are taken (bit set).
     ids: Vec<u64>,
-    /// The first panic of a worker or of the callback.
-    panic: Option<Payload>,
+    /// The first panic of a worker or of the callback, for every joiner.
+    panic: Option<TaskError>,
 }
 
 impl State {
@@ -312,7 +313,7 @@ impl JobCore {
     pub(crate) fn record_panic(&self, p: Payload) {
         let mut s = self.state.lock();
         if s.panic.is_none() {
-            s.panic = Some(p);
+            s.panic = Some(TaskError::from_panic(p));
             drop(s);
         } else {
             drop(s);
@@ -321,8 +322,10 @@ impl JobCore {
         self.cancel();
     }
 
-    pub(crate) fn take_panic(&self) -> Option<Payload> {
-        self.state.lock().panic.take()
+    /// The first panic, as every joiner reports it (the payload goes to the first
+    /// `into_panic`).
+    pub(crate) fn panic(&self) -> Option<TaskError> {
+        self.state.lock().panic.clone()
     }
 
     pub(crate) fn cancel(&self) {

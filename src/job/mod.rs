@@ -133,10 +133,11 @@ impl Job {
         }
     }
 
-    /// Posts `spawn.n` worker tickets. A refused one is dropped, which un-reserves it.
+    /// Posts `spawn.n` worker tickets. A refused one is dropped, which un-reserves it; the
+    /// ones after it are not posted and are un-reserved here.
     fn post(self: &Arc<Self>, spawn: Spawn) {
         let traits = self.traits.priority(spawn.priority);
-        for _ in 0..spawn.n {
+        for i in 0..spawn.n {
             let ticket = Ticket {
                 job: Some(Arc::clone(self)),
                 gen: spawn.gen,
@@ -149,6 +150,9 @@ impl Job {
                 self.posted_from,
             );
             if posted.is_err() {
+                for _ in i + 1..spawn.n {
+                    self.core.ticket_dropped(spawn.gen);
+                }
                 break;
             }
         }
@@ -309,10 +313,20 @@ impl JobDelegate<'_> {
     /// per-worker state without a lock).
     ///
     /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
     /// use taskrunner::{TaskTraits, ThreadPool};
     /// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
-    /// let job = pool.post_job(TaskTraits::default(), |d| assert!(d.task_id() < 4), |_| 0).unwrap();
+    /// let left = Arc::new(AtomicUsize::new(100));
+    /// let max_id = Arc::new(AtomicUsize::new(0));
+    /// let (l, m) = (left.clone(), max_id.clone());
+    /// let job = pool.post_job(TaskTraits::default(), move |d| {
+    ///     m.fetch_max(d.task_id(), SeqCst);
+    ///     let _ = l.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+    /// }, { let left = left.clone(); move |_| left.load(SeqCst).min(4) }).unwrap();
     /// job.join().unwrap();
+    /// assert_eq!(left.load(SeqCst), 0);
+    /// assert!(max_id.load(SeqCst) < 4); // ids stay below the concurrency
     /// ```
     pub fn task_id(&self) -> usize {
         self.id
@@ -381,7 +395,8 @@ impl JobHandle {
     /// Waits until the job is complete (no worker runs and the callback returns 0) or, if it
     /// was cancelled, until every worker has left, running the worker function on this thread
     /// meanwhile whenever the job wants one more worker. Returns the first panic of a worker
-    /// (or of the callback) as an error.
+    /// (or of the callback) as an error (to every clone that joins; the payload goes to the
+    /// first `into_panic`).
     ///
     /// # Panics
     ///
@@ -416,8 +431,8 @@ impl JobHandle {
             |wait| blocking_unchecked(wait),
             &|p| job.report_callback_panic(p),
         );
-        match job.core.take_panic() {
-            Some(p) => Err(TaskError::from_panic(p)),
+        match job.core.panic() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

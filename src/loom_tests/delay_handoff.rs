@@ -205,3 +205,58 @@ fn loom_delay_service_exit_vs_reopen_and_post() {
         assert_eq!(mgr.len(), 0, "the task was left behind");
     });
 }
+
+/// A flexible post (leeway 1 ms) races the service thread sleeping until a far precise
+/// deadline: the post's latest time (its run time plus the leeway) is earlier than what the
+/// thread sleeps until, so it must wake it, and the thread forwards the flexible task (due at
+/// the model's `now`). A missed wake-up leaves the thread parked: a loom deadlock.
+#[test]
+fn loom_delay_flexible_post_wakes_a_thread_sleeping_until_later() {
+    use crate::base::traits::DelayPolicy;
+    model(|| {
+        let mgr = Arc::new(DelayManager::with_leeway(std::time::Duration::from_millis(
+            1,
+        )));
+        let now = Instant::now();
+        let far = Deadline::after(now, std::time::Duration::from_secs(3600));
+        let first = mgr
+            .add(
+                far,
+                plain_task(),
+                Destination::Parallel(TaskTraits::default()),
+            )
+            .expect("not stopped");
+        assert!(first.start_thread);
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let mgr = Arc::clone(&mgr);
+            let forwarded = Arc::clone(&forwarded);
+            let seen = Arc::clone(&forwarded);
+            thread::spawn(move || {
+                crate::engine::delay::loom_service(
+                    &mgr,
+                    now,
+                    |ripe| {
+                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
+                    },
+                    move || seen.load(Ordering::SeqCst) == 1,
+                )
+            })
+        };
+        let flexible = TaskTraits::default().delay_policy(DelayPolicy::FlexibleNoSooner);
+        mgr.add(
+            Deadline::at(now),
+            plain_task(),
+            Destination::Parallel(flexible),
+        )
+        .expect("not stopped");
+        service.join().unwrap();
+        assert_eq!(
+            forwarded.load(Ordering::SeqCst),
+            1,
+            "the flexible task was forwarded"
+        );
+        assert_eq!(mgr.len(), 1, "the far precise task is still pending");
+        drop(mgr.stop());
+    });
+}

@@ -39,6 +39,7 @@
 //! | `loom_shutdown_post_vs_complete` | a skip post racing completion: it runs before completion or is discarded, never stranded |
 //! | `loom_delay_forward_vs_shutdown` | forwarding a ripe block task vs shutdown with a live worker: never runs after completion; completion happens |
 //! | `loom_delay_add_vs_stop` | `DelayManager::add` vs `stop`: refused, or taken back; never left behind |
+//! | `loom_delay_flexible_post_wakes_a_thread_sleeping_until_later` | a flexible post whose run time plus the leeway is earlier than the service thread's armed deadline wakes it |
 //!
 //! Plus the `handle`, `orchestration`, `future_task`, `timer`, `repeat`, `flow`, `job`, `bounded` and `gate` files and the `loom_keyed_*`
 //! models in `src/runner/keyed.rs`. At the CI bound of 2 preemptions the whole run takes under a

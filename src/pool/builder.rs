@@ -256,10 +256,11 @@ impl ThreadPoolBuilder {
     }
 
     /// How late a delayed task with [`DelayPolicy::FlexibleNoSooner`](crate::DelayPolicy) may
-    /// run (default 8 ms, Chromium's default leeway): the delay thread then wakes once for all
-    /// the flexible tasks that fall within one leeway, instead of once for each. Precise
-    /// delayed tasks (the default policy) are not affected. In a test environment, flexible
-    /// tasks run at their run time.
+    /// be handed to the workers (default 8 ms, Chromium's default leeway; at most one hour):
+    /// the delay thread then wakes once for all the flexible tasks that fall within one
+    /// leeway, instead of once for each. Like any task, it then starts when a worker is free.
+    /// Precise delayed tasks (the default policy) are not affected. In a test environment,
+    /// flexible tasks run at their run time.
     ///
     /// ```
     /// use std::time::Duration;
@@ -271,7 +272,9 @@ impl ThreadPoolBuilder {
     /// ```
     #[must_use]
     pub fn timer_leeway(mut self, leeway: Duration) -> Self {
-        self.timer_leeway = leeway;
+        // Capped, so that a run time plus the leeway is always a time the delay thread can
+        // sleep until.
+        self.timer_leeway = leeway.min(Duration::from_secs(3600));
         self
     }
 

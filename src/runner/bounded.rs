@@ -44,6 +44,7 @@ use crate::runner::PostTask;
 /// assert_ne!(QueuePolicy::Reject, QueuePolicy::Block);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum QueuePolicy {
     /// Refuse it: the post returns [`PostRefusal::QueueFull`] with the closure handed back.
     Reject,
@@ -161,7 +162,8 @@ struct Shared<R> {
 ///
 /// Every posting variant works ([`PostTask`]): with a result, with a reply, futures. A
 /// delayed task counts against the capacity only once it is due: it joins the tail of the
-/// queue then, even if the queue is full (nothing can be handed back at that point).
+/// queue then, even if the queue is full (nothing can be handed back at that point). Its
+/// timing is precise, whatever the [`DelayPolicy`](crate::DelayPolicy) of the runner beneath.
 ///
 /// ```
 /// use taskrunner::{PostRefusal, PostTask, QueuePolicy, TaskTraits, ThreadPool};
@@ -370,11 +372,12 @@ where
             drop(s);
             match self.post_pump(posted_from) {
                 Ok(()) => Ok(()),
-                Err(reason) => {
-                    // The refused pump abandoned the queue; our closure is still in its slot.
-                    let f = mine.take().expect("a queued task never ran without a pump");
-                    Err(PostError::new(reason, f))
-                }
+                // The refused pump abandoned the queue; our closure is still in its slot,
+                // unless a post under `DropOldest` evicted it meanwhile and its callback ran it.
+                Err(reason) => match mine.take() {
+                    Some(f) => Err(PostError::new(reason, f)),
+                    None => Ok(()),
+                },
             }
         };
         if let Some(old) = evicted {

@@ -163,6 +163,7 @@ impl SequencedTaskRunner {
     /// drop(tx);
     /// assert_eq!(rx.iter().collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>());
     /// ```
+    #[must_use = "the bounded runner is the one to post to"]
     pub fn bounded(
         self,
         capacity: usize,

@@ -77,6 +77,7 @@ impl SingleThreadTaskRunner {
     /// let h = ui.post_task_with_result(|| "painted").unwrap();
     /// assert_eq!(h.join().unwrap(), "painted");
     /// ```
+    #[must_use = "the bounded runner is the one to post to"]
     pub fn bounded(
         self,
         capacity: usize,

@@ -589,10 +589,15 @@ fn service_main(
         }
         match next.instant().and_then(|at| clock.real_time_until(at)) {
             Some(d) if d.is_zero() => {}
-            Some(d) => thread::park_timeout(d),
-            None => thread::park(),
+            Some(d) => {
+                thread::park_timeout(d);
+                shared.wakeups.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                thread::park();
+                shared.wakeups.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        shared.wakeups.fetch_add(1, Ordering::Relaxed);
         shared.woke();
     }
 }
