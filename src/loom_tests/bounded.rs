@@ -40,22 +40,37 @@ fn counted(ran: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
     }
 }
 
+/// Posts one task to a bounded runner over a fake sequence, starts the sequence's thread
+/// (running what it is given, or dropping it unrun if `run` is false), and posts a second task
+/// while that thread takes the first pump. Returns the runner and how many tasks ran.
+fn two_posts(
+    capacity: usize,
+    policy: QueuePolicy,
+    run: bool,
+) -> (BoundedRunner<FakeRunner>, usize) {
+    let inner = FakeRunner::new();
+    let r = BoundedRunner::new(inner.clone(), capacity, policy);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    r.post_task_from(counted(&ran), Location::caller())
+        .expect("room");
+    let sequence = serve(inner, done.clone(), run);
+    // Under `Block` this post may wait for the pump to take the first task (or, if the pump is
+    // dropped, for it to abandon the queue).
+    r.post_task_from(counted(&ran), Location::caller())
+        .expect("accepted");
+    done.store(true, Ordering::SeqCst);
+    sequence.join().unwrap();
+    let n = ran.load(Ordering::SeqCst);
+    (r, n)
+}
+
 #[test]
 fn loom_bounded_post_vs_last_take() {
     model(|| {
-        let inner = FakeRunner::new();
-        let r = BoundedRunner::new(inner.clone(), 2, QueuePolicy::Reject);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("room");
-        let server = serve(inner.clone(), done.clone(), true);
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("room");
-        done.store(true, Ordering::SeqCst);
-        server.join().unwrap();
+        let (r, ran) = two_posts(2, QueuePolicy::Reject, true);
         // Whatever the interleaving, both ran: no task was left without a pump.
-        assert_eq!(ran.load(Ordering::SeqCst), 2);
+        assert_eq!(ran, 2);
         assert!(r.is_empty());
     });
 }
@@ -63,39 +78,19 @@ fn loom_bounded_post_vs_last_take() {
 #[test]
 fn loom_bounded_blocked_poster_woken_by_the_pump() {
     model(|| {
-        let inner = FakeRunner::new();
-        let r = BoundedRunner::new(inner.clone(), 1, QueuePolicy::Block);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("room");
-        let server = serve(inner.clone(), done.clone(), true);
-        // Full until the server's pump takes the first task: this post may wait for it.
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("room, after waiting");
-        done.store(true, Ordering::SeqCst);
-        server.join().unwrap();
-        assert_eq!(ran.load(Ordering::SeqCst), 2);
+        // Full until the sequence's pump takes the first task.
+        let (_, ran) = two_posts(1, QueuePolicy::Block, true);
+        assert_eq!(ran, 2);
     });
 }
 
 #[test]
 fn loom_bounded_dropped_pump_wakes_blocked_poster() {
     model(|| {
-        let inner = FakeRunner::new();
-        let r = BoundedRunner::new(inner.clone(), 1, QueuePolicy::Block);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("room");
-        // The sequence drops what is posted to it (as shutdown or a poisoned sequence would).
-        let dropper = serve(inner.clone(), done.clone(), false);
-        // Full: waits until the dropped pump abandons the queue, then queues (and is dropped).
-        r.post_task_from(counted(&ran), Location::caller())
-            .expect("accepted by the model runner");
-        done.store(true, Ordering::SeqCst);
-        dropper.join().unwrap();
-        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        // The sequence drops what is posted to it (as shutdown or a poisoned sequence would):
+        // the second post waits until the dropped pump abandons the queue, then is dropped too.
+        let (r, ran) = two_posts(1, QueuePolicy::Block, false);
+        assert_eq!(ran, 0);
         assert!(r.is_empty());
     });
 }

@@ -106,6 +106,28 @@ fn plain_task() -> Task {
     Task::new(Box::new(|| {}), std::panic::Location::caller())
 }
 
+/// A service thread (the model's, at a fixed `now`) that serves until it has forwarded one
+/// task; returns it and the count of tasks it forwarded.
+fn serve_one(mgr: &Arc<DelayManager>, now: Instant) -> (thread::JoinHandle<()>, Arc<AtomicUsize>) {
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let mgr = Arc::clone(mgr);
+        let forwarded = Arc::clone(&forwarded);
+        let seen = Arc::clone(&forwarded);
+        thread::spawn(move || {
+            crate::engine::delay::loom_service(
+                &mgr,
+                now,
+                |ripe| {
+                    forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
+                },
+                move || seen.load(Ordering::SeqCst) == 1,
+            )
+        })
+    };
+    (service, forwarded)
+}
+
 /// A delayed post races the service thread going to sleep with nothing pending (`armed` =
 /// "until a post"). The post's push-fence-load and the thread's store-fence-check rule out a
 /// lost wake-up: the thread forwards the task instead of parking forever (loom reports a
@@ -115,22 +137,7 @@ fn loom_delay_post_wakes_the_sleeping_service_thread() {
     model(|| {
         let mgr = Arc::new(DelayManager::new());
         let run_at = Instant::now();
-        let forwarded = Arc::new(AtomicUsize::new(0));
-        let service = {
-            let mgr = Arc::clone(&mgr);
-            let forwarded = Arc::clone(&forwarded);
-            let seen = Arc::clone(&forwarded);
-            thread::spawn(move || {
-                crate::engine::delay::loom_service(
-                    &mgr,
-                    run_at,
-                    |ripe| {
-                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
-                    },
-                    move || seen.load(Ordering::SeqCst) == 1,
-                )
-            })
-        };
+        let (service, forwarded) = serve_one(&mgr, run_at);
         let added = mgr
             .add(
                 Deadline::at(run_at),
@@ -167,22 +174,7 @@ fn loom_delay_service_exit_vs_reopen_and_post() {
             .expect("not stopped");
         assert!(first.start_thread);
         drop(mgr.stop());
-        let forwarded = Arc::new(AtomicUsize::new(0));
-        let service = {
-            let mgr = Arc::clone(&mgr);
-            let forwarded = Arc::clone(&forwarded);
-            let seen = Arc::clone(&forwarded);
-            thread::spawn(move || {
-                crate::engine::delay::loom_service(
-                    &mgr,
-                    run_at,
-                    |ripe| {
-                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
-                    },
-                    move || seen.load(Ordering::SeqCst) == 1,
-                )
-            })
-        };
+        let (service, forwarded) = serve_one(&mgr, run_at);
         mgr.reopen();
         let added = mgr
             .add(
@@ -227,29 +219,19 @@ fn loom_delay_flexible_post_wakes_a_thread_sleeping_until_later() {
             )
             .expect("not stopped");
         assert!(first.start_thread);
-        let forwarded = Arc::new(AtomicUsize::new(0));
-        let service = {
-            let mgr = Arc::clone(&mgr);
-            let forwarded = Arc::clone(&forwarded);
-            let seen = Arc::clone(&forwarded);
-            thread::spawn(move || {
-                crate::engine::delay::loom_service(
-                    &mgr,
-                    now,
-                    |ripe| {
-                        forwarded.fetch_add(ripe.len(), Ordering::SeqCst);
-                    },
-                    move || seen.load(Ordering::SeqCst) == 1,
-                )
-            })
-        };
+        let (service, forwarded) = serve_one(&mgr, now);
         let flexible = TaskTraits::default().delay_policy(DelayPolicy::FlexibleNoSooner);
-        mgr.add(
-            Deadline::at(now),
-            plain_task(),
-            Destination::Parallel(flexible),
-        )
-        .expect("not stopped");
+        let added = mgr
+            .add(
+                Deadline::at(now),
+                plain_task(),
+                Destination::Parallel(flexible),
+            )
+            .expect("not stopped");
+        assert!(
+            !added.start_thread,
+            "the first post already asked for the thread"
+        );
         service.join().unwrap();
         assert_eq!(
             forwarded.load(Ordering::SeqCst),
